@@ -1,0 +1,17 @@
+// Registers the JS-visible classes and functions; nothing else lives here.
+#include <napi.h>
+
+#include "napi/model_wrap.h"
+#include "napi/runtime_wrap.h"
+#include "napi/trainer_wrap.h"
+
+namespace {
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  tfn::InitRuntime(env, exports);
+  tfn::ModelWrap::Init(env, exports);
+  tfn::TrainerWrap::Init(env, exports);
+  return exports;
+}
+}  // namespace
+
+NODE_API_MODULE(trt_flowers, Init)

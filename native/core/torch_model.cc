@@ -1,0 +1,159 @@
+#include "torch_model.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include "atomic_file.h"
+#include "errors.h"
+#include "runtime.h"
+
+namespace tf {
+
+std::string shortMessage(const c10::Error& e) { return shortMessage(std::string(e.what_without_backtrace())); }
+
+std::string shortMessage(const std::string& message) {
+  std::string msg = message;
+  const auto cut = msg.find("\nException raised from");
+  if (cut != std::string::npos) msg.resize(cut);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  if (msg.find("Traceback of TorchScript") != std::string::npos) {
+    // The last line is "RuntimeError: <what went wrong>".
+    const auto nl = msg.rfind('\n');
+    std::string last = nl == std::string::npos ? msg : msg.substr(nl + 1);
+    const auto colon = last.find("Error: ");
+    if (colon != std::string::npos && colon < 40) last = last.substr(colon + 7);
+    return last;
+  }
+  return msg;
+}
+
+int64_t checkImageShape(const std::vector<int64_t>& shape, const std::string& what) {
+  if (shape.size() != 4) {
+    throw TypeError(what + " must have shape [N, C, H, W], received " + std::to_string(shape.size()) + " dimension(s)");
+  }
+  int64_t count = 1;
+  for (const auto d : shape) {
+    if (d < 1 || d > (1 << 20)) {
+      throw RangeError(what + " dimensions must be between 1 and 1048576, received " + std::to_string(d));
+    }
+    count *= d;
+  }
+  if (count > (int64_t{1} << 31)) throw RangeError(what + " is too large (" + std::to_string(count) + " elements)");
+  return count;
+}
+
+TorchModel::TorchModel(torch::jit::Module module, torch::Device device, std::string path)
+    : module_(std::move(module)), device_(device), path_(std::move(path)) {}
+
+std::shared_ptr<TorchModel> TorchModel::load(const std::string& path, const std::string& device) {
+  const std::string dev = normalizeDevice(device);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw ModelLoadError("cannot load TorchScript model '" + path + "': file not found");
+  }
+  applyThreadSettings();
+  try {
+    torch::Device d(dev);
+    auto module = torch::jit::load(path, d);
+    module.eval();
+    if (!module.find_method("forward")) {
+      throw ModelLoadError("cannot load TorchScript model '" + path + "': it has no forward() method");
+    }
+    return std::shared_ptr<TorchModel>(new TorchModel(std::move(module), d, path));
+  } catch (...) {
+    rethrowAs<ModelLoadError>("cannot load TorchScript model '" + path + "'");
+  }
+}
+
+std::pair<at::Tensor, at::Tensor> TorchModel::splitOutput(const c10::IValue& out) {
+  auto asMatrix = [](const c10::IValue& v, const char* name) {
+    if (!v.isTensor()) throw RuntimeFailure(std::string("model output '") + name + "' is not a tensor");
+    auto t = v.toTensor();
+    if (t.dim() != 2) {
+      throw RuntimeFailure(std::string("model output '") + name + "' must be [N, K], got " + std::to_string(t.dim()) +
+                           " dimension(s)");
+    }
+    return t;
+  };
+  if (out.isTensor()) {
+    auto logits = asMatrix(out, "logits");
+    return {logits, logits};
+  }
+  if (out.isTuple()) {
+    const auto& elems = out.toTupleRef().elements();
+    if (elems.size() >= 2) return {asMatrix(elems[0], "logits"), asMatrix(elems[1], "embedding")};
+    if (elems.size() == 1) {
+      auto logits = asMatrix(elems[0], "logits");
+      return {logits, logits};
+    }
+  }
+  throw RuntimeFailure("model must return a tensor of logits or a tuple (logits, embedding), got " + out.tagKind());
+}
+
+ForwardResult TorchModel::forward(const float* data, const std::vector<int64_t>& shape) {
+  checkImageShape(shape, "input");
+  std::lock_guard<std::mutex> lock(mutex_);
+  applyThreadSettings();
+  try {
+    c10::InferenceMode guard;
+    auto input = torch::from_blob(const_cast<float*>(data), shape, torch::kFloat32);
+    if (!device_.is_cpu()) input = input.to(device_, /*non_blocking=*/false);
+    const auto out = module_.forward({input});
+    auto [logits, embedding] = splitOutput(out);
+    if (logits.size(0) != shape[0] || embedding.size(0) != shape[0]) {
+      throw RuntimeFailure("model returned " + std::to_string(logits.size(0)) + " rows for a batch of " +
+                           std::to_string(shape[0]));
+    }
+    return {logits.to(torch::kCPU, torch::kFloat32).contiguous(),
+            embedding.to(torch::kCPU, torch::kFloat32).contiguous()};
+  } catch (...) {
+    rethrowAs<RuntimeFailure>("forward failed for input [" + std::to_string(shape[0]) + ", " +
+                              std::to_string(shape[1]) + ", " + std::to_string(shape[2]) + ", " +
+                              std::to_string(shape[3]) + "]");
+  }
+}
+
+std::pair<at::Tensor, at::Tensor> TorchModel::forwardTrain(const at::Tensor& input) {
+  return splitOutput(module_.forward({input}));
+}
+
+void TorchModel::setTraining(bool training) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  setTrainingLocked(training);
+}
+
+void TorchModel::setTrainingLocked(bool training) {
+  training_.store(training);
+  if (training) {
+    module_.train();
+  } else {
+    module_.eval();
+  }
+}
+
+bool TorchModel::training() const { return training_.load(); }
+
+void TorchModel::save(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  writeAtomically(path, [&](const std::string& tmp) {
+    try {
+      module_.save(tmp);
+    } catch (...) {
+      rethrowAs<SaveError>("TorchScript save failed");
+    }
+  });
+}
+
+std::vector<at::Tensor> TorchModel::parameters() const {
+  std::vector<at::Tensor> params;
+  for (const auto& p : module_.parameters()) params.push_back(p);
+  return params;
+}
+
+int64_t TorchModel::parameterCount() const {
+  int64_t n = 0;
+  for (const auto& p : module_.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace tf

@@ -1,0 +1,100 @@
+// A TorchScript classifier: load, forward (logits + embedding), train/eval mode, save.
+#pragma once
+
+#include <torch/script.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace tf {
+
+struct ForwardResult {
+  at::Tensor logits;     // [N, C] float32, CPU, contiguous
+  at::Tensor embedding;  // [N, D] float32, CPU, contiguous (the logits when the model returns only logits)
+};
+
+class TorchModel {
+ public:
+  // Loads a TorchScript file onto device ("cpu", "cuda", "cuda:N"). Throws ModelLoadError, RangeError or
+  // DeviceUnavailableError.
+  static std::shared_ptr<TorchModel> load(const std::string& path, const std::string& device);
+
+  // Runs the model without gradients on a float32 NCHW batch read in place from data (no copy on CPU).
+  // Throws TypeError for a bad shape and RuntimeFailure when the network rejects the input.
+  ForwardResult forward(const float* data, const std::vector<int64_t>& shape);
+
+  // Runs the model with gradients on a tensor already on the model's device (used by the trainer).
+  std::pair<at::Tensor, at::Tensor> forwardTrain(const at::Tensor& input);
+
+  void setTraining(bool training);
+  // The same, for a caller that already holds mutex().
+  void setTrainingLocked(bool training);
+  bool training() const;
+
+  // Writes the module (with its current weights) as TorchScript, atomically. Throws SaveError.
+  void save(const std::string& path);
+
+  std::vector<at::Tensor> parameters() const;
+  int64_t parameterCount() const;
+  const torch::Device& device() const { return device_; }
+  const std::string& path() const { return path_; }
+
+  // Serialises every use of the module: a forward must never overlap a training step.
+  std::mutex& mutex() { return mutex_; }
+
+ private:
+  TorchModel(torch::jit::Module module, torch::Device device, std::string path);
+  static std::pair<at::Tensor, at::Tensor> splitOutput(const c10::IValue& out);
+
+  torch::jit::Module module_;
+  torch::Device device_;
+  std::string path_;
+  std::mutex mutex_;
+  std::atomic<bool> training_{false};
+};
+
+// Checks an NCHW float shape and returns its element count. Throws TypeError naming `what`.
+int64_t checkImageShape(const std::vector<int64_t>& shape, const std::string& what);
+
+// The useful part of a libtorch error: no C++ backtrace, and for TorchScript interpreter errors only the final
+// "XxxError: ..." line instead of the serialized-code traceback.
+std::string shortMessage(const c10::Error& e);
+std::string shortMessage(const std::string& message);
+
+// Inside a catch block: rethrows the project's own exceptions unchanged and any libtorch or standard exception as
+// E(context + ": " + its short message).
+template <class E>
+[[noreturn]] void rethrowAs(const std::string& context);
+
+}  // namespace tf
+
+#include "errors.h"
+
+namespace tf {
+template <class E>
+[[noreturn]] void rethrowAs(const std::string& context) {
+  try {
+    throw;
+  } catch (const TypeError&) {
+    throw;
+  } catch (const RangeError&) {
+    throw;
+  } catch (const ModelLoadError&) {
+    throw;
+  } catch (const SaveError&) {
+    throw;
+  } catch (const DeviceUnavailableError&) {
+    throw;
+  } catch (const RuntimeFailure&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw E(context + ": " + shortMessage(e));
+  } catch (const std::exception& e) {
+    throw E(context + ": " + shortMessage(std::string(e.what())));
+  }
+}
+}  // namespace tf

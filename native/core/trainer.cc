@@ -1,0 +1,254 @@
+#include "trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/serialize.h>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "atomic_file.h"
+#include "compat.h"
+#include "errors.h"
+#include "runtime.h"
+
+namespace tf {
+
+namespace F = torch::nn::functional;
+
+namespace {
+void requireFinite(double v, const std::string& name, double lo, double hi) {
+  if (!std::isfinite(v) || v < lo || v > hi) {
+    throw RangeError(name + " must be a finite number between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                     ", received " + std::to_string(v));
+  }
+}
+}  // namespace
+
+void validateTrainerOptions(const TrainerOptions& o) {
+  if (o.optimizer != "adam" && o.optimizer != "adamw" && o.optimizer != "sgd") {
+    throw RangeError("optimizer must be one of 'adam', 'adamw', 'sgd', received '" + o.optimizer + "'");
+  }
+  requireFinite(o.learningRate, "learningRate", 0.0, 10.0);
+  if (o.learningRate <= 0) throw RangeError("learningRate must be greater than 0, received 0");
+  requireFinite(o.weightDecay, "weightDecay", 0.0, 1.0);
+  requireFinite(o.momentum, "momentum", 0.0, 1.0);
+  requireFinite(o.gradClipNorm, "gradClipNorm", 0.0, 1e6);
+  requireFinite(o.ceWeight, "ceWeight", 0.0, 1e3);
+  requireFinite(o.contrastiveWeight, "contrastiveWeight", 0.0, 1e3);
+  requireFinite(o.margin, "margin", -1.0, 1.0);
+  requireFinite(o.scaler.initScale, "initScale", 1.0, 3.4e38);
+  requireFinite(o.scaler.growthFactor, "growthFactor", 1.0, 1e3);
+  requireFinite(o.scaler.backoffFactor, "backoffFactor", 1e-6, 1.0);
+  if (o.scaler.growthInterval < 1) throw RangeError("growthInterval must be at least 1");
+}
+
+Trainer::Trainer(std::shared_ptr<TorchModel> model, TrainerOptions options)
+    : model_(std::move(model)), options_(std::move(options)) {
+  if (!model_) throw TypeError("model is required");
+  validateTrainerOptions(options_);
+  if (options_.amp && !model_->device().is_cuda()) {
+    throw RangeError("amp (fp16 autocast) needs a CUDA model; the model is on " + model_->device().str());
+  }
+  params_ = model_->parameters();
+  std::vector<at::Tensor> trainable;
+  for (const auto& p : params_) {
+    if (p.requires_grad()) trainable.push_back(p);
+  }
+  params_ = trainable;
+  if (params_.empty()) throw RangeError("the model has no trainable parameters");
+  if (options_.optimizer == "adam") {
+    optimizer_ = std::make_unique<torch::optim::Adam>(
+        params_, torch::optim::AdamOptions(options_.learningRate).weight_decay(options_.weightDecay));
+  } else if (options_.optimizer == "adamw") {
+    optimizer_ = std::make_unique<torch::optim::AdamW>(
+        params_, torch::optim::AdamWOptions(options_.learningRate).weight_decay(options_.weightDecay));
+  } else {
+    optimizer_ = std::make_unique<torch::optim::SGD>(
+        params_,
+        torch::optim::SGDOptions(options_.learningRate).momentum(options_.momentum).weight_decay(options_.weightDecay));
+  }
+  lr_.store(options_.learningRate);
+  if (options_.amp || options_.gradScaler) scaler_.emplace(options_.scaler, model_->device());
+}
+
+StepResult Trainer::step(const TripletBatch& batch) { return run(batch, true); }
+StepResult Trainer::evaluate(const TripletBatch& batch) { return run(batch, false); }
+
+StepResult Trainer::run(const TripletBatch& batch, bool train) {
+  checkImageShape(batch.shape, "batch");
+  const int64_t b = batch.shape[0];
+  if (static_cast<int64_t>(batch.labels.size()) != b) {
+    throw TypeError("labels must have one entry per query (" + std::to_string(b) + "), received " +
+                    std::to_string(batch.labels.size()));
+  }
+  std::lock_guard<std::mutex> lock(model_->mutex());
+  applyThreadSettings();
+  if (lrChanged_.exchange(false)) {
+    for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr_.load());
+  }
+  const auto device = model_->device();
+  StepResult r;
+  r.count = b;
+  try {
+    std::optional<torch::NoGradGuard> noGrad;
+    if (!train) noGrad.emplace();
+    // One forward over the concatenated triplet: BatchNorm sees all three parts, and it is one big call.
+    auto images = torch::cat({torch::from_blob(const_cast<float*>(batch.query), batch.shape, torch::kFloat32),
+                              torch::from_blob(const_cast<float*>(batch.positive), batch.shape, torch::kFloat32),
+                              torch::from_blob(const_cast<float*>(batch.negative), batch.shape, torch::kFloat32)})
+                      .to(device);
+    auto labels = torch::tensor(batch.labels, torch::kLong);
+    const auto numClasses = [&](const at::Tensor& logits) { return logits.size(1); };
+    const bool autocast = options_.amp && train;
+    const bool wasTraining = model_->training();
+    model_->setTrainingLocked(train);
+    if (autocast) compat::setCudaAutocast(true);
+    auto [logits, embedding] = model_->forwardTrain(images);
+    if (autocast) {
+      compat::setCudaAutocast(false);
+      compat::clearAutocastCache();
+    }
+    if (!train && wasTraining) model_->setTrainingLocked(true);
+    logits = logits.to(torch::kFloat32);
+    embedding = embedding.to(torch::kFloat32);
+    const auto maxLabel = labels.max().item<int64_t>();
+    const auto minLabel = labels.min().item<int64_t>();
+    if (minLabel < 0 || maxLabel >= numClasses(logits)) {
+      throw RangeError("labels must be between 0 and " + std::to_string(numClasses(logits) - 1) + " (the model has " +
+                       std::to_string(numClasses(logits)) + " classes), received " +
+                       std::to_string(minLabel < 0 ? minLabel : maxLabel));
+    }
+    labels = labels.to(device);
+    auto parts = logits.split(b);
+    auto emb = embedding.split(b);
+    const auto qLogits = parts[0];
+    auto ce = F::cross_entropy(qLogits, labels);
+    const auto ones = torch::ones({b}, torch::TensorOptions().device(device));
+    auto opts = F::CosineEmbeddingLossFuncOptions().margin(options_.margin);
+    auto pos = F::cosine_embedding_loss(emb[0], emb[1], ones, opts);
+    auto neg = F::cosine_embedding_loss(emb[0], emb[2], -ones, opts);
+    auto contrastive = pos + neg;
+    auto loss = options_.ceWeight * ce + options_.contrastiveWeight * contrastive;
+    r.loss = loss.item<double>();
+    r.ce = ce.item<double>();
+    r.contrastive = contrastive.item<double>();
+    r.positiveLoss = pos.item<double>();
+    r.negativeLoss = neg.item<double>();
+    r.correct = qLogits.argmax(1).eq(labels).sum().item<int64_t>();
+    if (!train) {
+      auto cpu = qLogits.detach().to(torch::kCPU).contiguous();
+      r.logits.assign(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());
+      r.scale = scaler_ ? scaler_->currentScale() : 1.0;
+      return r;
+    }
+    if (!std::isfinite(r.loss) && !scaler_) {
+      throw RuntimeFailure("the loss is not finite (" + std::to_string(r.loss) +
+                           "); lower the learning rate or enable gradient clipping");
+    }
+    optimizer_->zero_grad();
+    if (scaler_) {
+      scaler_->scale(loss).backward();
+      const bool finite = scaler_->unscale(params_);
+      r.gradNorm = torch::nn::utils::clip_grad_norm_(
+          params_, options_.gradClipNorm > 0 ? options_.gradClipNorm : std::numeric_limits<double>::infinity());
+      if (finite) {
+        optimizer_->step();
+      } else {
+        r.skipped = true;
+      }
+      scaler_->update();
+      r.scale = scaler_->currentScale();
+    } else {
+      loss.backward();
+      r.gradNorm = torch::nn::utils::clip_grad_norm_(
+          params_, options_.gradClipNorm > 0 ? options_.gradClipNorm : std::numeric_limits<double>::infinity());
+      optimizer_->step();
+    }
+    ++steps_;
+    return r;
+  } catch (...) {
+    if (options_.amp) compat::setCudaAutocast(false);
+    rethrowAs<RuntimeFailure>(train ? "training step failed" : "evaluation failed");
+  }
+}
+
+void Trainer::setLearningRate(double lr) {
+  requireFinite(lr, "learningRate", 0.0, 10.0);
+  lr_.store(lr);
+  lrChanged_.store(true);
+}
+
+double Trainer::learningRate() const { return lr_.load(); }
+
+void Trainer::saveState(const std::string& path) {
+  std::lock_guard<std::mutex> lock(model_->mutex());
+  writeAtomically(path, [&](const std::string& tmp) {
+    torch::serialize::OutputArchive archive;
+    torch::serialize::OutputArchive opt;
+    optimizer_->save(opt);
+    archive.write("optimizer", opt);
+    archive.write("optimizer_name", c10::IValue(options_.optimizer));
+    archive.write("steps", c10::IValue(steps_));
+    archive.write("param_count", c10::IValue(static_cast<int64_t>(params_.size())));
+    // Random state (dropout, augmentation on the native side) so a resumed run continues exactly.
+    archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state(), /*is_buffer=*/true);
+    if (scaler_) {
+      archive.write("scaler_scale", scaler_->scaleTensor().cpu(), /*is_buffer=*/true);
+      archive.write("scaler_growth", scaler_->growthTracker().cpu(), /*is_buffer=*/true);
+    }
+    try {
+      archive.save_to(tmp);
+    } catch (...) {
+      rethrowAs<SaveError>("trainer state save failed");
+    }
+  });
+}
+
+void Trainer::loadState(const std::string& path) {
+  std::lock_guard<std::mutex> lock(model_->mutex());
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw ModelLoadError("cannot load trainer state '" + path + "': file not found");
+  }
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path, model_->device());
+    c10::IValue name, steps, count;
+    archive.read("optimizer_name", name);
+    archive.read("steps", steps);
+    archive.read("param_count", count);
+    if (name.toStringRef() != options_.optimizer) {
+      throw ModelLoadError("cannot load trainer state '" + path + "': it was saved with optimizer '" +
+                           name.toStringRef() + "', this trainer uses '" + options_.optimizer + "'");
+    }
+    if (count.toInt() != static_cast<int64_t>(params_.size())) {
+      throw ModelLoadError("cannot load trainer state '" + path + "': it holds " + std::to_string(count.toInt()) +
+                           " parameter tensors, the model has " + std::to_string(params_.size()));
+    }
+    torch::serialize::InputArchive opt;
+    archive.read("optimizer", opt);
+    optimizer_->load(opt);
+    lr_.store(optimizer_->param_groups().front().options().get_lr());
+    lrChanged_.store(false);
+    steps_ = steps.toInt();
+    at::Tensor rng;
+    if (archive.try_read("rng_cpu", rng, true)) {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      gen.set_state(rng.to(torch::kCPU));
+    }
+    if (scaler_) {
+      at::Tensor s, g;
+      if (archive.try_read("scaler_scale", s, true) && archive.try_read("scaler_growth", g, true)) {
+        scaler_->scaleTensor().copy_(s);
+        scaler_->growthTracker().copy_(g);
+      }
+    }
+  } catch (...) {
+    rethrowAs<ModelLoadError>("cannot load trainer state '" + path + "' (not a trainer state file?)");
+  }
+}
+
+}  // namespace tf

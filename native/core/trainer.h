@@ -1,0 +1,93 @@
+// One optimisation step over a triplet batch: cross-entropy on the queries plus a cosine-embedding loss that pulls
+// (query, positive) together and pushes (query, negative) apart.
+#pragma once
+
+#include <torch/optim.h>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "grad_scaler.h"
+#include "torch_model.h"
+
+namespace tf {
+
+struct TrainerOptions {
+  std::string optimizer = "adamw";  // adam | adamw | sgd
+  double learningRate = 1e-3;
+  double weightDecay = 0.0;
+  double momentum = 0.9;           // sgd only
+  double gradClipNorm = 0.0;       // 0 = no clipping
+  double ceWeight = 1.0;           // weight of the classification loss
+  double contrastiveWeight = 1.0;  // weight of the cosine-embedding loss
+  double margin = 0.0;             // CosineEmbeddingLoss margin for negatives, in [-1, 1]
+  bool amp = false;                // fp16 autocast (CUDA only)
+  bool gradScaler = false;         // dynamic loss scaling (on by default with amp)
+  GradScalerOptions scaler;
+};
+
+// Images of one triplet batch, each [B, C, H, W] float32 (read in place), and B int labels of the queries.
+struct TripletBatch {
+  const float* query;
+  const float* positive;
+  const float* negative;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> labels;
+};
+
+struct StepResult {
+  double loss = 0;  // ceWeight * ce + contrastiveWeight * contrastive
+  double ce = 0;
+  double contrastive = 0;  // positive + negative parts
+  double positiveLoss = 0;
+  double negativeLoss = 0;
+  int64_t correct = 0;  // queries whose argmax equals their label
+  int64_t count = 0;
+  double gradNorm = 0;        // total L2 norm before clipping (0 for evaluation)
+  bool skipped = false;       // the scaler found inf/NaN gradients and skipped the update
+  double scale = 1;           // loss scale after the step
+  std::vector<float> logits;  // query logits (evaluation only)
+};
+
+class Trainer {
+ public:
+  // Throws RangeError/TypeError for invalid options.
+  Trainer(std::shared_ptr<TorchModel> model, TrainerOptions options);
+
+  // Forward + backward + optimizer step in train mode.
+  StepResult step(const TripletBatch& batch);
+  // The same losses in eval mode without gradients (validation); also returns the query logits.
+  StepResult evaluate(const TripletBatch& batch);
+
+  void setLearningRate(double lr);
+  double learningRate() const;
+  int64_t stepCount() const { return steps_; }
+
+  // setLearningRate is safe while a step runs: the new rate applies from the next step.
+  // Optimizer, scaler and step count, for exact resume. Atomic write; throws SaveError / ModelLoadError.
+  void saveState(const std::string& path);
+  void loadState(const std::string& path);
+
+  const TrainerOptions& options() const { return options_; }
+  const std::shared_ptr<TorchModel>& model() const { return model_; }
+
+ private:
+  StepResult run(const TripletBatch& batch, bool train);
+
+  std::shared_ptr<TorchModel> model_;
+  TrainerOptions options_;
+  std::vector<at::Tensor> params_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::optional<GradScaler> scaler_;
+  int64_t steps_ = 0;
+  std::atomic<double> lr_{0.0};
+  std::atomic<bool> lrChanged_{false};
+};
+
+// Throws RangeError naming the first invalid option.
+void validateTrainerOptions(const TrainerOptions& o);
+
+}  // namespace tf

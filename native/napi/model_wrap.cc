@@ -1,0 +1,174 @@
+#include "model_wrap.h"
+
+#include "../core/errors.h"
+#include "common.h"
+
+namespace tfn {
+
+namespace {
+// The constructor is reachable only through loadModel(), which passes the loaded model in this slot.
+thread_local std::shared_ptr<tf::TorchModel>* pendingModel = nullptr;
+
+struct ModelClass {
+  Napi::FunctionReference ctor;
+};
+}  // namespace
+
+Napi::Function ModelWrap::Init(Napi::Env env, Napi::Object exports) {
+  auto cls = DefineClass(
+      env, "Model",
+      {InstanceMethod<&ModelWrap::Forward>("forward"), InstanceMethod<&ModelWrap::SetTraining>("setTraining"),
+       InstanceMethod<&ModelWrap::Save>("save"), InstanceMethod<&ModelWrap::Dispose>("dispose"),
+       InstanceAccessor<&ModelWrap::GetInfo>("info"), InstanceAccessor<&ModelWrap::IsDisposed>("disposed")});
+  auto* data = new ModelClass{Napi::Persistent(cls)};
+  env.SetInstanceData<ModelClass>(data);
+  exports.Set("Model", cls);
+  exports.Set("loadModel", Napi::Function::New(env, &ModelWrap::Load, "loadModel"));
+  return cls;
+}
+
+bool ModelWrap::IsInstance(const Napi::Value& v) {
+  auto* data = v.Env().GetInstanceData<ModelClass>();
+  return v.IsObject() && data && v.As<Napi::Object>().InstanceOf(data->ctor.Value());
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  if (!pendingModel) {
+    throw Napi::TypeError::New(info.Env(), "Model cannot be constructed directly: use loadModel(path, device)");
+  }
+  model_ = *pendingModel;
+  externalBytes_ = model_->parameterCount() * static_cast<int64_t>(sizeof(float));
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), externalBytes_);
+}
+
+ModelWrap::~ModelWrap() {
+  // Backstop only: dispose() is the way to free a model; the finalizer cannot adjust V8's counter safely here.
+  model_.reset();
+}
+
+void ModelWrap::release(Napi::Env env) {
+  if (!model_) return;
+  model_.reset();
+  Napi::MemoryManagement::AdjustExternalMemory(env, -externalBytes_);
+  externalBytes_ = 0;
+}
+
+std::shared_ptr<tf::TorchModel> ModelWrap::model(Napi::Env env) const {
+  if (!model_) {
+    auto err = Napi::Error::New(env, "the model has been disposed");
+    err.Set("code", Napi::String::New(env, "ERR_DISPOSED"));
+    throw err;
+  }
+  return model_;
+}
+
+Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path, device;
+  try {
+    path = readString(info[0], "path");
+    device = info[1].IsUndefined() ? "cpu" : readString(info[1], "device");
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  auto slot = std::make_shared<std::shared_ptr<tf::TorchModel>>();
+  return PromiseWorker::Run(
+      env, "trt-flowers:loadModel", [slot, path, device] { *slot = tf::TorchModel::load(path, device); },
+      [slot](Napi::Env env) -> Napi::Value {
+        auto* data = env.GetInstanceData<ModelClass>();
+        pendingModel = slot.get();
+        Napi::Object obj;
+        try {
+          obj = data->ctor.New({});
+        } catch (...) {
+          pendingModel = nullptr;
+          throw;
+        }
+        pendingModel = nullptr;
+        return obj;
+      },
+      {});
+}
+
+Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = this->model(env);
+  FloatView input;
+  std::vector<int64_t> shape;
+  try {
+    input = readFloat32Array(info[0], "input");
+    shape = readShape(info[1], "shape");
+    const int64_t expected = tf::checkImageShape(shape, "input");
+    if (static_cast<int64_t>(input.length) != expected) {
+      throw tf::TypeError("input has " + std::to_string(input.length) + " elements but shape [" +
+                          std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", " + std::to_string(shape[2]) +
+                          ", " + std::to_string(shape[3]) + "] needs " + std::to_string(expected));
+    }
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  auto result = std::make_shared<tf::ForwardResult>();
+  return PromiseWorker::Run(
+      env, "trt-flowers:forward", [model, input, shape, result] { *result = model->forward(input.data, shape); },
+      [result](Napi::Env env) -> Napi::Value {
+        auto out = Napi::Object::New(env);
+        const auto& l = result->logits;
+        const auto& e = result->embedding;
+        out.Set("logits", copyToFloat32Array(env, l.data_ptr<float>(), static_cast<size_t>(l.numel())));
+        out.Set("embedding", copyToFloat32Array(env, e.data_ptr<float>(), static_cast<size_t>(e.numel())));
+        out.Set("batchSize", Napi::Number::New(env, static_cast<double>(l.size(0))));
+        out.Set("numClasses", Napi::Number::New(env, static_cast<double>(l.size(1))));
+        out.Set("embeddingSize", Napi::Number::New(env, static_cast<double>(e.size(1))));
+        return out;
+      },
+      {info.This(), info[0]});
+}
+
+Napi::Value ModelWrap::SetTraining(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = this->model(env);
+  bool training = false;
+  try {
+    training = readBool(info[0], "training");
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  return PromiseWorker::Run(
+      env, "trt-flowers:setTraining", [model, training] { model->setTraining(training); },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
+}
+
+Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = this->model(env);
+  std::string path;
+  try {
+    path = readString(info[0], "path");
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  return PromiseWorker::Run(
+      env, "trt-flowers:save", [model, path] { model->save(path); },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
+}
+
+Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
+  // Jobs in flight hold their own reference to the model, so it is freed when the last one ends.
+  release(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value ModelWrap::GetInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = this->model(env);
+  auto out = Napi::Object::New(env);
+  out.Set("path", model->path());
+  out.Set("device", model->device().str());
+  out.Set("parameterCount", Napi::Number::New(env, static_cast<double>(model->parameterCount())));
+  out.Set("training", Napi::Boolean::New(env, model->training()));
+  return out;
+}
+
+Napi::Value ModelWrap::IsDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !model_); }
+
+}  // namespace tfn

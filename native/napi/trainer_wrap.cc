@@ -1,0 +1,198 @@
+#include "trainer_wrap.h"
+
+#include "../core/errors.h"
+#include "common.h"
+#include "model_wrap.h"
+
+namespace tfn {
+
+namespace {
+tf::TrainerOptions readOptions(const Napi::Value& v) {
+  tf::TrainerOptions o;
+  if (v.IsUndefined()) return o;
+  if (!v.IsObject() || v.IsArray()) throw tf::TypeError("Expected an object for `options`");
+  const auto obj = v.As<Napi::Object>();
+  static const char* known[] = {"optimizer", "learningRate",      "weightDecay",   "momentum",      "gradClipNorm",
+                                "ceWeight",  "contrastiveWeight", "margin",        "amp",           "gradScaler",
+                                "initScale", "growthFactor",      "backoffFactor", "growthInterval"};
+  const auto keys = obj.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); ++i) {
+    const std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+    bool ok = false;
+    for (const char* name : known) ok = ok || k == name;
+    if (!ok) throw tf::TypeError("Unknown trainer option `" + k + "`");
+  }
+  auto has = [&](const char* k) { return obj.Has(k) && !obj.Get(k).IsUndefined(); };
+  if (has("optimizer")) o.optimizer = readString(obj.Get("optimizer"), "optimizer");
+  if (has("learningRate")) o.learningRate = readNumber(obj.Get("learningRate"), "learningRate");
+  if (has("weightDecay")) o.weightDecay = readNumber(obj.Get("weightDecay"), "weightDecay");
+  if (has("momentum")) o.momentum = readNumber(obj.Get("momentum"), "momentum");
+  if (has("gradClipNorm")) o.gradClipNorm = readNumber(obj.Get("gradClipNorm"), "gradClipNorm");
+  if (has("ceWeight")) o.ceWeight = readNumber(obj.Get("ceWeight"), "ceWeight");
+  if (has("contrastiveWeight")) o.contrastiveWeight = readNumber(obj.Get("contrastiveWeight"), "contrastiveWeight");
+  if (has("margin")) o.margin = readNumber(obj.Get("margin"), "margin");
+  if (has("amp")) o.amp = readBool(obj.Get("amp"), "amp");
+  o.gradScaler = has("gradScaler") ? readBool(obj.Get("gradScaler"), "gradScaler") : o.amp;
+  if (has("initScale")) o.scaler.initScale = readNumber(obj.Get("initScale"), "initScale");
+  if (has("growthFactor")) o.scaler.growthFactor = readNumber(obj.Get("growthFactor"), "growthFactor");
+  if (has("backoffFactor")) o.scaler.backoffFactor = readNumber(obj.Get("backoffFactor"), "backoffFactor");
+  if (has("growthInterval")) {
+    o.scaler.growthInterval = readInteger(obj.Get("growthInterval"), "growthInterval", 1, 1 << 30);
+  }
+  return o;
+}
+
+Napi::Object stepToJs(Napi::Env env, const tf::StepResult& r, bool withLogits) {
+  auto out = Napi::Object::New(env);
+  out.Set("loss", r.loss);
+  out.Set("ce", r.ce);
+  out.Set("contrastive", r.contrastive);
+  out.Set("positiveLoss", r.positiveLoss);
+  out.Set("negativeLoss", r.negativeLoss);
+  out.Set("correct", Napi::Number::New(env, static_cast<double>(r.correct)));
+  out.Set("count", Napi::Number::New(env, static_cast<double>(r.count)));
+  out.Set("gradNorm", r.gradNorm);
+  out.Set("skipped", r.skipped);
+  out.Set("scale", r.scale);
+  if (withLogits) out.Set("logits", copyToFloat32Array(env, r.logits.data(), r.logits.size()));
+  return out;
+}
+}  // namespace
+
+Napi::Function TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
+  auto cls = DefineClass(
+      env, "Trainer",
+      {InstanceMethod<&TrainerWrap::Step>("step"), InstanceMethod<&TrainerWrap::Evaluate>("evaluate"),
+       InstanceMethod<&TrainerWrap::SetLearningRate>("setLearningRate"),
+       InstanceAccessor<&TrainerWrap::GetLearningRate>("learningRate"),
+       InstanceAccessor<&TrainerWrap::GetStepCount>("stepCount"), InstanceMethod<&TrainerWrap::SaveState>("saveState"),
+       InstanceMethod<&TrainerWrap::LoadState>("loadState"), InstanceMethod<&TrainerWrap::Dispose>("dispose"),
+       InstanceAccessor<&TrainerWrap::IsDisposed>("disposed")});
+  exports.Set("Trainer", cls);
+  return cls;
+}
+
+TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerWrap>(info) {
+  Napi::Env env = info.Env();
+  if (!info.IsConstructCall()) throw Napi::TypeError::New(env, "Trainer must be called with new");
+  if (!ModelWrap::IsInstance(info[0])) {
+    auto err = Napi::TypeError::New(env, "Expected a Model (from loadModel) for `model`");
+    err.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
+    throw err;
+  }
+  auto model = Napi::ObjectWrap<ModelWrap>::Unwrap(info[0].As<Napi::Object>())->model(env);
+  try {
+    trainer_ = std::make_shared<tf::Trainer>(model, readOptions(info[1]));
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  model_ = Napi::Persistent(info[0].As<Napi::Object>());
+}
+
+std::shared_ptr<tf::Trainer> TrainerWrap::trainer(Napi::Env env) const {
+  if (!trainer_) {
+    auto err = Napi::Error::New(env, "the trainer has been disposed");
+    err.Set("code", Napi::String::New(env, "ERR_DISPOSED"));
+    throw err;
+  }
+  return trainer_;
+}
+
+Napi::Value TrainerWrap::RunBatch(const Napi::CallbackInfo& info, bool train) {
+  Napi::Env env = info.Env();
+  auto trainer = this->trainer(env);
+  auto batch = std::make_shared<tf::TripletBatch>();
+  try {
+    const auto q = readFloat32Array(info[0], "query");
+    const auto p = readFloat32Array(info[1], "positive");
+    const auto n = readFloat32Array(info[2], "negative");
+    batch->shape = readShape(info[3], "shape");
+    const auto expected = static_cast<size_t>(tf::checkImageShape(batch->shape, "shape"));
+    const char* names[] = {"query", "positive", "negative"};
+    const FloatView views[] = {q, p, n};
+    for (int i = 0; i < 3; ++i) {
+      if (views[i].length != expected) {
+        throw tf::TypeError(std::string(names[i]) + " has " + std::to_string(views[i].length) +
+                            " elements but the shape needs " + std::to_string(expected));
+      }
+    }
+    if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      throw tf::TypeError("Expected an Int32Array for `labels`");
+    }
+    const auto labels = info[4].As<Napi::Int32Array>();
+    batch->labels.assign(labels.Data(), labels.Data() + labels.ElementLength());
+    batch->query = q.data;
+    batch->positive = p.data;
+    batch->negative = n.data;
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  auto result = std::make_shared<tf::StepResult>();
+  return PromiseWorker::Run(
+      env, train ? "trt-flowers:step" : "trt-flowers:evaluate",
+      [trainer, batch, result, train] { *result = train ? trainer->step(*batch) : trainer->evaluate(*batch); },
+      [result, train](Napi::Env env) -> Napi::Value { return stepToJs(env, *result, !train); },
+      {info.This(), info[0], info[1], info[2]});
+}
+
+Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) { return RunBatch(info, true); }
+Napi::Value TrainerWrap::Evaluate(const Napi::CallbackInfo& info) { return RunBatch(info, false); }
+
+Napi::Value TrainerWrap::SetLearningRate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto trainer = this->trainer(env);
+  try {
+    trainer->setLearningRate(readNumber(info[0], "learningRate"));
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  return env.Undefined();
+}
+
+Napi::Value TrainerWrap::GetLearningRate(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), trainer(info.Env())->learningRate());
+}
+
+Napi::Value TrainerWrap::GetStepCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(trainer(info.Env())->stepCount()));
+}
+
+Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto trainer = this->trainer(env);
+  std::string path;
+  try {
+    path = readString(info[0], "path");
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  return PromiseWorker::Run(
+      env, "trt-flowers:saveState", [trainer, path] { trainer->saveState(path); },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
+}
+
+Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto trainer = this->trainer(env);
+  std::string path;
+  try {
+    path = readString(info[0], "path");
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  return PromiseWorker::Run(
+      env, "trt-flowers:loadState", [trainer, path] { trainer->loadState(path); },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
+}
+
+Napi::Value TrainerWrap::Dispose(const Napi::CallbackInfo& info) {
+  trainer_.reset();
+  model_.Reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value TrainerWrap::IsDisposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), !trainer_);
+}
+
+}  // namespace tfn

@@ -1,0 +1,36 @@
+// JS class `Trainer`: `new Trainer(model, options)` owns an optimizer over the model's parameters.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "../core/trainer.h"
+
+namespace tfn {
+
+class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env, Napi::Object exports);
+  // Sync constructor; throws TypeError/RangeError naming the bad option.
+  explicit TrainerWrap(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value Step(const Napi::CallbackInfo& info);             // async step(q, p, n, shape, labels)
+  Napi::Value Evaluate(const Napi::CallbackInfo& info);         // async evaluate(q, p, n, shape, labels)
+  Napi::Value SetLearningRate(const Napi::CallbackInfo& info);  // sync; applied at the next step
+  Napi::Value GetLearningRate(const Napi::CallbackInfo& info);  // sync getter
+  Napi::Value GetStepCount(const Napi::CallbackInfo& info);     // sync getter
+  Napi::Value SaveState(const Napi::CallbackInfo& info);        // async saveState(path)
+  Napi::Value LoadState(const Napi::CallbackInfo& info);        // async loadState(path)
+  Napi::Value Dispose(const Napi::CallbackInfo& info);          // sync dispose()
+  Napi::Value IsDisposed(const Napi::CallbackInfo& info);       // sync getter
+
+  Napi::Value RunBatch(const Napi::CallbackInfo& info, bool train);
+  std::shared_ptr<tf::Trainer> trainer(Napi::Env env) const;
+
+  std::shared_ptr<tf::Trainer> trainer_;
+  Napi::ObjectReference model_;  // keeps the JS model alive as long as the trainer
+};
+
+}  // namespace tfn

@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// Values for binding.gyp, so node-gyp builds exactly the sources and libtorch that CMakeLists.txt uses.
+//   node scripts/gyp-config.cjs sources|includes|libdirs
+// libtorch: Torch_DIR / TORCH_DIR (its share/cmake/Torch folder) or Debian's libtorch-dev.
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const torchCmake = process.env.Torch_DIR || process.env.TORCH_DIR;
+const prefix = torchCmake ? path.resolve(torchCmake, '..', '..', '..') : '/usr';
+
+function list(dir) {
+  return fs
+    .readdirSync(path.join(root, dir))
+    .filter((f) => f.endsWith('.cc'))
+    .sort()
+    .map((f) => `${dir}/${f}`);
+}
+
+const what = process.argv[2];
+if (what === 'sources') {
+  console.log([...list('native/core'), ...list('native/napi'), 'native/addon.cc'].join(' '));
+} else if (what === 'includes') {
+  const addonApi = path.dirname(require.resolve('node-addon-api/package.json'));
+  const dirs = [addonApi, path.join(root, 'native')];
+  if (prefix !== '/usr') dirs.push(path.join(prefix, 'include'));
+  dirs.push(path.join(prefix, 'include', 'torch', 'csrc', 'api', 'include'));
+  console.log(dirs.join(' '));
+} else if (what === 'libdirs') {
+  // Debian's libtorch is on the default search path; another libtorch gets -L and an rpath.
+  const dir = path.join(prefix, 'lib');
+  console.log(prefix !== '/usr' && fs.existsSync(path.join(dir, 'libtorch.so')) ? `-L${dir} -Wl,-rpath,${dir}` : '');
+} else {
+  console.error('usage: gyp-config.cjs sources|includes|libdirs');
+  process.exit(2);
+}

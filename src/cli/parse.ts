@@ -1,0 +1,23 @@
+import { InvalidArgumentError } from 'commander';
+
+/** A commander argument parser for an integer option within [lo, hi]. */
+export function parseInteger(flag: string, lo: number, hi: number): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < lo || n > hi) {
+      throw new InvalidArgumentError(`${flag} expects an integer between ${lo} and ${hi}, received '${value}'`);
+    }
+    return n;
+  };
+}
+
+/** A commander argument parser for a finite number within [lo, hi]. */
+export function parseNumber(flag: string, lo: number, hi: number): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < lo || n > hi) {
+      throw new InvalidArgumentError(`${flag} expects a number between ${lo} and ${hi}, received '${value}'`);
+    }
+    return n;
+  };
+}

@@ -1,0 +1,133 @@
+import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { cpus } from 'node:os';
+import { promisify } from 'node:util';
+
+import { loadAddon } from './binding/loader.js';
+import { defaultPython } from './export/python.js';
+
+const require = createRequire(import.meta.url);
+
+export interface DoctorReport {
+  node: { version: string; platform: string; arch: string; napi: string; cpus: number; cpuModel: string };
+  addon: { loaded: boolean; error?: string };
+  libtorch: {
+    version: string | null;
+    threads: number | null;
+    devices: string[];
+    parallel: string | null;
+  };
+  cuda: { compiled: boolean; available: boolean; devices: number };
+  tensorrt: { compiled: boolean; version: string };
+  onnxruntime: { version: string | null; available: boolean; error?: string };
+  sharp: { version: string | null; libvips: string | null };
+  python: { path: string; torch: string | null; torchvision: string | null; onnx: string | null; error?: string };
+}
+
+/** Collects what is installed and usable. Never throws: a missing part is reported as such. */
+export async function doctor(): Promise<DoctorReport> {
+  const cpuList = cpus();
+  const report: DoctorReport = {
+    node: {
+      version: process.version,
+      platform: process.platform,
+      arch: process.arch,
+      napi: process.versions.napi ?? 'unknown',
+      cpus: cpuList.length,
+      cpuModel: cpuList[0]?.model ?? 'unknown',
+    },
+    addon: { loaded: false },
+    libtorch: { version: null, threads: null, devices: [], parallel: null },
+    cuda: { compiled: false, available: false, devices: 0 },
+    tensorrt: { compiled: false, version: 'not found' },
+    onnxruntime: { version: null, available: false },
+    sharp: { version: null, libvips: null },
+    python: { path: defaultPython(), torch: null, torchvision: null, onnx: null },
+  };
+  try {
+    const info = loadAddon().runtimeInfo();
+    report.addon.loaded = true;
+    report.libtorch = {
+      version: info.torchVersion,
+      threads: info.threads,
+      devices: ['cpu', ...Array.from({ length: info.cudaDeviceCount }, (_, i) => `cuda:${i}`)],
+      parallel:
+        info.parallelInfo
+          .split('\n')
+          .find((l) => /backend/.test(l))
+          ?.trim() ?? null,
+    };
+    report.cuda = { compiled: info.cudaCompiled, available: info.cudaAvailable, devices: info.cudaDeviceCount };
+    report.tensorrt = { compiled: info.tensorrtCompiled, version: info.tensorrtVersion || 'not found' };
+  } catch (err) {
+    report.addon.error = (err as Error).message;
+  }
+  try {
+    report.onnxruntime.version = (require('onnxruntime-node/package.json') as { version: string }).version;
+    await import('onnxruntime-node');
+    report.onnxruntime.available = true;
+  } catch (err) {
+    report.onnxruntime.error = (err as Error).message.split('\n')[0];
+  }
+  try {
+    const sharp = (await import('sharp')).default;
+    report.sharp = { version: sharp.versions.sharp ?? null, libvips: sharp.versions.vips };
+  } catch {
+    // reported as null
+  }
+  try {
+    const { stdout } = await promisify(execFile)(
+      report.python.path,
+      [
+        '-c',
+        'import json\nout={}\nfor m in ("torch","torchvision","onnx"):\n  try:\n    out[m]=__import__(m).__version__\n  except Exception:\n    out[m]=None\nprint(json.dumps(out))',
+      ],
+      { timeout: 60_000 },
+    );
+    const v = JSON.parse(stdout) as Record<string, string | null>;
+    report.python.torch = v.torch ?? null;
+    report.python.torchvision = v.torchvision ?? null;
+    report.python.onnx = v.onnx ?? null;
+  } catch (err) {
+    report.python.error = (err as Error).message.split('\n')[0];
+  }
+  return report;
+}
+
+/** The report as aligned text lines. */
+export function formatDoctor(r: DoctorReport): string {
+  const ok = (b: boolean) => (b ? 'yes' : 'no');
+  const rows: [string, string][] = [
+    ['node', `${r.node.version} ${r.node.platform}-${r.node.arch}, Node-API ${r.node.napi}`],
+    ['cpu', `${r.node.cpuModel} (${r.node.cpus} cores)`],
+    ['native addon', r.addon.loaded ? 'loaded' : `NOT LOADED\n${indent(r.addon.error ?? '')}`],
+    [
+      'libtorch',
+      r.libtorch.version
+        ? `${r.libtorch.version}, ${r.libtorch.threads} threads, ${r.libtorch.parallel ?? ''}`
+        : 'not available',
+    ],
+    ['devices', r.libtorch.devices.join(', ') || 'none'],
+    ['CUDA', `compiled: ${ok(r.cuda.compiled)}, available: ${ok(r.cuda.available)}, devices: ${r.cuda.devices}`],
+    ['TensorRT', r.tensorrt.compiled ? r.tensorrt.version : 'not found'],
+    [
+      'ONNX Runtime',
+      r.onnxruntime.available ? `${r.onnxruntime.version} (CPU)` : `not available ${r.onnxruntime.error ?? ''}`,
+    ],
+    ['sharp', r.sharp.version ? `${r.sharp.version} (libvips ${r.sharp.libvips})` : 'not available'],
+    [
+      'python',
+      r.python.torch
+        ? `${r.python.path}: torch ${r.python.torch}, torchvision ${r.python.torchvision ?? 'missing'}, onnx ${r.python.onnx ?? 'missing'}`
+        : `${r.python.path}: no torch (${r.python.error ?? 'import failed'})`,
+    ],
+  ];
+  return rows.map(([k, v]) => `${k.padEnd(14)}${v}`).join('\n');
+}
+
+function indent(s: string): string {
+  return s
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
+}

@@ -1,0 +1,15 @@
+export * from './errors.js';
+export { loadAddon } from './binding/loader.js';
+export { manualSeed, runtimeInfo, setThreads } from './runtime.js';
+export type * from './binding/types.js';
+export { TorchModel, type TorchModelLoadOptions } from './train/TorchModel.js';
+export { Trainer, type TrainerOptions, type TripletBatch } from './train/Trainer.js';
+export { exportBackbone, BACKBONE_ARCHS, type BackboneArch, type ExportBackboneOptions } from './export/backbone.js';
+export { doctor, formatDoctor, type DoctorReport } from './doctor.js';
+export {
+  preprocessBatch,
+  preprocessInto,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  type PreprocessOptions,
+} from './data/preprocess.js';

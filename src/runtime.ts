@@ -1,0 +1,17 @@
+import { loadAddon } from './binding/loader.js';
+import type { NativeRuntimeInfo } from './binding/types.js';
+
+/** Versions, devices and thread count of the native (libtorch) side. */
+export function runtimeInfo(): NativeRuntimeInfo {
+  return loadAddon().runtimeInfo();
+}
+
+/** Sets libtorch's intra-op thread count for every later native call. Throws RangeError outside 1..1024. */
+export function setThreads(n: number): void {
+  loadAddon().setThreads(n);
+}
+
+/** Seeds libtorch's random generators (dropout, initialisation). */
+export function manualSeed(seed: number): void {
+  loadAddon().manualSeed(seed);
+}

@@ -1,0 +1,96 @@
+import { loadAddon } from '../binding/loader.js';
+import type { NativeForwardResult, NativeModel, NativeModelInfo } from '../binding/types.js';
+import { callNative, DisposedError } from '../errors.js';
+
+/** Options of TorchModel.load. */
+export interface TorchModelLoadOptions {
+  /** 'cpu', 'cuda' or 'cuda:N'. Defaults to 'cpu'. */
+  device?: string;
+}
+
+/**
+ * A TorchScript classifier held by the native addon (libtorch). Every method that does real work runs off the
+ * event loop and returns a Promise. Outputs are (logits, embedding).
+ */
+export class TorchModel implements AsyncDisposable {
+  #native: NativeModel | undefined;
+  #inFlight = 0;
+  #idle: (() => void)[] = [];
+
+  private constructor(native: NativeModel) {
+    this.#native = native;
+  }
+
+  /** Loads a TorchScript file. Rejects with ModelLoadError, BackendUnavailableError, TypeError or RangeError. */
+  static async load(path: string, options: TorchModelLoadOptions = {}): Promise<TorchModel> {
+    if (typeof path !== 'string' || path.length === 0) {
+      throw new TypeError(`Expected a non-empty string for \`path\` but received ${describe(path)}`);
+    }
+    const device = options.device ?? 'cpu';
+    if (typeof device !== 'string') {
+      throw new TypeError(`Expected a string for \`device\` but received ${describe(device)}`);
+    }
+    const addon = loadAddon();
+    return new TorchModel(await callNative(() => addon.loadModel(path, device)));
+  }
+
+  /** Runs a float32 NCHW batch; returns logits [N, C] and embeddings [N, D], row-major. */
+  async forward(input: Float32Array, shape: readonly [number, number, number, number]): Promise<NativeForwardResult> {
+    return this.#run((m) => m.forward(input, shape));
+  }
+
+  /** Switches between train mode (BatchNorm batch statistics, dropout) and eval mode. */
+  async setTraining(training: boolean): Promise<void> {
+    return this.#run((m) => m.setTraining(training));
+  }
+
+  /** Writes the module with its current weights as TorchScript, atomically. Rejects with SaveError. */
+  async save(path: string): Promise<void> {
+    return this.#run((m) => m.save(path));
+  }
+
+  get info(): NativeModelInfo {
+    return this.native.info;
+  }
+
+  get disposed(): boolean {
+    return this.#native === undefined;
+  }
+
+  /** The raw native model (for the trainer); throws DisposedError after dispose(). */
+  get native(): NativeModel {
+    if (!this.#native) throw new DisposedError('this TorchModel');
+    return this.#native;
+  }
+
+  /** Waits for calls in flight, then frees the native model. Idempotent. */
+  async dispose(): Promise<void> {
+    if (!this.#native) return;
+    const native = this.#native;
+    this.#native = undefined;
+    while (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    native.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  async #run<T>(fn: (m: NativeModel) => Promise<T>): Promise<T> {
+    const native = this.native;
+    this.#inFlight++;
+    try {
+      return await callNative(() => fn(native));
+    } finally {
+      this.#inFlight--;
+      if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+}
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return `'${value}' of type string`;
+  if (typeof value === 'object') return `an object of type ${value.constructor?.name ?? 'Object'}`;
+  return `${String(value)} of type ${typeof value}`;
+}

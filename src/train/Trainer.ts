@@ -1,0 +1,87 @@
+import { loadAddon } from '../binding/loader.js';
+import type { NativeEvalResult, NativeStepResult, NativeTrainer, NativeTrainerOptions } from '../binding/types.js';
+import { callNative, DisposedError } from '../errors.js';
+import type { TorchModel } from './TorchModel.js';
+
+/** Options of the native trainer. */
+export interface TrainerOptions extends NativeTrainerOptions {}
+
+/** One triplet batch: query, positive and negative images, each [B, 3, H, W], and the B query labels. */
+export interface TripletBatch {
+  query: Float32Array;
+  positive: Float32Array;
+  negative: Float32Array;
+  shape: readonly [number, number, number, number];
+  labels: Int32Array;
+}
+
+/**
+ * The libtorch training step: loss = ceWeight * CE(query logits) + contrastiveWeight * (CosineEmbeddingLoss(q, p,
+ * +1) + CosineEmbeddingLoss(q, n, -1)); Adam, AdamW or SGD; gradient clipping; fp16 autocast with dynamic loss
+ * scaling on CUDA.
+ */
+export class Trainer implements AsyncDisposable {
+  #native: NativeTrainer | undefined;
+  readonly model: TorchModel;
+
+  /** Throws TypeError / RangeError naming the bad option. */
+  constructor(model: TorchModel, options: TrainerOptions = {}) {
+    const addon = loadAddon();
+    this.model = model;
+    this.#native = new addon.Trainer(model.native, options);
+  }
+
+  /** One forward/backward/optimizer step (train mode). */
+  async step(batch: TripletBatch): Promise<NativeStepResult> {
+    const t = this.native;
+    return callNative(() => t.step(batch.query, batch.positive, batch.negative, batch.shape, batch.labels));
+  }
+
+  /** The same losses without gradients, in eval mode, plus the query logits. */
+  async evaluate(batch: TripletBatch): Promise<NativeEvalResult> {
+    const t = this.native;
+    return callNative(() => t.evaluate(batch.query, batch.positive, batch.negative, batch.shape, batch.labels));
+  }
+
+  get learningRate(): number {
+    return this.native.learningRate;
+  }
+
+  /** Applies from the next step. */
+  set learningRate(lr: number) {
+    this.native.setLearningRate(lr);
+  }
+
+  get stepCount(): number {
+    return this.native.stepCount;
+  }
+
+  /** Optimizer and loss-scaler state for exact resume; atomic write. */
+  async saveState(path: string): Promise<void> {
+    const t = this.native;
+    return callNative(() => t.saveState(path));
+  }
+
+  async loadState(path: string): Promise<void> {
+    const t = this.native;
+    return callNative(() => t.loadState(path));
+  }
+
+  get disposed(): boolean {
+    return this.#native === undefined;
+  }
+
+  private get native(): NativeTrainer {
+    if (!this.#native) throw new DisposedError('this Trainer');
+    return this.#native;
+  }
+
+  async dispose(): Promise<void> {
+    this.#native?.dispose();
+    this.#native = undefined;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}

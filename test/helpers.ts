@@ -1,0 +1,21 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const fixturesDir = join(repoRoot, 'test', '.fixtures');
+export const tinyModelPath = join(fixturesDir, 'tiny.pt');
+
+/** The real tf_flowers photos: TRT_FLOWERS_DATA, else ../shared/data/flower_photos beside the repo. */
+export const flowerDir = process.env.TRT_FLOWERS_DATA ?? resolve(repoRoot, '..', 'shared', 'data', 'flower_photos');
+export const hasFlowers = existsSync(join(flowerDir, 'daisy'));
+export const CLASSES = ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips'] as const;
+
+/** The first `n` photos (sorted by name) of a class. */
+export function photos(cls: string, n: number, skip = 0): string[] {
+  return readdirSync(join(flowerDir, cls))
+    .filter((f) => /\.jpe?g$/i.test(f))
+    .sort()
+    .slice(skip, skip + n)
+    .map((f) => join(flowerDir, cls, f));
+}

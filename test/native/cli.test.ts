@@ -1,0 +1,37 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { describe, expect, it } from 'vitest';
+
+import { repoRoot } from '../helpers.js';
+
+// Runs the built CLI (dist/) as a user would.
+describe('trt-flowers binary', () => {
+  const bin = join(repoRoot, 'bin', 'trt-flowers.js');
+  const run = (args: string[]) => promisify(execFile)(process.execPath, [bin, ...args], { cwd: repoRoot });
+
+  it('doctor --json reports libtorch and its version', async () => {
+    const { stdout } = await run(['doctor', '--json']);
+    const report = JSON.parse(stdout) as { addon: { loaded: boolean }; libtorch: { version: string } };
+    expect(report.addon.loaded).toBe(true);
+    expect(report.libtorch.version).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('a bad option exits non-zero with a message naming it', async () => {
+    const err = (await run(['export-backbone', '--arch', 'tiny', '--out', '/tmp/x.pt', '--num-classes', '1']).catch(
+      (e: unknown) => e,
+    )) as { code: number; stderr: string };
+    expect(err.code).not.toBe(0);
+    expect(err.stderr).toContain('--num-classes expects an integer between 2 and 100000');
+  });
+
+  it('export-backbone writes a model and a bad arch is a clear error', async () => {
+    const err = (await run(['export-backbone', '--arch', 'resnet', '--out', '/tmp/x.pt']).catch((e: unknown) => e)) as {
+      code: number;
+      stderr: string;
+    };
+    expect(err.code).toBe(1);
+    expect(err.stderr).toMatch(/^error: Expected one of tiny, mobilenet_v2 for `arch`/);
+  });
+});
