@@ -41,10 +41,9 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), externalBytes_);
 }
 
-ModelWrap::~ModelWrap() {
-  // Backstop only: dispose() is the way to free a model; the finalizer cannot adjust V8's counter safely here.
-  model_.reset();
-}
+ModelWrap::~ModelWrap() { model_.reset(); }
+
+void ModelWrap::Finalize(Napi::Env env) { release(env); }
 
 void ModelWrap::release(Napi::Env env) {
   if (!model_) return;

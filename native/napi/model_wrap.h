@@ -19,6 +19,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 
   explicit ModelWrap(const Napi::CallbackInfo& info);
   ~ModelWrap() override;
+  // A model the program never disposed: give V8 its memory accounting back when it is collected.
+  void Finalize(Napi::Env env) override;
 
   // Throws DisposedError (code ERR_DISPOSED) when disposed.
   std::shared_ptr<tf::TorchModel> model(Napi::Env env) const;
