@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 
 import { TrtFlowersError } from '../errors.js';
+import { registerDataCommand } from './commands/data.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerExportBackboneCommand } from './commands/export-backbone.js';
 
@@ -16,6 +17,7 @@ export function createProgram(): Command {
     .version(version)
     .showHelpAfterError('(run with --help for usage)');
   registerDoctorCommand(program);
+  registerDataCommand(program);
   registerExportBackboneCommand(program);
   return program;
 }

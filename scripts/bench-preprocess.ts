@@ -1,0 +1,106 @@
+/**
+ * Preprocessing throughput, file path to normalised CHW float32 tensor, on the real photos.
+ *
+ *   npx tsc -p tsconfig.json --outDir /tmp/trtb && ln -sfn "$PWD/node_modules" /tmp/trtb/node_modules
+ *   node /tmp/trtb/scripts/bench-preprocess.js [--data-dir ../shared/data/flower_photos] [--images 300] [--runs 5]
+ *
+ * For each setting (images in flight × libvips threads per image): one warm-up pass, then `runs` timed passes over
+ * the same photos; reports the median and the spread in images/s. Also times the decoded-cache path (what every epoch
+ * after the first costs) and decode+resize without normalisation as a baseline.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import sharp from 'sharp';
+
+import { augmentInto, drawAugmentParams } from '../src/data/augment.js';
+import { DEFAULT_AUGMENT, DEFAULT_CLASSES } from '../src/data/config.js';
+import { decodeResized, normalizeInto, preprocessBatch } from '../src/data/preprocess.js';
+import { Rng } from '../src/data/rng.js';
+
+const arg = (name: string, fallback: string): string => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
+};
+const root = path.resolve(arg('data-dir', process.env.TRT_FLOWERS_DATA ?? '../shared/data/flower_photos'));
+const count = Number(arg('images', '300'));
+const runs = Number(arg('runs', '5'));
+const size = Number(arg('size', '224'));
+
+// The same photos every time: evenly spaced over each class's sorted listing.
+const files: string[] = [];
+for (const c of DEFAULT_CLASSES) {
+  const names = fs.readdirSync(path.join(root, c)).sort();
+  const take = Math.ceil(count / DEFAULT_CLASSES.length);
+  for (let i = 0; i < take; i++) files.push(path.join(root, c, names[Math.floor((i * names.length) / take)] as string));
+}
+files.length = Math.min(files.length, count);
+
+interface Rate {
+  median: number;
+  min: number;
+  max: number;
+  /** Process CPU time (all threads, libvips' included) per image, median of the runs. */
+  cpuMs: number;
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+async function timed(fn: () => Promise<void>): Promise<Rate> {
+  await fn(); // warm-up: file cache, libvips init, JIT
+  const rates: number[] = [];
+  const cpu: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const c = process.cpuUsage();
+    const t = performance.now();
+    await fn();
+    rates.push(files.length / ((performance.now() - t) / 1000));
+    const used = process.cpuUsage(c);
+    cpu.push((used.user + used.system) / 1000 / files.length);
+  }
+  return { median: median(rates), min: Math.min(...rates), max: Math.max(...rates), cpuMs: median(cpu) };
+}
+
+// Wall-clock rates depend on what else runs on the machine; CPU time per image much less so, and
+// cores / cpuMs is the rate the pipeline reaches when it has the cores to itself.
+const cores = os.availableParallelism();
+const fmt = (r: Rate): string =>
+  `${r.median.toFixed(0).padStart(5)} img/s  (min ${r.min.toFixed(0)}, max ${r.max.toFixed(0)})  ` +
+  `${r.cpuMs.toFixed(2)} CPU-ms/img -> ${((cores * 1000) / r.cpuMs).toFixed(0)} img/s on ${cores} idle cores`;
+
+console.log(`${files.length} photos from ${root}, ${size}x${size}, ${os.availableParallelism()} cores, ${runs} runs`);
+console.log(`sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}\n`);
+
+for (const threads of [1, 2]) {
+  sharp.concurrency(threads);
+  for (const inFlight of [1, 2, 4, 8]) {
+    const r = await timed(async () => {
+      for (let i = 0; i < files.length; i += 32) {
+        await preprocessBatch(files.slice(i, i + 32), { size, concurrency: inFlight });
+      }
+    });
+    console.log(`path -> tensor   threads ${threads}  in flight ${inFlight}  ${fmt(r)}`);
+  }
+}
+sharp.concurrency(1);
+const lanczos = await timed(async () => {
+  for (let i = 0; i < files.length; i += 32) {
+    await preprocessBatch(files.slice(i, i + 32), { size, concurrency: 4, kernel: 'lanczos3' });
+  }
+});
+console.log(`path -> tensor   threads 1  in flight 4  ${fmt(lanczos)}  (sharp's default lanczos3 kernel)`);
+
+const decoded = await Promise.all(files.map((f) => decodeResized(f, { size })));
+const out = new Float32Array(3 * size * size * 32);
+const cached = await timed(async () => {
+  for (const [i, hwc] of decoded.entries()) normalizeInto(hwc, out, (i % 32) * 3 * size * size);
+});
+console.log(`\ncached uint8 -> tensor (epochs after the first)  ${fmt(cached)}`);
+const augmented = await timed(async () => {
+  for (const [i, hwc] of decoded.entries()) {
+    const params = drawAugmentParams(size, new Rng(i), DEFAULT_AUGMENT);
+    augmentInto(hwc, size, params, out, (i % 32) * 3 * size * size);
+  }
+});
+console.log(`cached uint8 -> augmented tensor (training epochs)  ${fmt(augmented)}`);

@@ -1,0 +1,302 @@
+import path from 'node:path';
+
+import { CancelledError } from '../errors.js';
+import { augmentInto, drawAugmentParams } from './augment.js';
+import { DecodedCache } from './cache.js';
+import {
+  DEFAULT_AUGMENT,
+  DEFAULT_DATA_CONFIG,
+  type AugmentConfig,
+  type DataConfig,
+  type ResizeMode,
+} from './config.js';
+import { Semaphore } from './fsutil.js';
+import { indexDataset } from './indexer.js';
+import { decodeResized, IMAGENET_MEAN, IMAGENET_STD, normalizeInto } from './preprocess.js';
+import { Rng } from './rng.js';
+import { loadOrCreateSplit, type SplitItem, type SplitManifest, type SplitName } from './split.js';
+import { sampleTriplets, type Triplet } from './triplets.js';
+
+/** [batch, channels, height, width]. */
+export type BatchShape = [number, number, number, number];
+
+/** What the native `trainer.step(query, positive, negative, shape, labels)` consumes. */
+export interface TripletBatch {
+  query: Float32Array;
+  positive: Float32Array;
+  negative: Float32Array;
+  shape: BatchShape;
+  /** Class of each query (positives share it). */
+  labels: Int32Array;
+  /** Query paths, relative to the data root. */
+  paths: string[];
+  /** Batch number within the epoch. */
+  index: number;
+}
+
+/** An evaluation batch over one split, never augmented. */
+export interface EvalBatch {
+  images: Float32Array;
+  shape: BatchShape;
+  labels: Int32Array;
+  paths: string[];
+  index: number;
+}
+
+/** Options of DataLoader. */
+export interface DataLoaderOptions {
+  /** Data folder the split's relative paths resolve against. */
+  root: string;
+  /** The split (see createSplit / loadOrCreateSplit). */
+  split: SplitManifest;
+  /** Triplets (or eval images) per batch. Defaults to 16. */
+  batchSize?: number;
+  /** Model input height and width. Defaults to 224. */
+  imageSize?: number;
+  /** Resize mode. Defaults to 'fill'. */
+  resize?: ResizeMode;
+  /** Largest accepted image in pixels. Defaults to 50,000,000. */
+  maxPixels?: number;
+  /** Images decoded at once, across all batches in preparation. Defaults to 4. */
+  concurrency?: number;
+  /** Batches prepared ahead of the consumer (0: prepare only on demand). Defaults to 2. */
+  prefetch?: number;
+  /** Decoded-image cache bound in MiB (0 disables it). Defaults to 1024. */
+  cacheMiB?: number;
+  /** Training augmentation, or false for none. Defaults to DEFAULT_AUGMENT. */
+  augment?: Partial<AugmentConfig> | false;
+  /** Class-balanced triplet queries. Defaults to false. */
+  balanced?: boolean;
+  /** Seed of the triplet sampler and augmentation. Defaults to the split's seed. */
+  seed?: number;
+  /** Drop the last incomplete training batch. Defaults to false. */
+  dropLast?: boolean;
+  /** Normalisation mean. Defaults to ImageNet's. */
+  mean?: readonly [number, number, number];
+  /** Normalisation std. Defaults to ImageNet's. */
+  std?: readonly [number, number, number];
+}
+
+/** Options of one iteration. */
+export interface IterateOptions {
+  /** Stops the iteration: the pending `next()` rejects with CancelledError. Defaults to none. */
+  signal?: AbortSignal;
+  /**
+   * First batch to yield (resume mid-epoch): earlier batches are skipped without decoding, and the rest are the
+   * same batches, augmentation included, as in an uninterrupted epoch. Defaults to 0.
+   */
+  startBatch?: number;
+}
+
+/**
+ * Turns a split into batches: triplets for training (seeded per epoch, augmented), plain batches for evaluation.
+ * Decoded images are cached (bounded), several images are decoded at once, and `prefetch` batches are prepared while
+ * the consumer works on the current one (e.g. while the native training step runs on its worker thread).
+ */
+export class DataLoader {
+  readonly root: string;
+  readonly split: SplitManifest;
+  readonly batchSize: number;
+  readonly imageSize: number;
+  readonly prefetch: number;
+  readonly cache: DecodedCache;
+  readonly #opts: Required<Omit<DataLoaderOptions, 'root' | 'split' | 'augment'>> & { augment: AugmentConfig | false };
+  readonly #decodes: Semaphore;
+  #decodeCount = 0;
+
+  constructor(options: DataLoaderOptions) {
+    const int = (name: string, v: number, min: number): number => {
+      if (!Number.isInteger(v) || v < min) {
+        throw new RangeError(
+          `Expected integer >= ${min} for \`${name}\` but received ${String(v)} of type ${typeof v}`,
+        );
+      }
+      return v;
+    };
+    this.root = options.root;
+    this.split = options.split;
+    this.batchSize = int('batchSize', options.batchSize ?? 16, 1);
+    this.imageSize = int('imageSize', options.imageSize ?? DEFAULT_DATA_CONFIG.imageSize, 8);
+    this.prefetch = int('prefetch', options.prefetch ?? DEFAULT_DATA_CONFIG.prefetch, 0);
+    this.#opts = {
+      batchSize: this.batchSize,
+      imageSize: this.imageSize,
+      prefetch: this.prefetch,
+      resize: options.resize ?? 'fill',
+      maxPixels: options.maxPixels ?? DEFAULT_DATA_CONFIG.maxPixels,
+      concurrency: int('concurrency', options.concurrency ?? DEFAULT_DATA_CONFIG.concurrency, 1),
+      cacheMiB: options.cacheMiB ?? DEFAULT_DATA_CONFIG.cacheMiB,
+      augment: options.augment === false ? false : { ...DEFAULT_AUGMENT, ...options.augment },
+      balanced: options.balanced ?? false,
+      seed: options.seed ?? options.split.seed,
+      dropLast: options.dropLast ?? false,
+      mean: options.mean ?? IMAGENET_MEAN,
+      std: options.std ?? IMAGENET_STD,
+    };
+    this.cache = new DecodedCache({ maxBytes: this.#opts.cacheMiB * 1024 * 1024 });
+    this.#decodes = new Semaphore(this.#opts.concurrency);
+  }
+
+  /** Indexes `root`, loads (or creates and writes) the split in `splitFile`, and returns a loader over it. */
+  static async fromConfig(
+    root: string,
+    config: DataConfig,
+    options: { splitFile: string; batchSize?: number; signal?: AbortSignal; dropConflicts?: boolean },
+  ): Promise<DataLoader> {
+    const index = await indexDataset(root, {
+      classes: config.classes,
+      maxPixels: config.maxPixels,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const split = await loadOrCreateSplit(options.splitFile, index, {
+      ratios: config.split,
+      seed: config.seed,
+      dropConflicts: options.dropConflicts ?? false,
+    });
+    return new DataLoader({
+      root,
+      split,
+      imageSize: config.imageSize,
+      resize: config.resize,
+      maxPixels: config.maxPixels,
+      concurrency: config.concurrency,
+      prefetch: config.prefetch,
+      cacheMiB: config.cacheMiB,
+      augment: config.augment.enabled ? config.augment : false,
+      balanced: config.balanced,
+      seed: config.seed,
+      ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+    });
+  }
+
+  /** Photos decoded so far (cache misses that reached sharp). */
+  get decodeCount(): number {
+    return this.#decodeCount;
+  }
+
+  /** Training batches per epoch. */
+  get batchesPerEpoch(): number {
+    const n = this.split.train.length;
+    return this.#opts.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
+  }
+
+  /** The triplets of one epoch (indices into split.train), as `epoch(n)` will use them. */
+  triplets(epoch: number): Triplet[] {
+    return sampleTriplets(this.split.train, { seed: this.#opts.seed, epoch, balanced: this.#opts.balanced });
+  }
+
+  /** One training epoch of triplet batches, seeded by (seed, epoch): the same epoch number gives the same batches. */
+  epoch(epoch: number, options: IterateOptions = {}): AsyncGenerator<TripletBatch> {
+    const triplets = this.triplets(epoch);
+    const count = this.batchesPerEpoch;
+    const train = this.split.train;
+    return this.#pipeline(count, options, async (b, signal) => {
+      const chunk = triplets.slice(b * this.batchSize, (b + 1) * this.batchSize);
+      const per = 3 * this.imageSize * this.imageSize;
+      const tensors = [0, 1, 2].map(() => new Float32Array(chunk.length * per));
+      const roles = ['query', 'positive', 'negative'] as const;
+      await Promise.all(
+        chunk.flatMap((t, i) =>
+          roles.map((role, r) =>
+            this.#load(train[t[role]] as SplitItem, tensors[r] as Float32Array, i * per, signal, [epoch, b, i, r]),
+          ),
+        ),
+      );
+      return {
+        query: tensors[0] as Float32Array,
+        positive: tensors[1] as Float32Array,
+        negative: tensors[2] as Float32Array,
+        shape: [chunk.length, 3, this.imageSize, this.imageSize],
+        labels: Int32Array.from(chunk, (t) => (train[t.query] as SplitItem).label),
+        paths: chunk.map((t) => (train[t.query] as SplitItem).path),
+        index: b,
+      };
+    });
+  }
+
+  /** Evaluation batches over a split, in manifest order, without augmentation. */
+  evaluate(name: SplitName, options: IterateOptions & { batchSize?: number } = {}): AsyncGenerator<EvalBatch> {
+    const items = this.split[name];
+    const size = options.batchSize ?? this.batchSize;
+    const count = Math.ceil(items.length / size);
+    return this.#pipeline(count, options, async (b, signal) => {
+      const chunk = items.slice(b * size, (b + 1) * size);
+      const per = 3 * this.imageSize * this.imageSize;
+      const images = new Float32Array(chunk.length * per);
+      await Promise.all(chunk.map((item, i) => this.#load(item, images, i * per, signal, null)));
+      return {
+        images,
+        shape: [chunk.length, 3, this.imageSize, this.imageSize],
+        labels: Int32Array.from(chunk, (item) => item.label),
+        paths: chunk.map((item) => item.path),
+        index: b,
+      };
+    });
+  }
+
+  /** Decodes (or takes from the cache) one image and writes it, augmented when `augmentKey` is set, into `out`. */
+  async #load(item: SplitItem, out: Float32Array, offset: number, signal: AbortSignal, augmentKey: number[] | null) {
+    const o = this.#opts;
+    const key = `${item.md5}:${o.imageSize}:${o.resize}`;
+    const decode = (): Promise<Uint8Array> =>
+      this.#decodes.run(async () => {
+        if (signal.aborted) throw new CancelledError();
+        this.#decodeCount++;
+        return decodeResized(path.join(this.root, item.path), {
+          size: o.imageSize,
+          resize: o.resize,
+          maxPixels: o.maxPixels,
+        });
+      });
+    const hwc = o.cacheMiB > 0 ? await this.cache.get(key, decode) : await decode();
+    if (augmentKey && o.augment && o.augment.enabled) {
+      const params = drawAugmentParams(o.imageSize, new Rng(o.seed, 'augment', ...augmentKey), o.augment);
+      augmentInto(hwc, o.imageSize, params, out, offset, o.mean, o.std);
+    } else {
+      normalizeInto(hwc, out, offset, { mean: o.mean, std: o.std });
+    }
+  }
+
+  /** Runs `make(b)` for b in [start, count) with up to `prefetch` batches prepared ahead of the one consumed. */
+  async *#pipeline<T>(
+    count: number,
+    options: IterateOptions,
+    make: (b: number, signal: AbortSignal) => Promise<T>,
+  ): AsyncGenerator<T> {
+    const start = options.startBatch ?? 0;
+    if (!Number.isInteger(start) || start < 0) {
+      throw new RangeError(`Expected integer >= 0 for \`startBatch\` but received ${String(start)}`);
+    }
+    const outer = options.signal;
+    const inner = new AbortController();
+    const onAbort = (): void => inner.abort();
+    outer?.addEventListener('abort', onAbort, { once: true });
+    const stop = aborted(inner.signal);
+    stop.catch(() => undefined);
+    const queue: Promise<T>[] = [];
+    let next = start;
+    try {
+      for (let b = start; b < count; b++) {
+        while (next < count && queue.length < this.prefetch + 1) {
+          const job = make(next++, inner.signal);
+          job.catch(() => undefined); // awaited below; avoid an unhandled rejection if the consumer stops early
+          queue.push(job);
+        }
+        if (inner.signal.aborted) throw new CancelledError();
+        const batch = await Promise.race([queue.shift() as Promise<T>, stop]);
+        if (inner.signal.aborted) throw new CancelledError();
+        yield batch;
+      }
+    } finally {
+      outer?.removeEventListener('abort', onAbort);
+      inner.abort(); // stop batches still in preparation when the consumer breaks early
+    }
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(new CancelledError());
+    else signal.addEventListener('abort', () => reject(new CancelledError()), { once: true });
+  });
+}

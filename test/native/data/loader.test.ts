@@ -1,0 +1,166 @@
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { parseDataConfig } from '../../../src/data/config.js';
+import { indexDataset } from '../../../src/data/indexer.js';
+import { DataLoader, type DataLoaderOptions } from '../../../src/data/loader.js';
+import { createSplit, type SplitManifest } from '../../../src/data/split.js';
+import { CancelledError } from '../../../src/errors.js';
+import { CLASSES, flowerDir, hasFlowers, photos } from '../../helpers.js';
+
+const size = 64;
+let dir: string;
+let split: SplitManifest;
+
+beforeAll(async () => {
+  if (!hasFlowers) return;
+  dir = await mkdtemp(path.join(os.tmpdir(), 'loader-'));
+  for (const cls of CLASSES) {
+    await mkdir(path.join(dir, cls));
+    for (const file of photos(cls, 8)) await copyFile(file, path.join(dir, cls, path.basename(file)));
+  }
+  split = createSplit(await indexDataset(dir), { seed: 7, ratios: [0.75, 0.125, 0.125] });
+});
+afterAll(() => (dir ? rm(dir, { recursive: true, force: true }) : undefined));
+
+const loader = (o: Partial<DataLoaderOptions> = {}): DataLoader =>
+  new DataLoader({ root: dir, split, batchSize: 4, imageSize: size, concurrency: 2, ...o });
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+describe.skipIf(!hasFlowers)(`DataLoader on real photos (${flowerDir})`, () => {
+  it('yields triplet batches the native step takes: shapes, labels, finite values', async () => {
+    const l = loader();
+    expect(split.train).toHaveLength(30);
+    const batches = await collect(l.epoch(0));
+    expect(batches).toHaveLength(l.batchesPerEpoch);
+    expect(batches.map((b) => b.shape[0])).toEqual([4, 4, 4, 4, 4, 4, 4, 2]);
+    const b = batches[0]!;
+    expect(b.shape).toEqual([4, 3, size, size]);
+    for (const t of [b.query, b.positive, b.negative]) {
+      expect(t).toBeInstanceOf(Float32Array);
+      expect(t.length).toBe(4 * 3 * size * size);
+      expect(t.every(Number.isFinite)).toBe(true);
+    }
+    expect(b.labels).toBeInstanceOf(Int32Array);
+    expect([...b.labels]).toEqual(b.paths.map((p) => CLASSES.indexOf(p.split('/')[0] as (typeof CLASSES)[number])));
+    expect(new Set(batches.flatMap((x) => x.paths)).size).toBe(30); // every train image is a query once
+  });
+
+  it('is reproducible: the same seed and epoch give identical tensors, another epoch differs', async () => {
+    const [a, b, c] = await Promise.all([
+      collect(loader().epoch(1)),
+      collect(loader().epoch(1)),
+      collect(loader().epoch(2)),
+    ]);
+    expect(a.map((x) => x.paths)).toEqual(b.map((x) => x.paths));
+    expect(Buffer.from(a[0]!.query.buffer).equals(Buffer.from(b[0]!.query.buffer))).toBe(true);
+    expect(Buffer.from(a[3]!.negative.buffer).equals(Buffer.from(b[3]!.negative.buffer))).toBe(true);
+    expect(a.map((x) => x.paths)).not.toEqual(c.map((x) => x.paths));
+  });
+
+  it('resumes mid-epoch with startBatch: the same batches as an uninterrupted epoch', async () => {
+    const full = await collect(loader().epoch(4));
+    const resumed = await collect(loader().epoch(4, { startBatch: 5 }));
+    expect(resumed.map((b) => b.index)).toEqual([5, 6, 7]);
+    expect(resumed.map((b) => b.paths)).toEqual(full.slice(5).map((b) => b.paths));
+    expect(Buffer.from(resumed[0]!.positive.buffer).equals(Buffer.from(full[5]!.positive.buffer))).toBe(true);
+  });
+
+  it('decodes each photo once: later epochs come from the decoded cache', async () => {
+    const l = loader();
+    await collect(l.epoch(0));
+    const first = l.decodeCount;
+    expect(first).toBeLessThanOrEqual(30);
+    await collect(l.epoch(1));
+    await collect(l.evaluate('train'));
+    expect(l.decodeCount).toBe(first);
+    expect(l.cache.bytes).toBe(first * size * size * 3);
+  });
+
+  it('evaluates a split in order, unaugmented and repeatable', async () => {
+    const l = loader();
+    const [a, b] = [
+      await collect(l.evaluate('val', { batchSize: 3 })),
+      await collect(loader({ augment: false }).evaluate('val', { batchSize: 3 })),
+    ];
+    expect(a.flatMap((x) => x.paths)).toEqual(split.val.map((i) => i.path));
+    expect(a[0]!.shape).toEqual([3, 3, size, size]);
+    expect([...a[0]!.labels]).toEqual(split.val.slice(0, 3).map((i) => i.label));
+    expect(Buffer.from(a[0]!.images.buffer).equals(Buffer.from(b[0]!.images.buffer))).toBe(true);
+  });
+
+  it('stops on AbortSignal with CancelledError', async () => {
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const run = async (): Promise<void> => {
+      for await (const b of loader({ cacheMiB: 0 }).epoch(0, { signal: controller.signal })) {
+        seen.push(b.index);
+        if (b.index === 1) controller.abort();
+      }
+    };
+    await expect(run()).rejects.toBeInstanceOf(CancelledError);
+    expect(seen).toEqual([0, 1]);
+  });
+
+  it('prepares batches while a slow step runs: total time is about max(step, preprocessing), not the sum', async () => {
+    const batchesFor = (l: DataLoader) => l.epoch(0);
+    // Preprocessing alone (no cache, so every batch decodes 12 photos).
+    const t = performance.now();
+    await collect(batchesFor(loader({ cacheMiB: 0, prefetch: 0 })));
+    const prep = performance.now() - t;
+    const n = loader().batchesPerEpoch;
+    const stepMs = Math.max(60, Math.ceil((1.5 * prep) / n)); // the step is slower than preprocessing
+    const step = (): Promise<void> => new Promise((r) => setTimeout(r, stepMs));
+
+    const run = async (prefetch: number): Promise<{ total: number; waits: number[] }> => {
+      const waits: number[] = [];
+      const it = batchesFor(loader({ cacheMiB: 0, prefetch }));
+      const start = performance.now();
+      for (;;) {
+        const w = performance.now();
+        const r = await it.next();
+        waits.push(performance.now() - w);
+        if (r.done) break;
+        await step(); // stands in for the native trainer.step on its worker thread
+      }
+      return { total: performance.now() - start, waits: waits.slice(1, -1) };
+    };
+    const serial = await run(0);
+    const overlapped = await run(2);
+    const steps = n * stepMs;
+    // Serial pays both; overlapped pays the steps plus the first batch only.
+    expect(serial.total).toBeGreaterThan(steps + 0.7 * prep);
+    expect(overlapped.total).toBeLessThan(steps + 0.5 * prep + 100);
+    expect(overlapped.total).toBeGreaterThanOrEqual(steps);
+    // After the first batch the consumer (the step) barely waits for data.
+    expect(Math.max(...overlapped.waits)).toBeLessThan(stepMs / 2);
+  });
+
+  it('fromConfig indexes, writes the split once and reuses it', async () => {
+    const splitFile = path.join(dir, '..', `${path.basename(dir)}-split.json`);
+    try {
+      const config = parseDataConfig({ image_size: size, seed: 3, augment: false });
+      const a = await DataLoader.fromConfig(dir, config, { splitFile, batchSize: 5 });
+      const b = await DataLoader.fromConfig(dir, config, { splitFile, batchSize: 5 });
+      expect(b.split).toEqual(a.split);
+      expect(a.split.seed).toBe(3);
+      const [first] = await collect(a.evaluate('test'));
+      expect(first?.shape).toEqual([5, 3, size, size]);
+    } finally {
+      await rm(splitFile, { force: true });
+    }
+  });
+
+  it('validates its options with messages that name them', () => {
+    expect(() => loader({ batchSize: 0 })).toThrow(/`batchSize` but received 0/);
+    expect(() => loader({ concurrency: 1.5 })).toThrow(RangeError);
+  });
+});
