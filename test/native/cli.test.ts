@@ -32,6 +32,6 @@ describe('trt-flowers binary', () => {
       stderr: string;
     };
     expect(err.code).toBe(1);
-    expect(err.stderr).toMatch(/^error: Expected one of tiny, mobilenet_v2 for `arch`/);
+    expect(err.stderr).toMatch(/^error: Expected one of tiny, mobilenet_v2, rexnet_150 for `arch`/);
   });
 });

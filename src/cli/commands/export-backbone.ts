@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 import { BACKBONE_ARCHS, exportBackbone, type BackboneArch } from '../../export/backbone.js';
-import { parseInteger } from '../parse.js';
+import { parseInteger, parseNumber } from '../parse.js';
 
 export function registerExportBackboneCommand(program: Command): void {
   program
@@ -9,7 +9,8 @@ export function registerExportBackboneCommand(program: Command): void {
     .description('write a scripted TorchScript classifier returning (logits, embedding)')
     .requiredOption('--arch <arch>', `architecture: ${BACKBONE_ARCHS.join(' | ')}`)
     .requiredOption('--out <file>', 'output TorchScript file (.pt)')
-    .option('--weights <file>', 'torchvision-keyed .safetensors with pretrained weights')
+    .option('--weights <file>', 'pretrained .safetensors (torchvision keys: mobilenet_v2; timm keys: rexnet_150)')
+    .option('--timm', 'rexnet_150 from the timm package with its pretrained weights (needs timm)')
     .option('--num-classes <n>', 'classes of the new head', parseInteger('--num-classes', 2, 100_000), 5)
     .option(
       '--embedding-size <n>',
@@ -17,6 +18,17 @@ export function registerExportBackboneCommand(program: Command): void {
       parseInteger('--embedding-size', 0, 65_536),
       0,
     )
+    .option('--dropout <p>', 'dropout before the classifier, in [0, 1)', parseNumber('--dropout', 0, 0.999_999), 0.2)
+    .option(
+      '--freeze-bn',
+      'BatchNorms keep their running statistics in train mode too (weight/bias still train); for pretrained weights',
+    )
+    .option(
+      '--verify-imagenet <dir>',
+      'classify the images in <dir> with the pretrained ImageNet head first; fail on a wrong top-1 ' +
+        '(default: the samples/ beside the weights file, when there are some)',
+    )
+    .option('--no-verify-imagenet', 'skip the ImageNet check')
     .option('--seed <n>', 'seed of the random initialisation', parseInteger('--seed', 0, 2 ** 31 - 1), 0)
     .option('--python <path>', 'Python with torch (default: TRT_FLOWERS_PYTHON or /usr/bin/python3)')
     .action(
@@ -24,8 +36,12 @@ export function registerExportBackboneCommand(program: Command): void {
         arch: string;
         out: string;
         weights?: string;
+        timm?: boolean;
         numClasses: number;
         embeddingSize: number;
+        dropout: number;
+        freezeBn?: boolean;
+        verifyImagenet?: string | boolean;
         seed: number;
         python?: string;
       }) => {
@@ -34,8 +50,14 @@ export function registerExportBackboneCommand(program: Command): void {
           out: opts.out,
           numClasses: opts.numClasses,
           embeddingSize: opts.embeddingSize,
+          dropout: opts.dropout,
           seed: opts.seed,
+          freezeBn: opts.freezeBn === true,
+          timm: opts.timm === true,
           ...(opts.weights ? { weights: opts.weights } : {}),
+          ...(typeof opts.verifyImagenet === 'string' || opts.verifyImagenet === false
+            ? { verifyImagenet: opts.verifyImagenet }
+            : {}),
           ...(opts.python ? { python: opts.python } : {}),
         });
         process.stdout.write(`${JSON.stringify(result)}\n`);
