@@ -5,7 +5,9 @@ import { Command, CommanderError } from 'commander';
 import { TrtFlowersError } from '../errors.js';
 import { registerDataCommand } from './commands/data.js';
 import { registerDoctorCommand } from './commands/doctor.js';
+import { registerEvaluateCommand } from './commands/evaluate.js';
 import { registerExportBackboneCommand } from './commands/export-backbone.js';
+import { registerTrainCommand } from './commands/train.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -19,6 +21,8 @@ export function createProgram(): Command {
   registerDoctorCommand(program);
   registerDataCommand(program);
   registerExportBackboneCommand(program);
+  registerTrainCommand(program);
+  registerEvaluateCommand(program);
   return program;
 }
 

@@ -1,0 +1,63 @@
+import type { Command } from 'commander';
+
+import { loadTrainConfig } from '../../config/index.js';
+import { resolveTrainingData } from '../../train/data-source.js';
+import { createProgress, type ProgressMode } from '../../train/progress.js';
+import { train } from '../../train/train.js';
+import { withInterrupt } from '../interrupt.js';
+
+interface TrainFlags {
+  config?: string;
+  dataDir?: string;
+  resume?: string;
+  progress?: ProgressMode;
+  python?: string;
+}
+
+export function registerTrainCommand(program: Command): void {
+  program
+    .command('train')
+    .description('train a classifier: configs/train.yaml (+ data.yaml, model.yaml) with key=value overrides')
+    .argument(
+      '[overrides...]',
+      'config overrides, e.g. trainer.max_epochs=25 data.batch_size=16 model.learning_rate=0.001',
+    )
+    .option('--config <file>', 'top config file (default: the package configs/train.yaml)')
+    .option('--data-dir <dir>', 'tf_flowers folder (else config data.root, TRT_FLOWERS_DATA, or a download)')
+    .option('--resume <runDir>', 'continue a run from its last checkpoint (its own config is used)')
+    .option('--progress <mode>', 'auto | bar | plain | json | none (default: trainer.progress)')
+    .option('--python <path>', 'Python with torch for the backbone export')
+    .action(async (overrides: string[], flags: TrainFlags) => {
+      if (flags.resume && overrides.length) {
+        throw new RangeError('--resume continues a run with its saved config: drop the key=value overrides');
+      }
+      const { config, raw } = loadTrainConfig({
+        ...(flags.config ? { file: flags.config } : {}),
+        overrides: flags.progress ? [...overrides, `trainer.progress=${flags.progress}`] : overrides,
+      });
+      await withInterrupt(async (signal) => {
+        const dataDir = await resolveTrainingData(flags.dataDir, config, signal);
+        const result = await train({
+          config,
+          rawConfig: raw,
+          dataDir,
+          signal,
+          progress: createProgress(config.trainer.progress),
+          ...(flags.resume ? { resume: flags.resume } : {}),
+          ...(flags.python ? { python: flags.python } : {}),
+        });
+        const summary = {
+          run_dir: result.runDir,
+          status: result.status,
+          epochs: result.epochs,
+          best_epoch: result.bestEpoch + 1,
+          best_val_loss: result.bestValLoss,
+          ...(result.test
+            ? { test_accuracy: result.test.report.accuracy, test_f1_macro: result.test.report.f1Macro }
+            : {}),
+        };
+        process.stdout.write(`${JSON.stringify(summary)}\n`);
+        if (result.status === 'interrupted') process.exitCode = 130;
+      });
+    });
+}

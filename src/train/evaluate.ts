@@ -1,0 +1,76 @@
+import type { DataLoader } from '../data/loader.js';
+import type { SplitName } from '../data/split.js';
+import { argmaxRows, classificationReport, type ClassificationReport } from '../track/metrics.js';
+import { evalLosses, type EvalLosses } from './evalLosses.js';
+import type { TorchModel } from './TorchModel.js';
+
+export interface SplitEvaluation {
+  losses: EvalLosses;
+  report: ClassificationReport;
+  /** Predicted class of every image, in split order. */
+  predictions: Int32Array;
+  labels: Int32Array;
+  paths: string[];
+  imagesPerSecond: number;
+}
+
+/** Runs the model in eval mode over a whole split: losses (as in training) and classification metrics. */
+export async function evaluateSplit(
+  model: TorchModel,
+  loader: DataLoader,
+  split: SplitName,
+  options: {
+    numClasses: number;
+    ceWeight: number;
+    contrastiveWeight: number;
+    margin: number;
+    seed: number;
+    signal?: AbortSignal;
+    batchSize?: number;
+  },
+): Promise<SplitEvaluation> {
+  await model.setTraining(false);
+  const logits: Float32Array[] = [];
+  const embeddings: Float32Array[] = [];
+  const labels: number[] = [];
+  const paths: string[] = [];
+  const started = performance.now();
+  for await (const batch of loader.evaluate(split, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+  })) {
+    const out = await model.forward(batch.images, batch.shape);
+    if (out.numClasses !== options.numClasses) {
+      throw new RangeError(
+        `the model has ${out.numClasses} classes but the data has ${options.numClasses}: ` +
+          'export the backbone with --num-classes matching data.classes',
+      );
+    }
+    logits.push(out.logits);
+    embeddings.push(out.embedding);
+    labels.push(...batch.labels);
+    paths.push(...batch.paths);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const allLogits = concat(logits);
+  const yTrue = Int32Array.from(labels);
+  const yPred = argmaxRows(allLogits, options.numClasses);
+  return {
+    losses: evalLosses(allLogits, concat(embeddings), yTrue, options.numClasses, options),
+    report: classificationReport(yTrue, yPred, options.numClasses),
+    predictions: yPred,
+    labels: yTrue,
+    paths,
+    imagesPerSecond: seconds > 0 ? yTrue.length / seconds : 0,
+  };
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}

@@ -1,0 +1,210 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import YAML from 'yaml';
+
+import { parseTrainConfig, type TrainConfig } from '../config/index.js';
+import type { RawConfig } from '../config/load.js';
+import { indexDataset } from '../data/indexer.js';
+import { DataLoader } from '../data/loader.js';
+import { createSplit, loadOrCreateSplit, type SplitManifest } from '../data/split.js';
+import { ConfigError } from '../errors.js';
+import { exportBackbone } from '../export/backbone.js';
+import { createTracker } from '../track/createTracker.js';
+import type { CompositeTracker } from '../track/CompositeTracker.js';
+import type { MlflowTracker } from '../track/MlflowTracker.js';
+import { RunDir } from '../track/RunDir.js';
+import type { SplitEvaluation } from './evaluate.js';
+
+/** Everything a training run shares: its folder, trackers and configuration. */
+export interface RunContext {
+  run: RunDir;
+  tracker: CompositeTracker;
+  mlflow: MlflowTracker | undefined;
+  config: TrainConfig;
+  plotCurves(): Promise<void>;
+  reportTest(test: SplitEvaluation): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens a new run folder (config.yaml written) or reopens one to resume it. */
+export async function openRun(options: {
+  config: TrainConfig;
+  rawConfig?: RawConfig;
+  resume?: string;
+}): Promise<RunContext> {
+  let run: RunDir;
+  let config = options.config;
+  let tracker: CompositeTracker;
+  let mlflow: MlflowTracker | undefined;
+  if (options.resume) {
+    const raw = await fs.readFile(path.join(options.resume, 'config.yaml'), 'utf8').catch((err: Error) => {
+      throw new ConfigError(`cannot resume ${options.resume}: ${err.message}`, { cause: err });
+    });
+    config = parseTrainConfig(YAML.parse(raw) as RawConfig);
+    const state = JSON.parse(
+      await fs.readFile(path.join(options.resume, 'checkpoints', 'last', 'state.json'), 'utf8').catch(() => '{}'),
+    ) as { globalStep?: number };
+    run = await RunDir.open(options.resume, { keepUpToStep: state.globalStep ?? 0 });
+    const { CompositeTracker: Composite } = await import('../track/CompositeTracker.js');
+    tracker = new Composite([run]);
+  } else {
+    ({
+      runDir: run,
+      tracker,
+      mlflow,
+    } = await createTracker({
+      baseDir: config.trainer.runs_dir,
+      config: options.rawConfig ?? config,
+      mlflow: { experimentName: config.experiment },
+    }));
+    await tracker.logParams(flatten(options.rawConfig ?? {}));
+  }
+  const plots = async (): Promise<typeof import('../track/plots.js')> => import('../track/plots.js');
+  return {
+    run,
+    tracker,
+    mlflow,
+    config,
+    async plotCurves() {
+      const { renderLossCurves, renderAccuracyCurves } = await plots();
+      const { readMetrics } = await import('../track/metricsLog.js');
+      const rows = await readMetrics(run.dir);
+      await renderLossCurves(rows, path.join(run.plotsDir, 'loss'), { title: 'Loss' });
+      await renderAccuracyCurves(rows, path.join(run.plotsDir, 'accuracy'), { title: 'Accuracy and F1' });
+    },
+    async reportTest(test) {
+      const { renderConfusionMatrix } = await plots();
+      const classes = config.data.classes;
+      await renderConfusionMatrix(
+        test.report.confusion,
+        classes,
+        path.join(run.plotsDir, 'confusion_test'),
+        'Test confusion matrix',
+      );
+      const metrics: Record<string, number> = {
+        loss: test.losses.loss,
+        ce: test.losses.ce,
+        contrastive: test.losses.contrastive,
+        accuracy: test.report.accuracy,
+        f1_micro: test.report.f1Micro,
+        f1_macro: test.report.f1Macro,
+      };
+      await tracker.logMetrics(metrics, 0, { split: 'test' });
+      await run.setSummary({
+        test: {
+          ...metrics,
+          perClass: Object.fromEntries(test.report.perClass.map((c, i) => [classes[i], c])),
+          confusion: test.report.confusion,
+        },
+      });
+    },
+    async close() {
+      await mlflow?.close(5000);
+    },
+  };
+}
+
+/** Indexes the data folder, loads or creates the run's split (split.json) and returns the loader. */
+export async function prepareData(ctx: RunContext, dataDir: string, signal?: AbortSignal): Promise<DataLoader> {
+  return openEvalData(ctx.config, dataDir, path.join(ctx.run.dir, 'split.json'), signal);
+}
+
+/**
+ * Indexes the data folder and returns a loader over the split stored in `splitFile` (created there when missing
+ * or made from other data), or over a fresh split with the config's seed when no file is given.
+ */
+export async function openEvalData(
+  config: TrainConfig,
+  dataDir: string,
+  splitFile: string | undefined,
+  signal?: AbortSignal,
+): Promise<DataLoader> {
+  const d = config.data;
+  const index = await indexDataset(dataDir, {
+    classes: d.classes,
+    maxPixels: d.maxPixels,
+    ...(signal ? { signal } : {}),
+  });
+  const splitOptions = { ratios: d.split, seed: d.seed };
+  let split = splitFile ? await loadOrCreateSplit(splitFile, index, splitOptions) : createSplit(index, splitOptions);
+  if (config.trainer.limit_per_class > 0) split = limitPerClass(split, config.trainer.limit_per_class);
+  if (split.train.length === 0 || split.val.length === 0) {
+    throw new ConfigError(
+      `the split of ${dataDir} has ${split.train.length} train and ${split.val.length} val images: need at least one of each`,
+    );
+  }
+  return new DataLoader({
+    root: dataDir,
+    split,
+    batchSize: d.batchSize,
+    imageSize: d.imageSize,
+    resize: d.resize,
+    maxPixels: d.maxPixels,
+    concurrency: d.concurrency,
+    prefetch: d.prefetch,
+    cacheMiB: d.cacheMiB,
+    augment: d.augment.enabled ? d.augment : false,
+    balanced: d.balanced,
+    seed: d.seed,
+  });
+}
+
+/** At most n images per class in each part of the split (smoke runs, CI), keeping the split's order. */
+export function limitPerClass(split: SplitManifest, n: number): SplitManifest {
+  const take = (items: SplitManifest['train'], share: number): SplitManifest['train'] => {
+    const per = new Map<number, number>();
+    const cap = Math.max(1, Math.round(n * share));
+    return items.filter((it) => {
+      const c = per.get(it.label) ?? 0;
+      per.set(it.label, c + 1);
+      return c < cap;
+    });
+  };
+  const [tr, va, te] = split.ratios;
+  return { ...split, train: take(split.train, tr), val: take(split.val, va), test: take(split.test, te) };
+}
+
+/** The TorchScript file to start from: model.checkpoint, or a backbone exported into the run folder. */
+export async function prepareModel(ctx: RunContext, python?: string): Promise<string> {
+  const m = ctx.config.model;
+  if (m.checkpoint) return m.checkpoint;
+  const out = path.join(ctx.run.dir, 'backbone.pt');
+  const result = await exportBackbone({
+    arch: m.arch,
+    out,
+    numClasses: ctx.config.data.classes.length,
+    embeddingSize: m.embedding_size,
+    dropout: m.dropout,
+    freezeBn: m.freeze_bn,
+    seed: ctx.config.trainer.seed,
+    ...(m.weights ? { weights: m.weights } : {}),
+    ...(python ? { python } : {}),
+  });
+  await ctx.tracker.logParams({ backbone: result });
+  return out;
+}
+
+/** Writes the final summary and closes the trackers' run. */
+export async function finishRun(
+  ctx: RunContext,
+  result: { status: string; epochs: number; bestEpoch: number; bestValLoss: number | null },
+): Promise<void> {
+  await ctx.run.setSummary({
+    result: result.status,
+    epochs: result.epochs,
+    bestEpoch: result.bestEpoch,
+    bestValLoss: result.bestValLoss,
+    bestModel: path.join(ctx.run.checkpointsDir, 'best', 'model.pt'),
+  });
+  await ctx.tracker.finish(result.status === 'interrupted' ? 'KILLED' : 'FINISHED');
+}
+
+function flatten(obj: RawConfig, prefix = ''): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (v && typeof v === 'object' && !Array.isArray(v)) Object.assign(out, flatten(v as RawConfig, `${prefix}${k}.`));
+    else out[`${prefix}${k}`] = v;
+  }
+  return out;
+}

@@ -1,0 +1,237 @@
+import type { TrainConfig } from '../config/index.js';
+import type { RawConfig } from '../config/load.js';
+import { CancelledError } from '../errors.js';
+import { runtimeInfo, manualSeed, setThreads } from '../runtime.js';
+import { Checkpoints, emptyPartial, type TrainState } from './checkpoint.js';
+import { EarlyStopping } from './EarlyStopping.js';
+import { evaluateSplit, type SplitEvaluation } from './evaluate.js';
+import { createProgress, type ProgressReporter } from './progress.js';
+import { prepareData, prepareModel, type RunContext, openRun, finishRun } from './run.js';
+import { learningRateAt } from './schedule.js';
+import { TorchModel } from './TorchModel.js';
+import { Trainer } from './Trainer.js';
+
+/** Options of train(). */
+export interface TrainOptions {
+  /** The resolved configuration (ignored when resuming: the run's own config.yaml is used). */
+  config: TrainConfig;
+  /** The composed raw config, saved as the run's config.yaml. Defaults to `config`. */
+  rawConfig?: RawConfig;
+  /** Data folder (flag > config > TRT_FLOWERS_DATA, resolved by the caller). */
+  dataDir: string;
+  /** Continue the run in this folder from its last checkpoint. Defaults to a new run. */
+  resume?: string;
+  /** Stops training after the current step; a resumable checkpoint is written first. Defaults to none. */
+  signal?: AbortSignal;
+  /** Progress output. Defaults to the config's trainer.progress on stderr. */
+  progress?: ProgressReporter;
+  /** Python for the backbone export. Defaults to TRT_FLOWERS_PYTHON or /usr/bin/python3. */
+  python?: string;
+}
+
+export interface TrainResult {
+  runDir: string;
+  status: 'completed' | 'early-stopped' | 'interrupted';
+  epochs: number;
+  bestEpoch: number;
+  bestValLoss: number | null;
+  test?: SplitEvaluation;
+}
+
+/** Runs (or resumes) a training run: epochs of triplet steps, validation, checkpoints, early stopping, test. */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const ctx: RunContext = await openRun(options);
+  const { config, run } = ctx;
+  const progress = options.progress ?? createProgress(config.trainer.progress);
+  const t = config.trainer;
+  const m = config.model;
+  let model: TorchModel | undefined;
+  let trainer: Trainer | undefined;
+  try {
+    if (t.threads > 0) setThreads(t.threads);
+    manualSeed(t.seed);
+    const loader = await prepareData(ctx, options.dataDir, options.signal);
+    const numClasses = config.data.classes.length;
+    const device = t.device === 'auto' ? (runtimeInfo().cudaAvailable ? 'cuda' : 'cpu') : t.device;
+    const checkpoints = new Checkpoints(run.checkpointsDir);
+    const resumed = options.resume ? await checkpoints.loadState() : undefined;
+    const modelFile = resumed ? checkpoints.lastModel : await prepareModel(ctx, options.python);
+    model = await TorchModel.load(modelFile, { device });
+    trainer = new Trainer(model, {
+      optimizer: m.optimizer,
+      learningRate: m.learning_rate,
+      weightDecay: m.weight_decay,
+      momentum: m.momentum,
+      gradClipNorm: m.grad_clip_norm,
+      ceWeight: m.ce_weight,
+      contrastiveWeight: m.contrastive_weight,
+      margin: m.margin,
+      amp: t.amp && device === 'cuda',
+    });
+    if (resumed) await trainer.loadState(checkpoints.lastTrainer);
+    const early = new EarlyStopping(t.patience, t.min_delta);
+    const state: TrainState = resumed ?? {
+      version: 1,
+      epoch: 0,
+      batch: 0,
+      globalStep: 0,
+      earlyStopping: early.state,
+      partial: emptyPartial(),
+      bestEpoch: -1,
+    };
+    early.restore(state.earlyStopping);
+    await run.logParams({
+      device,
+      numClasses,
+      trainImages: loader.split.train.length,
+      valImages: loader.split.val.length,
+    });
+    progress.message(
+      `${resumed ? 'resuming' : 'training'} ${run.dir}: ${m.arch} on ${device}, ${loader.split.train.length} train / ` +
+        `${loader.split.val.length} val images, ${config.data.imageSize}px, batch ${loader.batchSize} triplets`,
+    );
+    const schedule = {
+      kind: m.scheduler,
+      learningRate: m.learning_rate,
+      epochs: t.max_epochs,
+      warmupEpochs: m.warmup_epochs,
+      minLearningRate: m.min_learning_rate,
+      stepSize: m.step_size,
+      gamma: m.gamma,
+    } as const;
+    const evalOptions = {
+      numClasses,
+      ceWeight: m.ce_weight,
+      contrastiveWeight: m.contrastive_weight,
+      margin: m.margin,
+      seed: t.seed,
+      ...(options.signal ? { signal: options.signal } : {}),
+    };
+    const limit =
+      t.limit_train_batches > 0 ? Math.min(t.limit_train_batches, loader.batchesPerEpoch) : loader.batchesPerEpoch;
+    let status: TrainResult['status'] = 'completed';
+    for (; state.epoch < t.max_epochs; state.epoch++, state.batch = 0, state.partial = emptyPartial()) {
+      const epoch = state.epoch;
+      const p = state.partial;
+      let epochStart = performance.now() - p.seconds * 1000;
+      try {
+        for await (const batch of loader.epoch(epoch, {
+          startBatch: state.batch,
+          ...(options.signal ? { signal: options.signal } : {}),
+        })) {
+          if (batch.index >= limit) break;
+          trainer.learningRate = learningRateAt(schedule, epoch + batch.index / limit);
+          const r = await trainer.step(batch);
+          const n = batch.shape[0];
+          p.images += n;
+          p.loss += r.loss * n;
+          p.ce += r.ce * n;
+          p.contrastive += r.contrastive * n;
+          p.correct += r.correct;
+          state.batch = batch.index + 1;
+          state.globalStep++;
+          p.seconds = (performance.now() - epochStart) / 1000;
+          await run.logMetrics(
+            { loss: r.loss, ce: r.ce, contrastive: r.contrastive, accuracy: r.correct / n, lr: trainer.learningRate },
+            state.globalStep,
+            { epoch, split: 'train' },
+          );
+          progress.step({
+            epoch,
+            epochs: t.max_epochs,
+            step: state.batch,
+            steps: limit,
+            loss: p.loss / p.images,
+            ce: p.ce / p.images,
+            contrastive: p.contrastive / p.images,
+            accuracy: p.correct / p.images,
+            imagesPerSecond: (3 * p.images) / Math.max(p.seconds, 1e-9),
+            learningRate: trainer.learningRate,
+          });
+          if (options.signal?.aborted) throw new CancelledError();
+        }
+      } catch (err) {
+        if (!(err instanceof CancelledError)) throw err;
+        state.earlyStopping = early.state;
+        await checkpoints.saveLast(model, trainer, state);
+        progress.message(`interrupted: checkpoint written; continue with --resume ${run.dir}`);
+        status = 'interrupted';
+        break;
+      }
+      // Validation.
+      const val = await evaluateSplit(model, loader, 'val', evalOptions);
+      const best = early.update(val.losses.loss, epoch);
+      const metrics: Record<string, number> = {
+        train_loss: p.loss / Math.max(p.images, 1),
+        train_accuracy: p.correct / Math.max(p.images, 1),
+        val_loss: val.losses.loss,
+        val_ce: val.losses.ce,
+        val_contrastive: val.losses.contrastive,
+        val_accuracy: val.report.accuracy,
+        val_f1_macro: val.report.f1Macro,
+      };
+      await run.logMetrics(
+        {
+          loss: val.losses.loss,
+          ce: val.losses.ce,
+          contrastive: val.losses.contrastive,
+          accuracy: val.report.accuracy,
+          f1_micro: val.report.f1Micro,
+          f1_macro: val.report.f1Macro,
+          ...Object.fromEntries(
+            val.report.perClass.flatMap((c, i) => [
+              [`precision_${config.data.classes[i]}`, c.precision],
+              [`recall_${config.data.classes[i]}`, c.recall],
+            ]),
+          ),
+        },
+        state.globalStep,
+        { epoch, split: 'val' },
+      );
+      if (best) {
+        state.bestEpoch = epoch;
+        await checkpoints.saveBest(model);
+      }
+      progress.epoch({ epoch, epochs: t.max_epochs, seconds: (performance.now() - epochStart) / 1000, metrics, best });
+      epochStart = performance.now();
+      state.earlyStopping = early.state;
+      await checkpoints.saveLast(model, trainer, { ...state, epoch: epoch + 1, batch: 0, partial: emptyPartial() });
+      await ctx.plotCurves();
+      if (early.shouldStop) {
+        progress.message(
+          `early stopping: val_loss has not improved for ${t.patience} epochs (best at epoch ${early.bestEpoch + 1})`,
+        );
+        status = 'early-stopped';
+        state.epoch++;
+        break;
+      }
+    }
+    const result: TrainResult = {
+      runDir: run.dir,
+      status,
+      epochs: state.epoch,
+      bestEpoch: early.bestEpoch,
+      bestValLoss: early.best,
+    };
+    if (status !== 'interrupted' && t.evaluate_test && early.bestEpoch >= 0 && loader.split.test.length > 0) {
+      await model.dispose();
+      model = await TorchModel.load(checkpoints.bestModel, { device });
+      result.test = await evaluateSplit(model, loader, 'test', evalOptions);
+      await ctx.reportTest(result.test);
+      progress.message(
+        `test (best epoch ${early.bestEpoch + 1}): accuracy ${result.test.report.accuracy.toFixed(4)}, ` +
+          `F1 macro ${result.test.report.f1Macro.toFixed(4)}, loss ${result.test.losses.loss.toFixed(4)}`,
+      );
+    }
+    await finishRun(ctx, result);
+    return result;
+  } catch (err) {
+    await run.finish(err instanceof CancelledError ? 'KILLED' : 'FAILED').catch(() => undefined);
+    throw err;
+  } finally {
+    progress.close();
+    await trainer?.dispose();
+    await model?.dispose();
+    await ctx.close();
+  }
+}

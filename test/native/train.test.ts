@@ -1,0 +1,120 @@
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+
+import { loadTrainConfig } from '../../src/config/index.js';
+import { readMetrics } from '../../src/track/metricsLog.js';
+import type { ProgressReporter } from '../../src/train/progress.js';
+import { train } from '../../src/train/train.js';
+import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-train-'));
+const dataDir = join(tmp, 'flowers');
+const quiet: ProgressReporter = { step() {}, epoch() {}, message() {}, close() {} };
+
+// A small real data set: 10 photos per class.
+beforeAll(() => {
+  if (!hasFlowers) return;
+  for (const c of CLASSES) {
+    mkdirSync(join(dataDir, c), { recursive: true });
+    for (const f of photos(c, 10)) copyFileSync(f, join(dataDir, c, basename(f)));
+  }
+});
+
+function makeConfig(runsDir: string, extra: string[] = []) {
+  return loadTrainConfig({
+    overrides: [
+      `model.checkpoint=${tinyModelPath}`,
+      'model.arch=tiny',
+      'model.learning_rate=0.003',
+      'model.warmup_epochs=0.5',
+      'data.image_size=32',
+      'data.batch_size=8',
+      'data.prefetch=1',
+      'trainer.max_epochs=2',
+      'trainer.threads=2',
+      `trainer.runs_dir=${runsDir}`,
+      'trainer.progress=none',
+      ...extra,
+    ],
+  });
+}
+
+describe.skipIf(!hasFlowers)('trt-flowers train (tiny model, real photos)', () => {
+  it('trains 2 epochs and writes config, split, metrics, checkpoints, plots and summary', async () => {
+    const runs = join(tmp, 'runs-a');
+    const { config, raw } = makeConfig(runs);
+    const result = await train({ config, rawConfig: raw, dataDir, progress: quiet });
+    expect(result.status).toBe('completed');
+    expect(result.epochs).toBe(2);
+    const dir = result.runDir;
+    const saved = YAML.parse(readFileSync(join(dir, 'config.yaml'), 'utf8')) as { trainer: { max_epochs: number } };
+    expect(saved.trainer.max_epochs).toBe(2);
+    for (const f of [
+      'split.json',
+      'summary.json',
+      'params.json',
+      'checkpoints/best/model.pt',
+      'checkpoints/last/model.pt',
+      'checkpoints/last/trainer.pt',
+      'checkpoints/last/state.json',
+    ]) {
+      expect(existsSync(join(dir, f)), f).toBe(true);
+    }
+    for (const plot of ['loss', 'accuracy', 'confusion_test']) {
+      const meta = await sharp(join(dir, 'plots', `${plot}.png`)).metadata();
+      expect(meta.width).toBeGreaterThan(200);
+      expect(existsSync(join(dir, 'plots', `${plot}.svg`))).toBe(true);
+    }
+    const rows = await readMetrics(dir);
+    expect(rows.some((r) => r.split === 'train' && r.name === 'loss')).toBe(true);
+    const valLoss = rows.filter((r) => r.split === 'val' && r.name === 'loss');
+    expect(valLoss.map((r) => r.epoch)).toEqual([0, 1]);
+    expect(rows.some((r) => r.split === 'val' && r.name === 'f1_macro')).toBe(true);
+    expect(rows.some((r) => r.split === 'val' && r.name === 'precision_roses')).toBe(true);
+    const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as {
+      status: string;
+      test: { accuracy: number; confusion: number[][] };
+    };
+    expect(summary.status).toBe('FINISHED');
+    expect(summary.test.confusion).toHaveLength(5);
+    expect(result.test?.report.count).toBeGreaterThan(0);
+  });
+
+  it('a run interrupted mid-epoch and resumed ends with the same metrics as an uninterrupted one', async () => {
+    const { config: cfgA, raw: rawA } = makeConfig(join(tmp, 'runs-b'));
+    const a = await train({ config: cfgA, rawConfig: rawA, dataDir, progress: quiet });
+
+    const { config: cfgB, raw: rawB } = makeConfig(join(tmp, 'runs-c'));
+    const controller = new AbortController();
+    let steps = 0;
+    const stopper: ProgressReporter = {
+      ...quiet,
+      step(p) {
+        steps++;
+        if (p.epoch === 1 && p.step === 2) controller.abort(); // mid-epoch, after 2 of 4 batches
+      },
+    };
+    const b1 = await train({ config: cfgB, rawConfig: rawB, dataDir, progress: stopper, signal: controller.signal });
+    expect(b1.status).toBe('interrupted');
+    expect(steps).toBeLessThan(8);
+    const b2 = await train({ config: cfgB, dataDir, progress: quiet, resume: b1.runDir });
+    expect(b2.status).toBe('completed');
+    expect(b2.runDir).toBe(b1.runDir);
+    expect(b2.bestValLoss).toBeCloseTo(a.bestValLoss as number, 5);
+    expect(b2.test?.report.accuracy).toBe(a.test?.report.accuracy);
+    expect(b2.test?.losses.loss).toBeCloseTo(a.test?.losses.loss as number, 5);
+    // The resumed run's metrics have each step once.
+    const rows = await readMetrics(b2.runDir);
+    const trainSteps = rows.filter((r) => r.split === 'train' && r.name === 'loss').map((r) => r.step);
+    expect(new Set(trainSteps).size).toBe(trainSteps.length);
+    const aRows = await readMetrics(a.runDir);
+    const aLoss = aRows.filter((r) => r.split === 'train' && r.name === 'loss').map((r) => r.value);
+    const bLoss = rows.filter((r) => r.split === 'train' && r.name === 'loss').map((r) => r.value);
+    expect(bLoss.map((v) => v.toFixed(5))).toEqual(aLoss.map((v) => v.toFixed(5)));
+  });
+});

@@ -1,0 +1,73 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { describe, expect, it } from 'vitest';
+
+import { loadTrainConfig } from '../../src/config/index.js';
+import { ConfigError } from '../../src/errors.js';
+
+describe('train config', () => {
+  it('composes train.yaml with data.yaml and model.yaml', () => {
+    const { config } = loadTrainConfig();
+    expect(config.trainer.max_epochs).toBe(25);
+    expect(config.data.batchSize).toBe(16);
+    expect(config.model.learning_rate).toBe(0.001);
+    expect(config.data.classes).toEqual(['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips']);
+  });
+
+  it('applies key=value overrides with YAML values', () => {
+    const { config } = loadTrainConfig({
+      overrides: [
+        'trainer.max_epochs=3',
+        'data.batch_size=4',
+        'model.learning_rate=0.01',
+        'model.weights=null',
+        'data.split=[0.8,0.1,0.1]',
+      ],
+    });
+    expect(config.trainer.max_epochs).toBe(3);
+    expect(config.data.batchSize).toBe(4);
+    expect(config.model.learning_rate).toBe(0.01);
+    expect(config.model.weights).toBeNull();
+    expect(config.data.split).toEqual([0.8, 0.1, 0.1]);
+  });
+
+  it('unknown keys and sections are errors, with a suggestion', () => {
+    expect(() => loadTrainConfig({ overrides: ['trainer.max_epoch=3'] })).toThrow(
+      /Unknown key `trainer.max_epoch` \(did you mean `trainer.max_epochs`\?\)/,
+    );
+    expect(() => loadTrainConfig({ overrides: ['optim.lr=1'] })).toThrow(/unknown section `optim`/);
+    expect(() => loadTrainConfig({ overrides: ['no_equals_sign'] })).toThrow(/key=value/);
+  });
+
+  it('wrong types and ranges name the key, the expected type and what was given', () => {
+    expect(() => loadTrainConfig({ overrides: ['trainer.max_epochs=abc'] })).toThrow(
+      'Expected an integer between 1 and 100000 for `trainer.max_epochs` but received "abc" of type string',
+    );
+    expect(() => loadTrainConfig({ overrides: ['model.learning_rate=-1'] })).toThrow(
+      /`model.learning_rate` but received -1/,
+    );
+    expect(() => loadTrainConfig({ overrides: ['model.optimizer=rmsprop'] })).toThrow(/one of adamw, adam, sgd/);
+    expect(() => loadTrainConfig({ overrides: ['data.batch_size=0'] })).toThrow(/data.batch_size/);
+    expect(() => loadTrainConfig({ overrides: ['trainer.amp=maybe'] })).toThrow(/boolean for `trainer.amp`/);
+    expect(() => loadTrainConfig({ overrides: ['trainer.max_epochs=3'] })).not.toThrow(ConfigError);
+  });
+
+  it('a custom top config with defaults, cycles and missing files', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'trt-flowers-cfg-'));
+    writeFileSync(join(dir, 'base.yaml'), 'trainer:\n  max_epochs: 7\n');
+    writeFileSync(join(dir, 'top.yaml'), 'defaults: [base]\ntrainer:\n  patience: 2\n');
+    const { config } = loadTrainConfig({ file: join(dir, 'top.yaml') });
+    expect(config.trainer.max_epochs).toBe(7);
+    expect(config.trainer.patience).toBe(2);
+    writeFileSync(join(dir, 'a.yaml'), 'defaults: [b]\n');
+    writeFileSync(join(dir, 'b.yaml'), 'defaults: [a]\n');
+    expect(() => loadTrainConfig({ file: join(dir, 'a.yaml') })).toThrow(/cycle/);
+    writeFileSync(join(dir, 'c.yaml'), 'defaults: [nope]\n');
+    expect(() => loadTrainConfig({ file: join(dir, 'c.yaml') })).toThrow(/nope/);
+    writeFileSync(join(dir, 'bad.yaml'), 'trainer: [1, 2\n');
+    expect(() => loadTrainConfig({ file: join(dir, 'bad.yaml') })).toThrow(/not valid YAML/);
+    expect(() => loadTrainConfig({ file: join(dir, 'missing.yaml') })).toThrow(/cannot read config/);
+  });
+});
