@@ -13,7 +13,13 @@ export {
   IMAGENET_STD,
   type PreprocessOptions,
 } from './data/preprocess.js';
-export { loadTrainConfig, parseTrainConfig, type TrainConfig, type ModelConfig, type TrainerConfig } from './config/index.js';
+export {
+  loadTrainConfig,
+  parseTrainConfig,
+  type TrainConfig,
+  type ModelConfig,
+  type TrainerConfig,
+} from './config/index.js';
 export { train, type TrainOptions, type TrainResult } from './train/train.js';
 export { evaluateSplit, type SplitEvaluation } from './train/evaluate.js';
 export { createProgress, type ProgressMode, type ProgressReporter } from './train/progress.js';
