@@ -1,8 +1,19 @@
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { TrainConfig } from '../config/index.js';
 import { fetchDataset, resolveDataDir } from '../data/fetch.js';
+
+/** The data folder a run was trained on (params.json `dataDir`), for --resume without --data-dir. */
+export async function runDataDir(runDir: string): Promise<string | undefined> {
+  try {
+    const params = JSON.parse(await readFile(path.join(runDir, 'params.json'), 'utf8')) as { dataDir?: unknown };
+    return typeof params.dataDir === 'string' ? params.dataDir : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Where a download goes when no data folder is named: ./data/flower_photos. */
 export const DEFAULT_DOWNLOAD_DIR = path.join('data', 'flower_photos');

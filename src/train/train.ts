@@ -83,6 +83,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     await run.logParams({
       device,
       numClasses,
+      dataDir: options.dataDir,
       trainImages: loader.split.train.length,
       valImages: loader.split.val.length,
     });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 
 import { loadTrainConfig } from '../../config/index.js';
-import { resolveTrainingData } from '../../train/data-source.js';
+import { resolveTrainingData, runDataDir } from '../../train/data-source.js';
 import { createProgress, type ProgressMode } from '../../train/progress.js';
 import { train } from '../../train/train.js';
 import { withInterrupt } from '../interrupt.js';
@@ -36,7 +36,11 @@ export function registerTrainCommand(program: Command): void {
         overrides: flags.progress ? [...overrides, `trainer.progress=${flags.progress}`] : overrides,
       });
       await withInterrupt(async (signal) => {
-        const dataDir = await resolveTrainingData(flags.dataDir, config, signal);
+        const dataDir = await resolveTrainingData(
+          flags.dataDir ?? (flags.resume ? await runDataDir(flags.resume) : undefined),
+          config,
+          signal,
+        );
         const result = await train({
           config,
           rawConfig: raw,

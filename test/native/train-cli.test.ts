@@ -1,0 +1,123 @@
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { CLASSES, hasFlowers, photos, repoRoot, tinyModelPath } from '../helpers.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-train-cli-'));
+const dataDir = join(tmp, 'flowers');
+const bin = join(repoRoot, 'bin', 'trt-flowers.js');
+
+beforeAll(() => {
+  if (!hasFlowers) return;
+  for (const c of CLASSES) {
+    mkdirSync(join(dataDir, c), { recursive: true });
+    for (const f of photos(c, 10)) copyFileSync(f, join(dataDir, c, basename(f)));
+  }
+});
+
+interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI; `onLine` sees each stderr line and may return true to send SIGINT. */
+function run(args: string[], onLine?: (line: string) => boolean): Promise<Finished> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: tmp });
+    let stdout = '';
+    let stderr = '';
+    let pending = '';
+    let sent = false;
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      pending += d.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        if (!sent && onLine?.(line)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      }
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const common = [
+  'train',
+  `model.checkpoint=${tinyModelPath}`,
+  'model.arch=tiny',
+  'data.image_size=32',
+  'data.batch_size=8',
+  'trainer.max_epochs=2',
+  'trainer.threads=1',
+  `trainer.runs_dir=${join(tmp, 'runs')}`,
+  '--data-dir',
+  dataDir,
+];
+
+describe.skipIf(!hasFlowers)('trt-flowers train (CLI)', () => {
+  it('Ctrl-C writes a resumable checkpoint and exits 130; --resume finishes the run', async () => {
+    const first = await run([...common, 'trainer.max_epochs=2', '--progress', 'json'], (line) => {
+      if (!line.startsWith('{')) return false;
+      const e = JSON.parse(line) as { type: string; epoch: number; step: number };
+      return e.type === 'step' && e.epoch === 1 && e.step === 1;
+    });
+    expect(first.stderr).toContain('stopping after the current step');
+    expect(first.code).toBe(130);
+    const summary = JSON.parse(first.stdout) as { run_dir: string; status: string };
+    expect(summary.status).toBe('interrupted');
+    const state = JSON.parse(readFileSync(join(summary.run_dir, 'checkpoints', 'last', 'state.json'), 'utf8')) as {
+      epoch: number;
+      batch: number;
+    };
+    expect(state.epoch).toBe(1);
+    expect(state.batch).toBeGreaterThan(0);
+    const second = await run(['train', '--resume', summary.run_dir, '--progress', 'plain']);
+    expect(second.code).toBe(0);
+    expect(second.stderr).toContain('resuming');
+    const done = JSON.parse(second.stdout) as { status: string; epochs: number; test_accuracy: number };
+    expect(done.status).toBe('completed');
+    expect(done.epochs).toBe(2);
+    expect(existsSync(join(summary.run_dir, 'plots', 'confusion_test.png'))).toBe(true);
+  });
+
+  it('bad overrides and a missing data folder fail with one clear message', async () => {
+    const bad = await run([...common, 'trainer.max_epoch=3']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^error: Unknown key `trainer.max_epoch` \(did you mean `trainer.max_epochs`\?\)/);
+    const missing = await run([...common.slice(0, -2), '--data-dir', join(tmp, 'nope')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/data folder '.*nope' \(from --data-dir\) does not exist/);
+    expect(missing.stderr).toContain('TRT_FLOWERS_DATA');
+  });
+
+  it('evaluate works alone on a trained model', async () => {
+    const trained = await run([...common, 'trainer.max_epochs=1', '--progress', 'none']);
+    expect(trained.code).toBe(0);
+    const { run_dir } = JSON.parse(trained.stdout) as { run_dir: string };
+    const ev = await run([
+      'evaluate',
+      '--model',
+      join(run_dir, 'checkpoints', 'best', 'model.pt'),
+      '--run',
+      run_dir,
+      '--split',
+      'test',
+      '--data-dir',
+      dataDir,
+      '--json',
+    ]);
+    expect(ev.code).toBe(0);
+    const out = JSON.parse(ev.stdout) as { images: number; accuracy: number; per_class: Record<string, unknown> };
+    expect(out.images).toBeGreaterThan(0);
+    expect(Object.keys(out.per_class)).toEqual([...CLASSES]);
+  });
+});
