@@ -1,6 +1,7 @@
 // Registers the JS-visible classes and functions; nothing else lives here.
 #include <napi.h>
 
+#include "napi/image_wrap.h"
 #include "napi/model_wrap.h"
 #include "napi/runtime_wrap.h"
 #include "napi/trainer_wrap.h"
@@ -8,6 +9,7 @@
 namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tfn::InitRuntime(env, exports);
+  tfn::InitImage(env, exports);
   tfn::ModelWrap::Init(env, exports);
   tfn::TrainerWrap::Init(env, exports);
   return exports;

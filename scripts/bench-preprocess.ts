@@ -3,10 +3,12 @@
  *
  *   npx tsc -p tsconfig.json --outDir /tmp/trtb && ln -sfn "$PWD/node_modules" /tmp/trtb/node_modules
  *   node /tmp/trtb/scripts/bench-preprocess.js [--data-dir ../shared/data/flower_photos] [--images 300] [--runs 5]
+ *     [--jpeg both|native|sharp] [--in-flight 1,2,4,8]
  *
- * For each setting (images in flight × libvips threads per image): one warm-up pass, then `runs` timed passes over
- * the same photos; reports the median and the spread in images/s. Also times the decoded-cache path (what every epoch
- * after the first costs) and decode+resize without normalisation as a baseline.
+ * For each setting (JPEG decoder × images in flight × libvips threads per image): one warm-up pass, then `runs` timed
+ * passes over the same photos; reports the median and the spread in images/s, and the native/sharp ratio at each
+ * in-flight count (both run in the same process, interleaved with nothing else). Also times the decoded-cache path
+ * (what every epoch after the first costs).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,7 +18,14 @@ import sharp from 'sharp';
 
 import { augmentInto, drawAugmentParams } from '../src/data/augment.js';
 import { DEFAULT_AUGMENT, DEFAULT_CLASSES } from '../src/data/config.js';
-import { decodeResized, normalizeInto, preprocessBatch } from '../src/data/preprocess.js';
+import { loadAddon } from '../src/binding/loader.js';
+import {
+  decodeResized,
+  jpegFastPathAvailable,
+  normalizeInto,
+  preprocessBatch,
+  type JpegDecoderChoice,
+} from '../src/data/preprocess.js';
 import { Rng } from '../src/data/rng.js';
 
 const arg = (name: string, fallback: string): string => {
@@ -27,6 +36,10 @@ const root = path.resolve(arg('data-dir', process.env.TRT_FLOWERS_DATA ?? '../sh
 const count = Number(arg('images', '300'));
 const runs = Number(arg('runs', '5'));
 const size = Number(arg('size', '224'));
+const jpegArg = arg('jpeg', 'both');
+if (!['both', 'native', 'sharp'].includes(jpegArg))
+  throw new RangeError(`--jpeg: both, native or sharp, not ${jpegArg}`);
+const inFlights = arg('in-flight', '1,2,4,8').split(',').map(Number);
 
 // The same photos every time: evenly spaced over each class's sorted listing.
 const files: string[] = [];
@@ -72,24 +85,61 @@ const fmt = (r: Rate): string =>
 console.log(`${files.length} photos from ${root}, ${size}x${size}, ${os.availableParallelism()} cores, ${runs} runs`);
 console.log(`sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}\n`);
 
-for (const threads of [1, 2]) {
-  sharp.concurrency(threads);
-  for (const inFlight of [1, 2, 4, 8]) {
-    const r = await timed(async () => {
-      for (let i = 0; i < files.length; i += 32) {
-        await preprocessBatch(files.slice(i, i + 32), { size, concurrency: inFlight });
-      }
-    });
-    console.log(`path -> tensor   threads ${threads}  in flight ${inFlight}  ${fmt(r)}`);
+if (jpegArg !== 'sharp' && !jpegFastPathAvailable()) {
+  throw new Error('the native JPEG fast path is not available: build the addon with libjpeg (npm run build:native)');
+}
+const decoders: JpegDecoderChoice[] = jpegArg === 'both' ? ['sharp', 'native'] : [jpegArg as JpegDecoderChoice];
+if (decoders.includes('native')) {
+  // How many of the photos the fast path takes (the rest, e.g. non-sRGB ICC profiles, go to sharp).
+  const decode = loadAddon().decodeJpegResized!;
+  let fast = 0;
+  for (const f of files) {
+    if (
+      await decode(fs.readFileSync(f), size, 'fill', 50_000_000).then(
+        () => true,
+        () => false,
+      )
+    )
+      fast++;
   }
+  console.log(`native fast path: ${fast} of ${files.length} photos (the others go to sharp)\n`);
+}
+
+const results = new Map<string, Rate>();
+for (const jpeg of decoders) {
+  // libvips threads per image only matter to sharp; the native path runs one libuv-pool thread per image.
+  for (const threads of jpeg === 'sharp' ? [1, 2] : [1]) {
+    sharp.concurrency(threads);
+    for (const inFlight of inFlights) {
+      const r = await timed(async () => {
+        for (let i = 0; i < files.length; i += 32) {
+          await preprocessBatch(files.slice(i, i + 32), { size, concurrency: inFlight, jpeg });
+        }
+      });
+      if (threads === 1) results.set(`${jpeg}/${inFlight}`, r);
+      console.log(`path -> tensor   jpeg ${jpeg.padEnd(6)}  threads ${threads}  in flight ${inFlight}  ${fmt(r)}`);
+    }
+  }
+}
+if (decoders.length === 2) {
+  console.log('');
+  for (const inFlight of inFlights) {
+    const n = results.get(`native/${inFlight}`) as Rate;
+    const s = results.get(`sharp/${inFlight}`) as Rate;
+    console.log(
+      `in flight ${inFlight}: native ${n.median.toFixed(0)} img/s vs sharp ${s.median.toFixed(0)} img/s = ` +
+        `${(n.median / s.median).toFixed(2)}x wall, ${(s.cpuMs / n.cpuMs).toFixed(2)}x less CPU per image`,
+    );
+  }
+  console.log('');
 }
 sharp.concurrency(1);
 const lanczos = await timed(async () => {
   for (let i = 0; i < files.length; i += 32) {
-    await preprocessBatch(files.slice(i, i + 32), { size, concurrency: 4, kernel: 'lanczos3' });
+    await preprocessBatch(files.slice(i, i + 32), { size, concurrency: 4, kernel: 'lanczos3', jpeg: 'sharp' });
   }
 });
-console.log(`path -> tensor   threads 1  in flight 4  ${fmt(lanczos)}  (sharp's default lanczos3 kernel)`);
+console.log(`path -> tensor   jpeg sharp   threads 1  in flight 4  ${fmt(lanczos)}  (sharp's default lanczos3 kernel)`);
 
 const decoded = await Promise.all(files.map((f) => decodeResized(f, { size })));
 const out = new Float32Array(3 * size * size * 32);

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Values for binding.gyp, so node-gyp builds exactly the sources and libtorch that CMakeLists.txt uses.
-//   node scripts/gyp-config.cjs sources|includes|libdirs
+//   node scripts/gyp-config.cjs sources|includes|libdirs|defines|jpeg
 // libtorch: Torch_DIR / TORCH_DIR (its share/cmake/Torch folder) or Debian's libtorch-dev.
+// libjpeg (the JPEG fast path, optional): found when jpeglib.h is on the default include path (Debian:
+// libjpeg62-turbo-dev); TF_JPEG=0 builds without it.
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -17,6 +19,11 @@ function list(dir) {
     .map((f) => `${dir}/${f}`);
 }
 
+function hasJpeg() {
+  if (process.env.TF_JPEG === '0') return false;
+  return ['/usr/include', '/usr/local/include'].some((d) => fs.existsSync(path.join(d, 'jpeglib.h')));
+}
+
 const what = process.argv[2];
 if (what === 'sources') {
   console.log([...list('native/core'), ...list('native/napi'), 'native/addon.cc'].join(' '));
@@ -30,7 +37,11 @@ if (what === 'sources') {
   // Debian's libtorch is on the default search path; another libtorch gets -L and an rpath.
   const dir = path.join(prefix, 'lib');
   console.log(prefix !== '/usr' && fs.existsSync(path.join(dir, 'libtorch.so')) ? `-L${dir} -Wl,-rpath,${dir}` : '');
+} else if (what === 'defines') {
+  console.log(hasJpeg() ? 'TF_WITH_JPEG' : '');
+} else if (what === 'jpeg') {
+  console.log(hasJpeg() ? '-ljpeg' : '');
 } else {
-  console.error('usage: gyp-config.cjs sources|includes|libdirs');
+  console.error('usage: gyp-config.cjs sources|includes|libdirs|defines|jpeg');
   process.exit(2);
 }

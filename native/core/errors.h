@@ -42,4 +42,17 @@ class RuntimeFailure : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Image bytes are corrupt, truncated, over the pixel limit or not the format claimed (becomes InvalidImageError).
+class InvalidImage : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A valid JPEG the native fast path does not handle (CMYK, a non-sRGB ICC profile, ...): the caller decodes it with
+// its general decoder instead (code ERR_UNSUPPORTED_JPEG).
+class UnsupportedJpeg : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace tf

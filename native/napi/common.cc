@@ -27,6 +27,10 @@ JsErrorInfo currentException() {
     return {Kind::Error, "ERR_BACKEND_UNAVAILABLE", e.what()};
   } catch (const tf::RuntimeFailure& e) {
     return {Kind::Error, "ERR_INFERENCE", e.what()};
+  } catch (const tf::InvalidImage& e) {
+    return {Kind::Error, "ERR_INVALID_IMAGE", e.what()};
+  } catch (const tf::UnsupportedJpeg& e) {
+    return {Kind::Error, "ERR_UNSUPPORTED_JPEG", e.what()};
   } catch (const c10::Error& e) {
     return {Kind::Error, "ERR_NATIVE", tf::shortMessage(e)};
   } catch (const std::bad_alloc&) {

@@ -112,4 +112,18 @@ export interface NativeAddon {
   manualSeed(seed: number): void;
   loadModel(path: string, device?: string): Promise<NativeModel>;
   Trainer: new (model: NativeModel, options?: NativeTrainerOptions) => NativeTrainer;
+  /**
+   * async; JPEG bytes to size×size×3 RGB uint8 (HWC): libjpeg-turbo decode (DCT-scaled when the image is at least
+   * twice the size), EXIF orientation, then sharp's `kernel: 'linear'` resize ('fill' stretches, 'center-crop' fits
+   * the shorter side and crops the centre). Throws TypeError / RangeError synchronously for bad arguments; rejects
+   * with ERR_INVALID_IMAGE (corrupt, truncated, more than maxPixels pixels) or ERR_UNSUPPORTED_JPEG (a valid JPEG
+   * to decode with sharp instead: CMYK, an ICC profile other than sRGB). Absent when the addon was built without
+   * libjpeg.
+   */
+  decodeJpegResized?: (
+    data: Uint8Array,
+    size: number,
+    mode: 'fill' | 'center-crop',
+    maxPixels: number,
+  ) => Promise<Uint8Array>;
 }
