@@ -1,8 +1,7 @@
 /**
  * Preprocessing throughput, file path to normalised CHW float32 tensor, on the real photos.
  *
- *   npx tsc -p tsconfig.json --outDir /tmp/trtb && ln -sfn "$PWD/node_modules" /tmp/trtb/node_modules
- *   node /tmp/trtb/scripts/bench-preprocess.js [--data-dir ../shared/data/flower_photos] [--images 300] [--runs 5]
+ *   npm run bench:preprocess -- [--data-dir ../shared/data/flower_photos] [--images 300] [--runs 5]
  *     [--jpeg both|native|sharp] [--in-flight 1,2,4,8]
  *
  * For each setting (JPEG decoder × images in flight × libvips threads per image): one warm-up pass, then `runs` timed
@@ -16,17 +15,17 @@ import path from 'node:path';
 
 import sharp from 'sharp';
 
-import { augmentInto, drawAugmentParams } from '../src/data/augment.js';
-import { DEFAULT_AUGMENT, DEFAULT_CLASSES } from '../src/data/config.js';
-import { loadAddon } from '../src/binding/loader.js';
+import { augmentInto, drawAugmentParams } from '../data/augment.js';
+import { DEFAULT_AUGMENT, DEFAULT_CLASSES } from '../data/config.js';
+import { loadAddon } from '../binding/loader.js';
 import {
   decodeResized,
   jpegFastPathAvailable,
   normalizeInto,
   preprocessBatch,
   type JpegDecoderChoice,
-} from '../src/data/preprocess.js';
-import { Rng } from '../src/data/rng.js';
+} from '../data/preprocess.js';
+import { Rng } from '../data/rng.js';
 
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
