@@ -23,7 +23,8 @@ export function crossEntropy(logits: Float32Array, labels: Int32Array, numClasse
   return labels.length ? total / labels.length : 0;
 }
 
-function cosine(e: Float32Array, dim: number, a: number, b: number): number {
+/** Cosine similarity of rows a and b of a row-major [N, dim] matrix. */
+export function cosine(e: Float32Array, dim: number, a: number, b: number): number {
   let dot = 0;
   let na = 0;
   let nb = 0;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { crossEntropy, evalLosses } from '../../src/train/evalLosses.js';
+import { cosine, crossEntropy, evalLosses } from '../../src/train/evalLosses.js';
 import { TorchModel } from '../../src/train/TorchModel.js';
 import { Trainer } from '../../src/train/Trainer.js';
 import { tinyModelPath } from '../helpers.js';
@@ -24,21 +24,13 @@ describe('validation losses in TypeScript match the native training losses', () 
       await model.forward(neg, shape),
     ];
     expect(crossEntropy(fq.logits, labels, 5)).toBeCloseTo(native.ce, 4);
-    // Rebuild the same pairs through evalLosses' cosine: images [q0..q3, p0..p3] with labels making p_i the only
-    // positive of q_i, and negatives scored separately.
     const dim = fq.embeddingSize;
+    // Row i of q beside row i of p (or n): one [2, dim] matrix per pair.
     const cos = (a: Float32Array, b: Float32Array, i: number) => {
-      let d = 0;
-      let na = 0;
-      let nb = 0;
-      for (let k = 0; k < dim; k++) {
-        const x = a[i * dim + k] as number;
-        const y = b[i * dim + k] as number;
-        d += x * y;
-        na += x * x;
-        nb += y * y;
-      }
-      return d / Math.sqrt(na * nb);
+      const pair = new Float32Array(2 * dim);
+      pair.set(a.subarray(i * dim, (i + 1) * dim), 0);
+      pair.set(b.subarray(i * dim, (i + 1) * dim), dim);
+      return cosine(pair, dim, 0, 1);
     };
     const pos = [0, 1, 2, 3].reduce((s, i) => s + (1 - cos(fq.embedding, fp.embedding, i)), 0) / 4;
     const negative = [0, 1, 2, 3].reduce((s, i) => s + Math.max(0, cos(fq.embedding, fn.embedding, i) - 0.1), 0) / 4;
