@@ -1,12 +1,15 @@
 #include "jpeg_decoder.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "errors.h"
+#include "image_resize.h"
+#include "jpeg_metadata.h"
 
 #ifdef TF_WITH_JPEG
 #include <csetjmp>
@@ -17,132 +20,6 @@
 #endif
 
 namespace tf {
-namespace {
-
-constexpr int kMaxSize = 8192;
-
-uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-}
-uint32_t be16(const uint8_t* p) { return (uint32_t{p[0]} << 8) | uint32_t{p[1]}; }
-
-// The sRGB tone curve (encoded value to linear light), what an sRGB profile's TRC tags must hold.
-double srgbToLinear(double v) { return v <= 0.04045 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4); }
-
-// Evaluates an ICC 'curv' or 'para' tone curve at v in [0, 1]; returns false for anything else or a short tag.
-bool evalCurve(const uint8_t* tag, size_t len, double v, double* out) {
-  if (len < 12) return false;
-  if (std::memcmp(tag, "curv", 4) == 0) {
-    const uint32_t n = be32(tag + 8);
-    if (n < 2 || n > (len - 12) / 2) return false;  // 0 = identity, 1 = pure gamma: neither is sRGB
-    const double pos = v * (n - 1);
-    const uint32_t i = std::min<uint32_t>(static_cast<uint32_t>(pos), n - 2);
-    const double a = be16(tag + 12 + 2 * i) / 65535.0;
-    const double b = be16(tag + 12 + 2 * (i + 1)) / 65535.0;
-    *out = a + (b - a) * (pos - i);
-    return true;
-  }
-  if (std::memcmp(tag, "para", 4) == 0) {
-    static const int kParams[] = {1, 3, 4, 5, 7};
-    const uint32_t type = be16(tag + 8);
-    if (type > 4 || len < 12 + 4 * static_cast<size_t>(kParams[type])) return false;
-    double p[7] = {0, 1, 0, 0, 0, 0, 0};
-    for (int k = 0; k < kParams[type]; ++k) p[k] = static_cast<int32_t>(be32(tag + 12 + 4 * k)) / 65536.0;
-    const double g = p[0], a = p[1], b = p[2], c = p[3], d = p[4], e = p[5], f = p[6];
-    const auto pw = [&](double x) { return x > 0 ? std::pow(x, g) : 0.0; };
-    switch (type) {
-      case 0:
-        *out = pw(v);
-        break;
-      case 1:
-        *out = v >= -b / a ? pw(a * v + b) : 0;
-        break;
-      case 2:
-        *out = v >= -b / a ? pw(a * v + b) + c : c;
-        break;
-      case 3:
-        *out = v >= d ? pw(a * v + b) : c * v;
-        break;
-      default:
-        *out = v >= d ? pw(a * v + b) + e : c * v + f;
-    }
-    return std::isfinite(*out);
-  }
-  return false;
-}
-
-}  // namespace
-
-int exifOrientation(const uint8_t* app1, size_t length) {
-  if (app1 == nullptr || length < 6 + 8 || std::memcmp(app1, "Exif\0\0", 6) != 0) return 1;
-  const uint8_t* t = app1 + 6;
-  const size_t n = length - 6;
-  bool le;
-  if (t[0] == 'I' && t[1] == 'I') {
-    le = true;
-  } else if (t[0] == 'M' && t[1] == 'M') {
-    le = false;
-  } else {
-    return 1;
-  }
-  const auto u16 = [&](size_t o) -> uint32_t { return le ? t[o] | (t[o + 1] << 8) : (t[o] << 8) | t[o + 1]; };
-  const auto u32 = [&](size_t o) -> uint32_t { return le ? u16(o) | (u16(o + 2) << 16) : (u16(o) << 16) | u16(o + 2); };
-  if (u16(2) != 42) return 1;
-  const uint64_t ifd = u32(4);
-  if (ifd + 2 > n) return 1;
-  const uint32_t entries = u16(ifd);
-  for (uint32_t i = 0; i < entries; ++i) {
-    const uint64_t e = ifd + 2 + 12ull * i;
-    if (e + 12 > n) break;
-    if (u16(e) != 0x0112) continue;
-    const uint32_t v = u16(e + 2) == 3 ? u16(e + 8) : 1;  // type SHORT
-    return v >= 1 && v <= 8 ? static_cast<int>(v) : 1;
-  }
-  return 1;
-}
-
-bool iccIsSrgb(const uint8_t* icc, size_t n) {
-  if (icc == nullptr || n < 132 || std::memcmp(icc + 16, "RGB ", 4) != 0) return false;
-  const uint32_t count = be32(icc + 128);
-  if (count > (n - 132) / 12) return false;
-  const auto find = [&](const char* sig, const uint8_t** tag, size_t* len) {
-    for (uint32_t i = 0; i < count; ++i) {
-      const uint8_t* e = icc + 132 + 12 * i;
-      if (std::memcmp(e, sig, 4) != 0) continue;
-      const uint64_t off = be32(e + 4), size = be32(e + 8);
-      if (off + size > n) return false;
-      *tag = icc + off;
-      *len = size;
-      return true;
-    }
-    return false;
-  };
-  const uint8_t* tag = nullptr;
-  size_t len = 0;
-  // A colour management module prefers a LUT over the matrix/TRC tags when there is one: not checked here.
-  for (const char* lut : {"A2B0", "A2B1", "A2B2", "D2B0"}) {
-    if (find(lut, &tag, &len)) return false;
-  }
-  // sRGB's primaries adapted to D50, as every sRGB v2/v4 profile stores them.
-  static const double kPrimaries[3][3] = {{0.4361, 0.2225, 0.0139}, {0.3851, 0.7169, 0.0971}, {0.1431, 0.0606, 0.7141}};
-  static const char* const kXyz[3] = {"rXYZ", "gXYZ", "bXYZ"};
-  static const char* const kTrc[3] = {"rTRC", "gTRC", "bTRC"};
-  for (int c = 0; c < 3; ++c) {
-    if (!find(kXyz[c], &tag, &len) || len < 20 || std::memcmp(tag, "XYZ ", 4) != 0) return false;
-    for (int k = 0; k < 3; ++k) {
-      const double v = static_cast<int32_t>(be32(tag + 8 + 4 * k)) / 65536.0;
-      if (std::fabs(v - kPrimaries[c][k]) > 0.003) return false;
-    }
-    if (!find(kTrc[c], &tag, &len)) return false;
-    for (int s = 1; s < 32; ++s) {
-      const double v = s / 32.0;
-      double y = 0;
-      // 0.002 in linear light: a plain gamma 2.2 curve differs from sRGB's by up to 0.004.
-      if (!evalCurve(tag, len, v, &y) || std::fabs(y - srgbToLinear(v)) > 0.002) return false;
-    }
-  }
-  return true;
-}
 
 #ifndef TF_WITH_JPEG
 
@@ -155,6 +32,8 @@ std::vector<uint8_t> decodeJpegResized(const uint8_t*, size_t, const JpegDecodeO
 #else
 
 namespace {
+
+constexpr int kMaxSize = 8192;
 
 // ---- libjpeg error handling: error_exit must not return, so it longjmps back into `guarded`, which throws. ----
 
@@ -217,184 +96,6 @@ struct Decompressor {
   jpeg_progress_mgr progress{};
 };
 
-// ---- resize: separable triangle filter, 14-bit fixed point, sampled as libvips' resize does ----
-
-constexpr int kBits = 14;
-
-// For each output sample: the first input sample it reads, how many, and their weights (summing to 1 << kBits).
-struct Taps {
-  int stride = 0;
-  std::vector<int> first;
-  std::vector<int> count;
-  std::vector<int32_t> weight;
-};
-
-// Dense weights of each output sample over a run of input samples starting at first[i].
-struct Dense {
-  std::vector<int> first;
-  std::vector<std::vector<double> > weights;
-};
-
-// One axis of libvips' resize (what sharp runs with kernel 'linear'), output samples [left, left + outLen) of an
-// axis of inLen samples scaled by 1 / ratio:
-//  - reducing (ratio > 1): a box average over floor(ratio / 2) samples when that is 2 or more (vips_shrink), then a
-//    triangle of radius `ratio` (area-weighted), sampled at pixel centres with the grid centred on the input;
-//  - enlarging (ratio < 1): bilinear at position i * ratio - 0.5 (affine with input displacement 0.5), edges
-//    repeated;
-//  - halfShift: then bilinear at i - 0.5, which libvips' affine step applies to an axis that is not enlarged when
-//    the other one is (it displaces both axes). Mirrored so both paths give the same pixels.
-Dense axisWeights(int inLen, int outLen, double ratio, int left, bool halfShift) {
-  const bool enlarge = ratio < 1.0;
-  const int box = enlarge ? 1 : std::max(1, static_cast<int>(std::floor(ratio / 2.0)));
-  const int midLen = (inLen + box - 1) / box;  // after the box shrink (vips_shrink rounds up)
-  const double r = ratio / box;
-  const double radius = std::max(1.0, r);
-  // libvips centres the output grid of rint(midLen / r) samples on the input.
-  const double shift = enlarge ? 0.0 : (midLen - std::rint(midLen / r) * r) / 2.0;
-  Dense d;
-  d.first.resize(outLen);
-  d.weights.resize(outLen);
-  for (int i = 0; i < outLen; ++i) {
-    const double centre = enlarge ? (i + left) * r : (i + left + 0.5) * r + shift;  // position + 0.5
-    int lo = std::max(0, static_cast<int>(std::floor(centre - radius + 0.5)));
-    const int hi = std::min(midLen, static_cast<int>(std::floor(centre + radius + 0.5)));
-    std::vector<double> w;
-    double sum = 0;
-    for (int k = lo; k < hi; ++k) {
-      w.push_back(std::max(0.0, 1.0 - std::fabs((k + 0.5 - centre) / radius)));
-      sum += w.back();
-    }
-    if (hi <= lo || sum <= 0) {  // nothing under the filter: nearest sample
-      lo = std::min(std::max(static_cast<int>(centre), 0), midLen - 1);
-      w.assign(1, 1.0);
-      sum = 1;
-    }
-    // Spread each box-shrunk sample back over the input samples it averages.
-    const int inLo = lo * box;
-    const int inHi = std::min(inLen, (lo + static_cast<int>(w.size())) * box);
-    std::vector<double> full(inHi - inLo, 0.0);
-    for (size_t k = 0; k < w.size(); ++k) {
-      const int a = (lo + static_cast<int>(k)) * box, b = std::min(inLen, a + box);
-      for (int j = a; j < b; ++j) full[j - inLo] += w[k] / sum / (b - a);
-    }
-    d.first[i] = inLo;
-    d.weights[i] = std::move(full);
-  }
-  if (halfShift) {
-    Dense shifted;
-    shifted.first.resize(outLen);
-    shifted.weights.resize(outLen);
-    for (int i = 0; i < outLen; ++i) {
-      const int a = std::max(0, i - 1);
-      const int lo = std::min(d.first[a], d.first[i]);
-      const int hi = std::max(d.first[a] + static_cast<int>(d.weights[a].size()),
-                              d.first[i] + static_cast<int>(d.weights[i].size()));
-      std::vector<double> w(hi - lo, 0.0);
-      for (size_t k = 0; k < d.weights[a].size(); ++k) w[d.first[a] - lo + k] += 0.5 * d.weights[a][k];
-      for (size_t k = 0; k < d.weights[i].size(); ++k) w[d.first[i] - lo + k] += 0.5 * d.weights[i][k];
-      shifted.first[i] = lo;
-      shifted.weights[i] = std::move(w);
-    }
-    d = std::move(shifted);
-  }
-  return d;
-}
-
-// Quantises dense weights to kBits fixed point, each output's weights summing exactly to 1 << kBits, in windows of
-// one width (`stride`, zero-padded, shifted to stay inside the axis) so the inner loops have a fixed trip count.
-Taps quantise(const Dense& d, int inLen) {
-  const int outLen = static_cast<int>(d.first.size());
-  Taps t;
-  for (const auto& w : d.weights) t.stride = std::max(t.stride, static_cast<int>(w.size()));
-  t.stride = std::min(t.stride, inLen);
-  t.first.resize(outLen);
-  t.count.assign(outLen, t.stride);
-  t.weight.assign(static_cast<size_t>(outLen) * t.stride, 0);
-  for (int i = 0; i < outLen; ++i) {
-    const auto& w = d.weights[i];
-    const int first = std::min(d.first[i], inLen - t.stride);
-    int32_t* q = &t.weight[static_cast<size_t>(i) * t.stride] + (d.first[i] - first);
-    int32_t total = 0;
-    size_t best = 0;
-    for (size_t k = 0; k < w.size(); ++k) {
-      q[k] = static_cast<int32_t>(std::lround(w[k] * (1 << kBits)));
-      total += q[k];
-      if (q[k] > q[best]) best = k;
-    }
-    q[best] += (1 << kBits) - total;  // a flat image stays flat
-    t.first[i] = first;
-  }
-  return t;
-}
-
-inline uint8_t settle(int32_t acc) {
-  const int32_t v = (acc + (1 << (kBits - 1))) >> kBits;
-  return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
-}
-
-// One row of the horizontal pass over a row holding columns [colLo, ...), N taps per output sample (N = 0: x.stride,
-// not known at compile time).
-template <int C, int N>
-void horizontalRow(const uint8_t* in, int colLo, const Taps& x, int outW, uint8_t* out) {
-  const int n = N > 0 ? N : x.stride;
-  for (int i = 0; i < outW; ++i) {
-    const int32_t* q = &x.weight[static_cast<size_t>(i) * n];
-    const uint8_t* p = in + static_cast<size_t>(x.first[i] - colLo) * C;
-    int32_t acc[C] = {};
-    for (int k = 0; k < n; ++k) {
-      for (int c = 0; c < C; ++c) acc[c] += q[k] * p[k * C + c];
-    }
-    for (int c = 0; c < C; ++c) out[i * C + c] = settle(acc[c]);
-  }
-}
-
-template <int C>
-void horizontal(const uint8_t* in, int colLo, const Taps& x, int outW, uint8_t* out) {
-  switch (x.stride) {
-    case 1:
-      return horizontalRow<C, 1>(in, colLo, x, outW, out);
-    case 2:
-      return horizontalRow<C, 2>(in, colLo, x, outW, out);
-    case 3:
-      return horizontalRow<C, 3>(in, colLo, x, outW, out);
-    case 4:
-      return horizontalRow<C, 4>(in, colLo, x, outW, out);
-    case 5:
-      return horizontalRow<C, 5>(in, colLo, x, outW, out);
-    case 6:
-      return horizontalRow<C, 6>(in, colLo, x, outW, out);
-    case 7:
-      return horizontalRow<C, 7>(in, colLo, x, outW, out);
-    case 8:
-      return horizontalRow<C, 8>(in, colLo, x, outW, out);
-    default:
-      return horizontalRow<C, 0>(in, colLo, x, outW, out);
-  }
-}
-
-// Resizes a C-channel image (rows `stride` pixels apart) to outW×outH; `x`/`y` are the taps along each axis.
-// Vertical pass first, as libvips does (reducev before reduceh), on the columns the horizontal pass reads.
-template <int C>
-void resample(const uint8_t* src, int stride, const Taps& x, const Taps& y, int outW, int outH, uint8_t* dst) {
-  const int colLo = *std::min_element(x.first.begin(), x.first.end());
-  const int colHi = *std::max_element(x.first.begin(), x.first.end()) + x.stride;
-  const size_t midStride = static_cast<size_t>(colHi - colLo) * C;
-  std::vector<uint8_t> mid(midStride);
-  std::vector<int32_t> acc(midStride);
-  for (int j = 0; j < outH; ++j) {
-    std::fill(acc.begin(), acc.end(), 0);
-    const int32_t* q = &y.weight[static_cast<size_t>(j) * y.stride];
-    for (int k = 0; k < y.stride; ++k) {
-      const int32_t wk = q[k];
-      if (wk == 0) continue;
-      const uint8_t* row = src + (static_cast<size_t>(y.first[j] + k) * stride + colLo) * C;
-      for (size_t i = 0; i < midStride; ++i) acc[i] += wk * row[i];
-    }
-    for (size_t i = 0; i < midStride; ++i) mid[i] = settle(acc[i]);
-    horizontal<C>(mid.data(), colLo, x, outW, dst + static_cast<size_t>(j) * outW * C);
-  }
-}
-
 // Applies an EXIF orientation (2-8) to a C-channel w×h image (rows `stride` pixels apart); the result is h×w for
 // orientations 5-8, rows packed.
 template <int C>
@@ -412,33 +113,6 @@ std::vector<uint8_t> orient(const uint8_t* src, int stride, int w, int h, int or
       if (flipY) sy = h - 1 - sy;
       std::memcpy(&out[(static_cast<size_t>(y) * ow + x) * C], src + (static_cast<size_t>(sy) * stride + sx) * C, C);
     }
-  }
-  return out;
-}
-
-// Fits a C-channel w×h image (rows `stride` pixels apart) into size×size as `mode` says, expanded to RGB.
-template <int C>
-std::vector<uint8_t> fit(const uint8_t* src, int stride, int w, int h, int size, ResizeMode mode) {
-  Taps x, y;
-  if (mode == ResizeMode::Fill) {
-    const double rx = static_cast<double>(w) / size, ry = static_cast<double>(h) / size;
-    x = quantise(axisWeights(w, size, rx, 0, ry < 1.0 && rx >= 1.0), w);
-    y = quantise(axisWeights(h, size, ry, 0, rx < 1.0 && ry >= 1.0), h);
-  } else {
-    // Shorter side to `size`, the longer one to rint(long / ratio), then the centred window, as sharp's 'cover'.
-    const double ratio = static_cast<double>(std::min(w, h)) / size;
-    const int fullW = std::max(size, static_cast<int>(std::rint(w / ratio)));
-    const int fullH = std::max(size, static_cast<int>(std::rint(h / ratio)));
-    x = quantise(axisWeights(w, size, ratio, (fullW - size + 1) / 2, false), w);
-    y = quantise(axisWeights(h, size, ratio, (fullH - size + 1) / 2, false), h);
-  }
-  std::vector<uint8_t> out(static_cast<size_t>(size) * size * 3);
-  if (C == 3) {
-    resample<C>(src, stride, x, y, size, size, out.data());
-  } else {
-    std::vector<uint8_t> grey(static_cast<size_t>(size) * size);
-    resample<C>(src, stride, x, y, size, size, grey.data());
-    for (size_t i = 0; i < grey.size(); ++i) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = grey[i];
   }
   return out;
 }
@@ -555,10 +229,9 @@ std::vector<uint8_t> decodeJpegResized(const uint8_t* data, size_t length, const
         channels == 3 ? orient<3>(src, stride, ow, oh, orientation) : orient<1>(src, stride, ow, oh, orientation);
     src = oriented.data();
     if (orientation >= 5) std::swap(ow, oh);
-    return channels == 3 ? fit<3>(src, ow, ow, oh, size, options.mode) : fit<1>(src, ow, ow, oh, size, options.mode);
+    return resizeRgb(src, channels, ow, ow, oh, size, options.mode);
   }
-  return channels == 3 ? fit<3>(src, stride, ow, oh, size, options.mode)
-                       : fit<1>(src, stride, ow, oh, size, options.mode);
+  return resizeRgb(src, channels, stride, ow, oh, size, options.mode);
 }
 
 #endif  // TF_WITH_JPEG

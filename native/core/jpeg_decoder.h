@@ -1,5 +1,5 @@
 // JPEG fast path: libjpeg-turbo decode (DCT-scaled when the image is at least twice the target) and an antialiased
-// triangle-filter resize straight to size×size uint8 RGB HWC. Plain C++, no napi.h.
+// triangle-filter resize (image_resize.h) straight to size×size uint8 RGB HWC. Plain C++, no napi.h.
 //
 // It mirrors what the sharp pipeline does with kernel 'linear' (shrink-on-load by 2/4/8, then a triangle filter with
 // the centre convention; 'center-crop' = shorter side to size, centred crop) so both give the same pixels within a
@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <vector>
 
-namespace tf {
+#include "image_resize.h"
 
-enum class ResizeMode { Fill, CenterCrop };
+namespace tf {
 
 struct JpegDecodeOptions {
   // Output height and width.
@@ -30,12 +30,5 @@ bool jpegFastPathAvailable();
 // Throws InvalidImage (corrupt, truncated, over maxPixels), UnsupportedJpeg (a valid JPEG to decode elsewhere),
 // RangeError (bad options), DeviceUnavailableError (built without libjpeg).
 std::vector<uint8_t> decodeJpegResized(const uint8_t* data, size_t length, const JpegDecodeOptions& options);
-
-// The EXIF orientation (1-8) in an APP1 segment's payload ("Exif\0\0" + TIFF), or 1 when it has none. Never throws.
-int exifOrientation(const uint8_t* app1, size_t length);
-
-// True when an ICC profile is a plain matrix/TRC RGB profile with sRGB's primaries and tone curve, i.e. converting
-// from it to sRGB changes nothing. Never throws.
-bool iccIsSrgb(const uint8_t* icc, size_t length);
 
 }  // namespace tf

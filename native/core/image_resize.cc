@@ -1,0 +1,232 @@
+#include "image_resize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "errors.h"
+
+namespace tf {
+namespace {
+
+// ---- resize: separable triangle filter, 14-bit fixed point, sampled as libvips' resize does ----
+
+constexpr int kBits = 14;
+
+// For each output sample: the first input sample it reads, how many, and their weights (summing to 1 << kBits).
+struct Taps {
+  int stride = 0;
+  std::vector<int> first;
+  std::vector<int> count;
+  std::vector<int32_t> weight;
+};
+
+// Dense weights of each output sample over a run of input samples starting at first[i].
+struct Dense {
+  std::vector<int> first;
+  std::vector<std::vector<double> > weights;
+};
+
+// One axis of libvips' resize (what sharp runs with kernel 'linear'), output samples [left, left + outLen) of an
+// axis of inLen samples scaled by 1 / ratio:
+//  - reducing (ratio > 1): a box average over floor(ratio / 2) samples when that is 2 or more (vips_shrink), then a
+//    triangle of radius `ratio` (area-weighted), sampled at pixel centres with the grid centred on the input;
+//  - enlarging (ratio < 1): bilinear at position i * ratio - 0.5 (affine with input displacement 0.5), edges
+//    repeated;
+//  - halfShift: then bilinear at i - 0.5, which libvips' affine step applies to an axis that is not enlarged when
+//    the other one is (it displaces both axes). Mirrored so both paths give the same pixels.
+Dense axisWeights(int inLen, int outLen, double ratio, int left, bool halfShift) {
+  const bool enlarge = ratio < 1.0;
+  const int box = enlarge ? 1 : std::max(1, static_cast<int>(std::floor(ratio / 2.0)));
+  const int midLen = (inLen + box - 1) / box;  // after the box shrink (vips_shrink rounds up)
+  const double r = ratio / box;
+  const double radius = std::max(1.0, r);
+  // libvips centres the output grid of rint(midLen / r) samples on the input.
+  const double shift = enlarge ? 0.0 : (midLen - std::rint(midLen / r) * r) / 2.0;
+  Dense d;
+  d.first.resize(outLen);
+  d.weights.resize(outLen);
+  for (int i = 0; i < outLen; ++i) {
+    const double centre = enlarge ? (i + left) * r : (i + left + 0.5) * r + shift;  // position + 0.5
+    int lo = std::max(0, static_cast<int>(std::floor(centre - radius + 0.5)));
+    const int hi = std::min(midLen, static_cast<int>(std::floor(centre + radius + 0.5)));
+    std::vector<double> w;
+    double sum = 0;
+    for (int k = lo; k < hi; ++k) {
+      w.push_back(std::max(0.0, 1.0 - std::fabs((k + 0.5 - centre) / radius)));
+      sum += w.back();
+    }
+    if (hi <= lo || sum <= 0) {  // nothing under the filter: nearest sample
+      lo = std::min(std::max(static_cast<int>(centre), 0), midLen - 1);
+      w.assign(1, 1.0);
+      sum = 1;
+    }
+    // Spread each box-shrunk sample back over the input samples it averages.
+    const int inLo = lo * box;
+    const int inHi = std::min(inLen, (lo + static_cast<int>(w.size())) * box);
+    std::vector<double> full(inHi - inLo, 0.0);
+    for (size_t k = 0; k < w.size(); ++k) {
+      const int a = (lo + static_cast<int>(k)) * box, b = std::min(inLen, a + box);
+      for (int j = a; j < b; ++j) full[j - inLo] += w[k] / sum / (b - a);
+    }
+    d.first[i] = inLo;
+    d.weights[i] = std::move(full);
+  }
+  if (halfShift) {
+    Dense shifted;
+    shifted.first.resize(outLen);
+    shifted.weights.resize(outLen);
+    for (int i = 0; i < outLen; ++i) {
+      const int a = std::max(0, i - 1);
+      const int lo = std::min(d.first[a], d.first[i]);
+      const int hi = std::max(d.first[a] + static_cast<int>(d.weights[a].size()),
+                              d.first[i] + static_cast<int>(d.weights[i].size()));
+      std::vector<double> w(hi - lo, 0.0);
+      for (size_t k = 0; k < d.weights[a].size(); ++k) w[d.first[a] - lo + k] += 0.5 * d.weights[a][k];
+      for (size_t k = 0; k < d.weights[i].size(); ++k) w[d.first[i] - lo + k] += 0.5 * d.weights[i][k];
+      shifted.first[i] = lo;
+      shifted.weights[i] = std::move(w);
+    }
+    d = std::move(shifted);
+  }
+  return d;
+}
+
+// Quantises dense weights to kBits fixed point, each output's weights summing exactly to 1 << kBits, in windows of
+// one width (`stride`, zero-padded, shifted to stay inside the axis) so the inner loops have a fixed trip count.
+Taps quantise(const Dense& d, int inLen) {
+  const int outLen = static_cast<int>(d.first.size());
+  Taps t;
+  for (const auto& w : d.weights) t.stride = std::max(t.stride, static_cast<int>(w.size()));
+  t.stride = std::min(t.stride, inLen);
+  t.first.resize(outLen);
+  t.count.assign(outLen, t.stride);
+  t.weight.assign(static_cast<size_t>(outLen) * t.stride, 0);
+  for (int i = 0; i < outLen; ++i) {
+    const auto& w = d.weights[i];
+    const int first = std::min(d.first[i], inLen - t.stride);
+    int32_t* q = &t.weight[static_cast<size_t>(i) * t.stride] + (d.first[i] - first);
+    int32_t total = 0;
+    size_t best = 0;
+    for (size_t k = 0; k < w.size(); ++k) {
+      q[k] = static_cast<int32_t>(std::lround(w[k] * (1 << kBits)));
+      total += q[k];
+      if (q[k] > q[best]) best = k;
+    }
+    q[best] += (1 << kBits) - total;  // a flat image stays flat
+    t.first[i] = first;
+  }
+  return t;
+}
+
+inline uint8_t settle(int32_t acc) {
+  const int32_t v = (acc + (1 << (kBits - 1))) >> kBits;
+  return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+// One row of the horizontal pass over a row holding columns [colLo, ...), N taps per output sample (N = 0: x.stride,
+// not known at compile time).
+template <int C, int N>
+void horizontalRow(const uint8_t* in, int colLo, const Taps& x, int outW, uint8_t* out) {
+  const int n = N > 0 ? N : x.stride;
+  for (int i = 0; i < outW; ++i) {
+    const int32_t* q = &x.weight[static_cast<size_t>(i) * n];
+    const uint8_t* p = in + static_cast<size_t>(x.first[i] - colLo) * C;
+    int32_t acc[C] = {};
+    for (int k = 0; k < n; ++k) {
+      for (int c = 0; c < C; ++c) acc[c] += q[k] * p[k * C + c];
+    }
+    for (int c = 0; c < C; ++c) out[i * C + c] = settle(acc[c]);
+  }
+}
+
+template <int C>
+void horizontal(const uint8_t* in, int colLo, const Taps& x, int outW, uint8_t* out) {
+  switch (x.stride) {
+    case 1:
+      return horizontalRow<C, 1>(in, colLo, x, outW, out);
+    case 2:
+      return horizontalRow<C, 2>(in, colLo, x, outW, out);
+    case 3:
+      return horizontalRow<C, 3>(in, colLo, x, outW, out);
+    case 4:
+      return horizontalRow<C, 4>(in, colLo, x, outW, out);
+    case 5:
+      return horizontalRow<C, 5>(in, colLo, x, outW, out);
+    case 6:
+      return horizontalRow<C, 6>(in, colLo, x, outW, out);
+    case 7:
+      return horizontalRow<C, 7>(in, colLo, x, outW, out);
+    case 8:
+      return horizontalRow<C, 8>(in, colLo, x, outW, out);
+    default:
+      return horizontalRow<C, 0>(in, colLo, x, outW, out);
+  }
+}
+
+// Resizes a C-channel image (rows `stride` pixels apart) to outW×outH; `x`/`y` are the taps along each axis.
+// Vertical pass first, as libvips does (reducev before reduceh), on the columns the horizontal pass reads.
+template <int C>
+void resample(const uint8_t* src, int stride, const Taps& x, const Taps& y, int outW, int outH, uint8_t* dst) {
+  const int colLo = *std::min_element(x.first.begin(), x.first.end());
+  const int colHi = *std::max_element(x.first.begin(), x.first.end()) + x.stride;
+  const size_t midStride = static_cast<size_t>(colHi - colLo) * C;
+  std::vector<uint8_t> mid(midStride);
+  std::vector<int32_t> acc(midStride);
+  for (int j = 0; j < outH; ++j) {
+    std::fill(acc.begin(), acc.end(), 0);
+    const int32_t* q = &y.weight[static_cast<size_t>(j) * y.stride];
+    for (int k = 0; k < y.stride; ++k) {
+      const int32_t wk = q[k];
+      if (wk == 0) continue;
+      const uint8_t* row = src + (static_cast<size_t>(y.first[j] + k) * stride + colLo) * C;
+      for (size_t i = 0; i < midStride; ++i) acc[i] += wk * row[i];
+    }
+    for (size_t i = 0; i < midStride; ++i) mid[i] = settle(acc[i]);
+    horizontal<C>(mid.data(), colLo, x, outW, dst + static_cast<size_t>(j) * outW * C);
+  }
+}
+
+// Fits a C-channel w×h image (rows `stride` pixels apart) into size×size as `mode` says, expanded to RGB.
+template <int C>
+std::vector<uint8_t> fit(const uint8_t* src, int stride, int w, int h, int size, ResizeMode mode) {
+  Taps x, y;
+  if (mode == ResizeMode::Fill) {
+    const double rx = static_cast<double>(w) / size, ry = static_cast<double>(h) / size;
+    x = quantise(axisWeights(w, size, rx, 0, ry < 1.0 && rx >= 1.0), w);
+    y = quantise(axisWeights(h, size, ry, 0, rx < 1.0 && ry >= 1.0), h);
+  } else {
+    // Shorter side to `size`, the longer one to rint(long / ratio), then the centred window, as sharp's 'cover'.
+    const double ratio = static_cast<double>(std::min(w, h)) / size;
+    const int fullW = std::max(size, static_cast<int>(std::rint(w / ratio)));
+    const int fullH = std::max(size, static_cast<int>(std::rint(h / ratio)));
+    x = quantise(axisWeights(w, size, ratio, (fullW - size + 1) / 2, false), w);
+    y = quantise(axisWeights(h, size, ratio, (fullH - size + 1) / 2, false), h);
+  }
+  std::vector<uint8_t> out(static_cast<size_t>(size) * size * 3);
+  if (C == 3) {
+    resample<C>(src, stride, x, y, size, size, out.data());
+  } else {
+    std::vector<uint8_t> grey(static_cast<size_t>(size) * size);
+    resample<C>(src, stride, x, y, size, size, grey.data());
+    for (size_t i = 0; i < grey.size(); ++i) out[3 * i] = out[3 * i + 1] = out[3 * i + 2] = grey[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<uint8_t> resizeRgb(const uint8_t* src, int channels, int stride, int width, int height, int size,
+                               ResizeMode mode) {
+  switch (channels) {
+    case 3:
+      return fit<3>(src, stride, width, height, size, mode);
+    case 1:
+      return fit<1>(src, stride, width, height, size, mode);
+    default:
+      throw RangeError("resizeRgb: expected 1 or 3 channels, received " + std::to_string(channels));
+  }
+}
+
+}  // namespace tf
