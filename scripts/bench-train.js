@@ -4,7 +4,7 @@
  *
  *   npx tsc -p tsconfig.build.json   # this script imports dist/
  *   node scripts/bench-train.js --model models/rexnet.pt [--batch 8] [--size 128] [--steps 10] [--warmup 3]
- *        [--threads 2] [--python-eager --arch rexnet_150 [--freeze-bn]] [--no-python] [--python /usr/bin/python3]
+ *        [--threads 2] [--jit-optimize 0|1] [--python-eager --arch rexnet_150 [--freeze-bn]] [--no-python] [--python /usr/bin/python3]
  *
  * Both sides: the fixed input pattern x[i] = 1.5 * sin(0.37 * i) over the flat [3B, 3, size, size] batch (query,
  * positive, negative), labels i % classes, AdamW lr 1e-3 (weight decay 0), CE + the two cosine-embedding losses,
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import { defaultPython } from '../dist/export/python.js';
-import { setThreads, TorchModel, Trainer } from '../dist/index.js';
+import { setJitOptimize, setThreads, TorchModel, Trainer } from '../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
@@ -52,6 +52,7 @@ const round = (v, d = 1) => Math.round(v * 10 ** d) / 10 ** d;
 
 async function benchNative() {
   setThreads(threads);
+  setJitOptimize(arg('jit-optimize', '1') !== '0');
   const model = await TorchModel.load(resolve(modelPath));
   const per = batch * 3 * size * size;
   const shape = [batch, 3, size, size];

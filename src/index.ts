@@ -1,6 +1,6 @@
 export * from './errors.js';
 export { loadAddon } from './binding/loader.js';
-export { manualSeed, runtimeInfo, setThreads } from './runtime.js';
+export { manualSeed, runtimeInfo, setJitOptimize, setThreads } from './runtime.js';
 export type * from './binding/types.js';
 export { TorchModel, type TorchModelLoadOptions } from './train/TorchModel.js';
 export { Trainer, type TrainerOptions, type TripletBatch } from './train/Trainer.js';

@@ -15,3 +15,11 @@ export function setThreads(n: number): void {
 export function manualSeed(seed: number): void {
   loadAddon().manualSeed(seed);
 }
+
+/**
+ * Turns libtorch's TorchScript graph optimizer (profiling executor, fusion, autodiff subgraphs) on or off for later
+ * native calls. Off runs scripted modules op by op as eager PyTorch does.
+ */
+export function setJitOptimize(enabled: boolean): void {
+  loadAddon().setJitOptimize(enabled);
+}

@@ -1,6 +1,7 @@
 #include "runtime.h"
 
 #include <ATen/Parallel.h>
+#include <torch/csrc/jit/python/update_graph_executor_opt.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
 #include <torch/version.h>
@@ -24,6 +25,7 @@ int defaultThreads() {
   return static_cast<int>(hw == 0 ? 1 : (hw > 4 ? 4 : hw));
 }
 std::atomic<int> gThreads{defaultThreads()};
+std::atomic<bool> gJitOptimize{true};
 }  // namespace
 
 RuntimeInfo runtimeInfo() {
@@ -40,6 +42,7 @@ RuntimeInfo runtimeInfo() {
                          std::to_string(NV_TENSORRT_PATCH);
 #endif
   info.threads = gThreads.load();
+  info.jitOptimize = gJitOptimize.load();
   applyThreadSettings();
   info.parallelInfo = at::get_parallel_info();
   return info;
@@ -54,9 +57,14 @@ void setThreads(int n) {
 
 int threads() { return gThreads.load(); }
 
+void setJitOptimize(bool enabled) { gJitOptimize.store(enabled); }
+bool jitOptimize() { return gJitOptimize.load(); }
+
 void applyThreadSettings() {
   const int n = gThreads.load();
   if (at::get_num_threads() != n) at::set_num_threads(n);
+  const bool optimize = gJitOptimize.load();
+  if (torch::jit::getGraphExecutorOptimize() != optimize) torch::jit::setGraphExecutorOptimize(optimize);
 }
 
 void manualSeed(uint64_t seed) { torch::manual_seed(seed); }

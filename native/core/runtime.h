@@ -15,6 +15,7 @@ struct RuntimeInfo {
   bool tensorrtCompiled = false;
   std::string tensorrtVersion;  // empty when not compiled in
   int threads = 0;              // intra-op threads used by native calls
+  bool jitOptimize = true;      // TorchScript graph optimizer on
   std::string parallelInfo;     // at::get_parallel_info(): OpenMP / MKL / BLAS threading
 };
 
@@ -25,7 +26,13 @@ RuntimeInfo runtimeInfo();
 void setThreads(int n);
 int threads();
 
-// Applies the configured thread count on the calling thread. Every native job calls it first.
+// Turns libtorch's TorchScript graph optimizer (profiling, fusion, autodiff subgraphs) on or off for every later
+// native call. Applied per worker thread, as libtorch keeps the switch per thread.
+void setJitOptimize(bool enabled);
+bool jitOptimize();
+
+// Applies the configured thread count and graph-optimizer switch on the calling thread. Every native job calls it
+// first.
 void applyThreadSettings();
 
 // Seeds libtorch's CPU (and CUDA) random generators.

@@ -18,6 +18,7 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   out.Set("tensorrtCompiled", r.tensorrtCompiled);
   out.Set("tensorrtVersion", r.tensorrtVersion);
   out.Set("threads", r.threads);
+  out.Set("jitOptimize", r.jitOptimize);
   out.Set("parallelInfo", r.parallelInfo);
   out.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   return out;
@@ -43,11 +44,22 @@ Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   }
   return env.Undefined();
 }
+// sync setJitOptimize(enabled): the TorchScript graph optimizer switch for later calls. Throws TypeError.
+Napi::Value SetJitOptimize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    tf::setJitOptimize(readBool(info[0], "enabled"));
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  return env.Undefined();
+}
 }  // namespace
 
 void InitRuntime(Napi::Env env, Napi::Object exports) {
   exports.Set("runtimeInfo", Napi::Function::New(env, RuntimeInfo, "runtimeInfo"));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed, "manualSeed"));
+  exports.Set("setJitOptimize", Napi::Function::New(env, SetJitOptimize, "setJitOptimize"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
 }
 

@@ -11,6 +11,7 @@ export interface NativeRuntimeInfo {
   tensorrtCompiled: boolean;
   tensorrtVersion: string;
   threads: number;
+  jitOptimize: boolean;
   parallelInfo: string;
   napiVersion: number;
 }
@@ -110,6 +111,7 @@ export interface NativeAddon {
   runtimeInfo(): NativeRuntimeInfo;
   setThreads(n: number): void;
   manualSeed(seed: number): void;
+  setJitOptimize(enabled: boolean): void;
   loadModel(path: string, device?: string): Promise<NativeModel>;
   Trainer: new (model: NativeModel, options?: NativeTrainerOptions) => NativeTrainer;
   /**

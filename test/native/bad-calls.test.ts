@@ -53,6 +53,15 @@ describe('runtime functions', () => {
     addon.manualSeed(42);
   });
 
+  it('setJitOptimize takes a boolean and shows in runtimeInfo', () => {
+    const raw = addon as unknown as Loose;
+    expect(() => raw.setJitOptimize!('no')).toThrow(TypeError);
+    addon.setJitOptimize(false);
+    expect(addon.runtimeInfo().jitOptimize).toBe(false);
+    addon.setJitOptimize(true);
+    expect(addon.runtimeInfo().jitOptimize).toBe(true);
+  });
+
   it('runtimeInfo reports libtorch', () => {
     const info = addon.runtimeInfo();
     expect(info.torchVersion).toMatch(/^\d+\.\d+/);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { preprocessBatch } from '../../src/data/preprocess.js';
+import { setJitOptimize } from '../../src/runtime.js';
 import { TorchModel } from '../../src/train/TorchModel.js';
 import { Trainer } from '../../src/train/Trainer.js';
 import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
@@ -46,6 +47,19 @@ describe.skipIf(!hasFlowers)('TorchModel and Trainer on real photos (libtorch CP
     expect(a.embedding.every(Number.isFinite)).toBe(true);
     const b = await model.forward(query, shape);
     expect(Array.from(b.logits)).toEqual(Array.from(a.logits));
+  });
+
+  it('the TorchScript optimizer switch changes speed, not results', async () => {
+    await using model = await TorchModel.load(tinyModelPath);
+    const on = await model.forward(query, shape);
+    setJitOptimize(false);
+    try {
+      const off = await model.forward(query, shape);
+      const diff = on.logits.reduce((m, v, i) => Math.max(m, Math.abs(v - (off.logits[i] as number))), 0);
+      expect(diff).toBeLessThan(1e-5);
+    } finally {
+      setJitOptimize(true);
+    }
   });
 
   it('train mode and eval mode differ (BatchNorm batch statistics)', async () => {
