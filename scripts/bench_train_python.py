@@ -35,7 +35,9 @@ def build_eager(args, state=None):
     ns = argparse.Namespace(arch=args.arch, weights=None, timm=False)
     torch.manual_seed(args.seed)
     backbone = eb.build_backbone(ns)
-    model = eb.Classifier(backbone.features, backbone.dim, args.num_classes, 0, args.dropout)
+    # The projection size follows the model file when one is given (its `project` layer), else none.
+    embedding = int(state["project.weight"].shape[0]) if state is not None and "project.weight" in state else 0
+    model = eb.Classifier(backbone.features, backbone.dim, args.num_classes, embedding, args.dropout)
     if args.freeze_bn:
         eb.freeze_batchnorm(model)
     if state is not None:
