@@ -11,7 +11,7 @@ import { createSplit, loadOrCreateSplit, type SplitManifest } from '../data/spli
 import { ConfigError } from '../errors.js';
 import { exportBackbone } from '../export/backbone.js';
 import { createTracker } from '../track/createTracker.js';
-import type { CompositeTracker } from '../track/CompositeTracker.js';
+import { CompositeTracker } from '../track/CompositeTracker.js';
 import type { MlflowTracker } from '../track/MlflowTracker.js';
 import { RunDir } from '../track/RunDir.js';
 import type { SplitEvaluation } from './evaluate.js';
@@ -46,8 +46,7 @@ export async function openRun(options: {
       await fs.readFile(path.join(options.resume, 'checkpoints', 'last', 'state.json'), 'utf8').catch(() => '{}'),
     ) as { globalStep?: number };
     run = await RunDir.open(options.resume, { keepUpToStep: state.globalStep ?? 0 });
-    const { CompositeTracker: Composite } = await import('../track/CompositeTracker.js');
-    tracker = new Composite([run]);
+    tracker = new CompositeTracker([run]);
   } else {
     ({
       runDir: run,

@@ -114,7 +114,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     for (; state.epoch < t.max_epochs; state.epoch++, state.batch = 0, state.partial = emptyPartial()) {
       const epoch = state.epoch;
       const p = state.partial;
-      let epochStart = performance.now() - p.seconds * 1000;
+      const epochStart = performance.now() - p.seconds * 1000;
       try {
         for await (const batch of loader.epoch(epoch, {
           startBatch: state.batch,
@@ -194,7 +194,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         await checkpoints.saveBest(model);
       }
       progress.epoch({ epoch, epochs: t.max_epochs, seconds: (performance.now() - epochStart) / 1000, metrics, best });
-      epochStart = performance.now();
       state.earlyStopping = early.state;
       await checkpoints.saveLast(model, trainer, { ...state, epoch: epoch + 1, batch: 0, partial: emptyPartial() });
       await ctx.plotCurves();
