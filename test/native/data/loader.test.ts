@@ -112,12 +112,14 @@ describe.skipIf(!hasFlowers)(`DataLoader on real photos (${flowerDir})`, () => {
 
   it('prepares batches while a slow step runs: total time is about max(step, preprocessing), not the sum', async () => {
     const batchesFor = (l: DataLoader) => l.epoch(0);
-    // Preprocessing alone (no cache, so every batch decodes 12 photos).
+    // Preprocessing alone (no cache, so every batch decodes 12 photos), after a warm-up pass (the first decode loads
+    // the native JPEG decoder and warms the file cache).
+    await collect(batchesFor(loader({ cacheMiB: 0, prefetch: 0 })));
     const t = performance.now();
     await collect(batchesFor(loader({ cacheMiB: 0, prefetch: 0 })));
     const prep = performance.now() - t;
     const n = loader().batchesPerEpoch;
-    const stepMs = Math.max(60, Math.ceil((1.5 * prep) / n)); // the step is slower than preprocessing
+    const stepMs = Math.max(100, Math.ceil((1.5 * prep) / n)); // the step is slower than preprocessing
     const step = (): Promise<void> => new Promise((r) => setTimeout(r, stepMs));
 
     const run = async (prefetch: number): Promise<{ total: number; waits: number[] }> => {
@@ -140,8 +142,10 @@ describe.skipIf(!hasFlowers)(`DataLoader on real photos (${flowerDir})`, () => {
     expect(serial.total).toBeGreaterThan(steps + 0.7 * prep);
     expect(overlapped.total).toBeLessThan(steps + 0.5 * prep + 100);
     expect(overlapped.total).toBeGreaterThanOrEqual(steps);
-    // After the first batch the consumer (the step) barely waits for data.
-    expect(Math.max(...overlapped.waits)).toBeLessThan(stepMs / 2);
+    // After the first batch the consumer (the step) barely waits for data: the typical wait is a small fraction of a
+    // step (the median, so one scheduling hiccup on a loaded machine does not decide the test).
+    const sorted = [...overlapped.waits].sort((a, b) => a - b);
+    expect(sorted[Math.floor(sorted.length / 2)] as number).toBeLessThan(stepMs / 4);
   });
 
   it('fromConfig indexes, writes the split once and reuses it', async () => {

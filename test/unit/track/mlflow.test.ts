@@ -180,24 +180,24 @@ describe('MlflowTracker', () => {
 
   it('never blocks or throws when the server is down: one warning, close() within its deadline', async () => {
     const t = tracker({ trackingUri: await closedPortUrl(), closeTimeoutMs: 1000 });
-    expect(await time100(t)).toBeLessThan(50);
+    expect(await time100(t)).toBeLessThan(200); // a blocking call would wait seconds (retries, 2 s answers)
     await new Promise((r) => setTimeout(r, 400)); // several background rounds fail meanwhile
     await time100(t);
     const down = warnings.filter((w) => /unreachable/.test(w));
     expect(down).toHaveLength(1);
     const t0 = performance.now();
     await expect(t.finish('FINISHED')).resolves.toBeUndefined();
-    expect(performance.now() - t0).toBeLessThan(1300);
+    expect(performance.now() - t0).toBeLessThan(1800);
     expect(warnings.at(-1)).toMatch(/could not send 400 metrics/);
   });
 
   it('never blocks on a slow server (2 s per answer); close() gives up at its deadline', async () => {
     server.delayMs = 2000;
     const t = tracker({ closeTimeoutMs: 300 });
-    expect(await time100(t)).toBeLessThan(50);
+    expect(await time100(t)).toBeLessThan(200); // a blocking call would wait seconds (retries, 2 s answers)
     const t0 = performance.now();
     await t.close();
-    expect(performance.now() - t0).toBeLessThan(600);
+    expect(performance.now() - t0).toBeLessThan(1000);
     expect(warnings.at(-1)).toMatch(/within 300 ms/);
   });
 
