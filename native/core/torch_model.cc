@@ -54,12 +54,15 @@ std::shared_ptr<TorchModel> TorchModel::load(const std::string& path, const std:
   applyThreadSettings();
   try {
     torch::Device d(dev);
-    auto module = torch::jit::load(path, d);
+    torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}};
+    auto module = torch::jit::load(path, d, extra);
     module.eval();
     if (!module.find_method("forward")) {
       throw ModelLoadError("cannot load TorchScript model '" + path + "': it has no forward() method");
     }
-    return std::shared_ptr<TorchModel>(new TorchModel(std::move(module), d, path));
+    auto model = std::shared_ptr<TorchModel>(new TorchModel(std::move(module), d, path));
+    model->metadata_ = extra[kMetadataFile];
+    return model;
   } catch (...) {
     rethrowAs<ModelLoadError>("cannot load TorchScript model '" + path + "'");
   }
@@ -137,11 +140,24 @@ void TorchModel::save(const std::string& path) {
   std::lock_guard<std::mutex> lock(mutex_);
   writeAtomically(path, [&](const std::string& tmp) {
     try {
-      module_.save(tmp);
+      torch::jit::ExtraFilesMap extra;
+      const auto meta = metadata();
+      if (!meta.empty()) extra[kMetadataFile] = meta;
+      module_.save(tmp, extra);
     } catch (...) {
       rethrowAs<SaveError>("TorchScript save failed");
     }
   });
+}
+
+std::string TorchModel::metadata() const {
+  std::lock_guard<std::mutex> lock(metadataMutex_);
+  return metadata_;
+}
+
+void TorchModel::setMetadata(std::string metadata) {
+  std::lock_guard<std::mutex> lock(metadataMutex_);
+  metadata_ = std::move(metadata);
 }
 
 std::vector<at::Tensor> TorchModel::parameters() const {

@@ -12,6 +12,9 @@
 
 namespace tf {
 
+// Name of the extra file holding the project's metadata inside a TorchScript archive.
+inline constexpr const char* kMetadataFile = "trt_flowers.json";
+
 struct ForwardResult {
   at::Tensor logits;     // [N, C] float32, CPU, contiguous
   at::Tensor embedding;  // [N, D] float32, CPU, contiguous (the logits when the model returns only logits)
@@ -38,6 +41,11 @@ class TorchModel {
   // Writes the module (with its current weights) as TorchScript, atomically. Throws SaveError.
   void save(const std::string& path);
 
+  // The project's metadata (JSON text: classes, preprocessing, provenance) stored in the TorchScript archive as the
+  // extra file kMetadataFile; empty when the file has none. Saved with every save().
+  std::string metadata() const;
+  void setMetadata(std::string metadata);
+
   std::vector<at::Tensor> parameters() const;
   int64_t parameterCount() const;
   const torch::Device& device() const { return device_; }
@@ -55,6 +63,8 @@ class TorchModel {
   std::string path_;
   std::mutex mutex_;
   std::atomic<bool> training_{false};
+  mutable std::mutex metadataMutex_;
+  std::string metadata_;
 };
 
 // Checks an NCHW float shape and returns its element count. Throws TypeError naming `what`.

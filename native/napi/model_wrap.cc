@@ -18,8 +18,9 @@ Napi::Function ModelWrap::Init(Napi::Env env, Napi::Object exports) {
   auto cls = DefineClass(
       env, "Model",
       {InstanceMethod<&ModelWrap::Forward>("forward"), InstanceMethod<&ModelWrap::SetTraining>("setTraining"),
-       InstanceMethod<&ModelWrap::Save>("save"), InstanceMethod<&ModelWrap::Dispose>("dispose"),
-       InstanceAccessor<&ModelWrap::GetInfo>("info"), InstanceAccessor<&ModelWrap::IsDisposed>("disposed")});
+       InstanceMethod<&ModelWrap::Save>("save"), InstanceMethod<&ModelWrap::SetMetadata>("setMetadata"),
+       InstanceMethod<&ModelWrap::Dispose>("dispose"), InstanceAccessor<&ModelWrap::GetInfo>("info"),
+       InstanceAccessor<&ModelWrap::IsDisposed>("disposed")});
   auto* data = new ModelClass{Napi::Persistent(cls)};
   env.SetInstanceData<ModelClass>(data);
   exports.Set("Model", cls);
@@ -151,6 +152,19 @@ Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
 }
 
+Napi::Value ModelWrap::SetMetadata(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = this->model(env);
+  std::string metadata;
+  try {
+    if (!info[0].IsNull()) metadata = readString(info[0], "metadata");
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  model->setMetadata(std::move(metadata));
+  return env.Undefined();
+}
+
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
   // Jobs in flight hold their own reference to the model, so it is freed when the last one ends.
   release(info.Env());
@@ -165,6 +179,8 @@ Napi::Value ModelWrap::GetInfo(const Napi::CallbackInfo& info) {
   out.Set("device", model->device().str());
   out.Set("parameterCount", Napi::Number::New(env, static_cast<double>(model->parameterCount())));
   out.Set("training", Napi::Boolean::New(env, model->training()));
+  const auto meta = model->metadata();
+  out.Set("metadata", meta.empty() ? env.Null() : Napi::String::New(env, meta));
   return out;
 }
 

@@ -29,6 +29,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Forward(const Napi::CallbackInfo& info);      // async forward(input, shape)
   Napi::Value SetTraining(const Napi::CallbackInfo& info);  // async setTraining(bool)
   Napi::Value Save(const Napi::CallbackInfo& info);         // async save(path)
+  Napi::Value SetMetadata(const Napi::CallbackInfo& info);  // sync setMetadata(json | null)
   Napi::Value Dispose(const Napi::CallbackInfo& info);      // sync dispose()
   Napi::Value GetInfo(const Napi::CallbackInfo& info);      // sync info getter
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);   // sync disposed getter

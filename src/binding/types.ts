@@ -29,6 +29,8 @@ export interface NativeModelInfo {
   device: string;
   parameterCount: number;
   training: boolean;
+  /** The project's metadata JSON stored in the TorchScript archive (extra file trt_flowers.json), or null. */
+  metadata: string | null;
 }
 
 export interface NativeModel {
@@ -38,6 +40,8 @@ export interface NativeModel {
   setTraining(training: boolean): Promise<void>;
   /** async, atomic write; rejects with ERR_SAVE. */
   save(path: string): Promise<void>;
+  /** sync; the JSON text written into the archive by later saves (null: none). */
+  setMetadata(metadata: string | null): void;
   /** sync; jobs in flight keep the model alive until they end. */
   dispose(): void;
   readonly info: NativeModelInfo;

@@ -7,6 +7,8 @@ import { registerDataCommand } from './commands/data.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerEvaluateCommand } from './commands/evaluate.js';
 import { registerExportBackboneCommand } from './commands/export-backbone.js';
+import { registerExportOnnxCommand } from './commands/export-onnx.js';
+import { registerPredictCommands } from './commands/predict.js';
 import { registerTrainCommand } from './commands/train.js';
 
 const require = createRequire(import.meta.url);
@@ -23,6 +25,8 @@ export function createProgram(): Command {
   registerExportBackboneCommand(program);
   registerTrainCommand(program);
   registerEvaluateCommand(program);
+  registerExportOnnxCommand(program);
+  registerPredictCommands(program);
   return program;
 }
 

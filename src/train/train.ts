@@ -10,6 +10,7 @@ import { prepareData, prepareModel, type RunContext, openRun, finishRun } from '
 import { learningRateAt } from './schedule.js';
 import { TorchModel } from './TorchModel.js';
 import { Trainer } from './Trainer.js';
+import { trainingMetadata } from '../engine/metadata.js';
 
 /** Options of train(). */
 export interface TrainOptions {
@@ -57,6 +58,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const resumed = options.resume ? await checkpoints.loadState() : undefined;
     const modelFile = resumed ? checkpoints.lastModel : await prepareModel(ctx, options.python);
     model = await TorchModel.load(modelFile, { device });
+    // Every checkpoint carries what inference needs: classes and the preprocessing the model was trained with.
+    model.native.setMetadata(JSON.stringify(trainingMetadata(config, run.id)));
     trainer = new Trainer(model, {
       optimizer: m.optimizer,
       learningRate: m.learning_rate,

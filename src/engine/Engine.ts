@@ -1,0 +1,511 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import { decodeResized, normalizeInto } from '../data/preprocess.js';
+import { BackendUnavailableError, DisposedError, InferenceError, ModelLoadError } from '../errors.js';
+import { runtimeInfo } from '../runtime.js';
+import { describe } from '../train/TorchModel.js';
+import type { Backend, BackendName, BackendOutput, Precision } from './backend.js';
+import { LibtorchBackend } from './libtorch.js';
+import {
+  defaultMetadata,
+  metadataFromRunDir,
+  parseMetadataJson,
+  readOnnxInfo,
+  type MetadataSource,
+  type ModelMetadata,
+  type Preprocessing,
+} from './metadata.js';
+import { OnnxRuntimeBackend } from './onnxruntime.js';
+
+/** Options of Engine.load. */
+export interface EngineLoadOptions {
+  /**
+   * 'auto' chooses by the file: TorchScript (.pt/.pth/.ts) → libtorch, .onnx → ONNX Runtime, .engine/.plan →
+   * TensorRT. Defaults to 'auto'.
+   */
+  backend?: 'auto' | BackendName;
+  /** 'auto' (CUDA when libtorch sees a GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'. Defaults to 'auto'. */
+  device?: string;
+  /** Intra-op threads of the backend (0 or undefined: its default). */
+  threads?: number;
+  /** Largest batch sent to the backend at once; bigger inputs are split. Defaults to 32. */
+  batchSize?: number;
+  /** ONNX Runtime sessions, each in its own worker thread. Defaults to 1. */
+  workers?: number;
+  /** Images decoded at once during preprocessing. Defaults to 4. */
+  concurrency?: number;
+  /** Run one image through the model at load to check its input size and class count. Defaults to true. */
+  warmup?: boolean;
+}
+
+/** An image: a file path, or the bytes of an encoded image (JPEG, PNG, WebP, TIFF, BMP, ...). */
+export type ImageInput = string | Buffer | Uint8Array;
+
+/** A preprocessed batch: float32 NCHW, normalised as the model's metadata says. */
+export interface TensorInput {
+  data: Float32Array;
+  shape: readonly [number, number, number, number];
+}
+
+export interface InferOptions {
+  /** Include each image's embedding. Defaults to false. */
+  embeddings?: boolean;
+  /** Include each image's raw logits. Defaults to false. */
+  logits?: boolean;
+  signal?: AbortSignal;
+}
+
+/** The result for one image. */
+export interface Prediction {
+  predictedClass: string;
+  classIndex: number;
+  /** Probability of predictedClass. */
+  confidence: number;
+  /** Softmax probability of every class, by name, in the model's class order. */
+  probabilities: Record<string, number>;
+  embedding?: Float32Array;
+  logits?: Float32Array;
+}
+
+export interface EngineInfo {
+  backend: BackendName;
+  precision: Precision;
+  device: string;
+  path: string;
+  /** [batch, 3, size, size]; batch is -1 when any batch size runs. */
+  inputShape: [number, number, number, number];
+  classes: string[];
+  embeddingSize: number;
+  preprocessing: Preprocessing;
+  /** Where classes and preprocessing came from: the model file, its run's config.yaml, or defaults. */
+  metadataSource: MetadataSource;
+  metadata: ModelMetadata;
+  versions: Record<string, string>;
+}
+
+const TORCHSCRIPT_EXT = new Set(['.pt', '.pth', '.ts', '.torchscript']);
+const ONNX_EXT = new Set(['.onnx']);
+const TENSORRT_EXT = new Set(['.engine', '.plan', '.trt']);
+
+/** Which backend runs a file, by its extension and, for unknown extensions, its first bytes. */
+export async function detectBackend(file: string): Promise<BackendName> {
+  const ext = path.extname(file).toLowerCase();
+  if (TORCHSCRIPT_EXT.has(ext)) return 'libtorch';
+  if (ONNX_EXT.has(ext)) return 'onnxruntime';
+  if (TENSORRT_EXT.has(ext)) return 'tensorrt';
+  const handle = await fs.open(file, 'r');
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(4), 0, 4, 0);
+    if (bytesRead >= 2 && buffer[0] === 0x50 && buffer[1] === 0x4b) return 'libtorch'; // a zip archive
+    if (bytesRead >= 1 && buffer[0] === 0x08) return 'onnxruntime'; // ModelProto field 1 (ir_version) first
+  } finally {
+    await handle.close();
+  }
+  throw new ModelLoadError(
+    `cannot tell which backend runs '${file}': expected a TorchScript .pt, an .onnx or a TensorRT .engine file`,
+  );
+}
+
+/**
+ * A loaded classifier on one backend. Every call that does real work runs off the event loop (libtorch on the
+ * libuv pool, ONNX Runtime in worker threads). Preprocessing comes from the model's own metadata.
+ *
+ *   await using engine = await Engine.load('models/flower_classifier.onnx');
+ *   const [p] = await engine.infer(['rose.jpg']);
+ */
+export class Engine implements AsyncDisposable {
+  #backend: Backend | undefined;
+  readonly #info: EngineInfo;
+  readonly #batchSize: number;
+  readonly #concurrency: number;
+  /** The batch size of an artifact exported with a static batch: smaller batches are padded to it. */
+  readonly #fixedBatch: number | undefined;
+
+  private constructor(
+    backend: Backend,
+    info: EngineInfo,
+    batchSize: number,
+    concurrency: number,
+    fixedBatch: number | undefined,
+  ) {
+    this.#backend = backend;
+    this.#info = info;
+    this.#batchSize = batchSize;
+    this.#concurrency = concurrency;
+    this.#fixedBatch = fixedBatch;
+  }
+
+  /**
+   * Loads a model file. Rejects with ModelLoadError (missing, corrupt or wrong-shaped model),
+   * BackendUnavailableError (a backend or device this build or machine lacks), TypeError or RangeError.
+   */
+  static async load(file: string, options: EngineLoadOptions = {}): Promise<Engine> {
+    if (typeof file !== 'string' || file.length === 0) {
+      throw new TypeError(`Expected a non-empty string for \`path\` but received ${describe(file)}`);
+    }
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`Expected an object for \`options\` but received ${describe(options)}`);
+    }
+    const batchSize = checkInt(options.batchSize ?? 32, 'batchSize', 1, 4096);
+    const concurrency = checkInt(options.concurrency ?? 4, 'concurrency', 1, 64);
+    if (options.threads !== undefined) checkInt(options.threads, 'threads', 0, 256);
+    const requested = options.backend ?? 'auto';
+    if (!['auto', 'libtorch', 'onnxruntime', 'tensorrt'].includes(requested)) {
+      throw new RangeError(
+        `Expected 'auto', 'libtorch', 'onnxruntime' or 'tensorrt' for \`backend\` but received ${describe(requested)}`,
+      );
+    }
+    const device = options.device ?? 'auto';
+    if (typeof device !== 'string' || !/^(auto|cpu|cuda(:\d+)?)$/.test(device)) {
+      throw new RangeError(`Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for \`device\` but received ${describe(device)}`);
+    }
+    let stat;
+    try {
+      stat = await fs.stat(file);
+    } catch {
+      throw new ModelLoadError(`model file '${file}' not found`);
+    }
+    if (!stat.isFile()) throw new ModelLoadError(`'${file}' is not a file`);
+    const backendName = requested === 'auto' ? await detectBackend(file) : requested;
+
+    let backend: Backend;
+    let embedded: ModelMetadata | undefined;
+    if (backendName === 'libtorch') {
+      const torchDevice = device === 'auto' ? (runtimeInfo().cudaAvailable ? 'cuda' : 'cpu') : device;
+      const lt = await LibtorchBackend.load(file, {
+        device: torchDevice,
+        ...(options.threads ? { threads: options.threads } : {}),
+      });
+      backend = lt;
+      try {
+        const json = lt.embeddedMetadata;
+        if (json) embedded = parseMetadataJson(json, file);
+      } catch (err) {
+        await lt.dispose();
+        throw err;
+      }
+    } else if (backendName === 'onnxruntime') {
+      const bytes = await fs.readFile(file);
+      const onnx = readOnnxInfo(bytes, `'${file}'`);
+      if (onnx.props.trt_flowers) embedded = parseMetadataJson(onnx.props.trt_flowers, file);
+      backend = await OnnxRuntimeBackend.load(file, {
+        device,
+        ...(options.threads ? { threads: options.threads } : {}),
+        ...(options.workers !== undefined ? { workers: options.workers } : {}),
+      });
+    } else {
+      const info = runtimeInfo();
+      throw new BackendUnavailableError(
+        info.tensorrtCompiled
+          ? `the TensorRT runtime is not available in this version of trt-flowers for '${file}'`
+          : `'${file}' is a TensorRT engine but this build of the addon has no TensorRT: install TensorRT, set ` +
+            'TENSORRT_ROOT and run `npm run build:native` on a machine with an NVIDIA GPU, or load the .onnx ' +
+            'model with ONNX Runtime instead',
+      );
+    }
+
+    const fixedBatch = staticBatchOf(embedded);
+    try {
+      let source: MetadataSource = 'embedded';
+      let metadata = embedded;
+      if (!metadata) {
+        metadata = await metadataFromRunDir(file);
+        source = 'run-config';
+      }
+      let probe: { numClasses: number; embeddingSize: number } | undefined;
+      if (options.warmup !== false || !metadata) {
+        const size = metadata?.preprocessing.size ?? 224;
+        const out = await runPadded(backend, new Float32Array(3 * size * size), [1, 3, size, size], fixedBatch).catch(
+          (err: Error) => {
+          throw new ModelLoadError(
+            `'${file}' does not run on a [1, 3, ${size}, ${size}] input (${err.message}): is it an image classifier ` +
+              'exported by trt-flowers with this input size?',
+            { cause: err },
+          );
+          },
+        );
+        probe = { numClasses: out.numClasses, embeddingSize: out.embeddingSize };
+      }
+      if (!metadata) {
+        metadata = defaultMetadata(probe?.numClasses ?? 5);
+        source = 'defaults';
+      }
+      if (probe && probe.numClasses !== metadata.classes.length) {
+        throw new ModelLoadError(
+          `'${file}' outputs ${probe.numClasses} classes but its metadata names ${metadata.classes.length} ` +
+            `(${metadata.classes.join(', ')}): the model does not match its classes`,
+        );
+      }
+      const size = metadata.preprocessing.size;
+      const info: EngineInfo = {
+        backend: backendName,
+        precision: backend.precision,
+        device: backend.device,
+        path: path.resolve(file),
+        inputShape: [fixedBatch ?? backend.maxBatchSize ?? -1, 3, size, size],
+        classes: metadata.classes,
+        embeddingSize: probe?.embeddingSize ?? metadata.embedding_size ?? 0,
+        preprocessing: metadata.preprocessing,
+        metadataSource: source,
+        metadata,
+        versions: backend.versions,
+      };
+      const limit = fixedBatch ?? backend.maxBatchSize ?? batchSize;
+      return new Engine(backend, info, Math.min(batchSize, limit), concurrency, fixedBatch);
+    } catch (err) {
+      await backend.dispose();
+      throw err;
+    }
+  }
+
+  get info(): EngineInfo {
+    return this.#info;
+  }
+
+  get disposed(): boolean {
+    return this.#backend === undefined;
+  }
+
+  /**
+   * Decodes and normalises images as the model expects (its metadata's size, resize, mean and std). Rejects with
+   * InvalidImageError naming the first bad image.
+   */
+  async preprocess(images: readonly ImageInput[], signal?: AbortSignal): Promise<TensorInput> {
+    const { size } = this.#info.preprocessing;
+    const per = 3 * size * size;
+    const out = new Float32Array(images.length * per);
+    let next = 0;
+    const work = async (): Promise<void> => {
+      while (next < images.length) {
+        signal?.throwIfAborted();
+        const i = next++;
+        const image = images[i] as ImageInput;
+        const input = typeof image === 'string' || Buffer.isBuffer(image) ? image : Buffer.from(image);
+        const hwc = await decodeResized(input, this.#preprocessOptions());
+        normalizeInto(hwc, out, i * per, this.#info.preprocessing);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, images.length) }, work));
+    return { data: out, shape: [images.length, 3, size, size] };
+  }
+
+  /**
+   * Classifies images: paths or encoded bytes (one or an array), or a preprocessed TensorInput. Returns one
+   * Prediction per image, in order. Rejects with InvalidImageError (bad image), TypeError / RangeError (bad
+   * arguments), InferenceError, DisposedError.
+   */
+  async infer(inputs: ImageInput | readonly ImageInput[] | TensorInput, options: InferOptions = {}): Promise<Prediction[]> {
+    const backend = this.#live();
+    if (isTensorInput(inputs)) {
+      this.#checkTensor(inputs);
+      const results: Prediction[] = [];
+      const [n, c, h, w] = inputs.shape;
+      const per = c * h * w;
+      for (let start = 0; start < n; start += this.#batchSize) {
+        options.signal?.throwIfAborted();
+        const count = Math.min(this.#batchSize, n - start);
+        const data = inputs.data.subarray(start * per, (start + count) * per);
+        results.push(...(await this.#runBatch(backend, data, [count, c, h, w], options)));
+      }
+      return results;
+    }
+    const list = normaliseImages(inputs);
+    const results: Prediction[] = [];
+    // Preprocessing of the next batch overlaps inference of the current one.
+    let nextBatch: Promise<TensorInput> | undefined;
+    const batchAt = (start: number): Promise<TensorInput> =>
+      this.preprocess(list.slice(start, start + this.#batchSize), options.signal);
+    for (let start = 0; start < list.length; start += this.#batchSize) {
+      const current = await (nextBatch ?? batchAt(start));
+      nextBatch = start + this.#batchSize < list.length ? batchAt(start + this.#batchSize) : undefined;
+      // A failing prefetch is reported when awaited, not as an unhandled rejection.
+      nextBatch?.catch(() => undefined);
+      results.push(...(await this.#runBatch(backend, current.data, current.shape, options)));
+    }
+    return results;
+  }
+
+  /**
+   * Runs a preprocessed batch and returns the raw outputs, row-major (for benchmarks, verification and custom
+   * heads). Batches larger than the engine's batch size are split.
+   */
+  async run(input: TensorInput): Promise<{ logits: Float32Array; embedding: Float32Array }> {
+    const backend = this.#live();
+    this.#checkTensor(input);
+    const [n, c, h, w] = input.shape;
+    if (n <= this.#batchSize) {
+      const out = await runPadded(backend, input.data, input.shape, this.#fixedBatch);
+      return { logits: out.logits, embedding: out.embedding };
+    }
+    const per = c * h * w;
+    const logits: Float32Array[] = [];
+    const embedding: Float32Array[] = [];
+    for (let start = 0; start < n; start += this.#batchSize) {
+      const count = Math.min(this.#batchSize, n - start);
+      const out = await runPadded(
+        backend,
+        input.data.subarray(start * per, (start + count) * per),
+        [count, c, h, w],
+        this.#fixedBatch,
+      );
+      logits.push(out.logits);
+      embedding.push(out.embedding);
+    }
+    return { logits: concat(logits), embedding: concat(embedding) };
+  }
+
+  /** Waits for calls in flight, then frees the backend. Idempotent. */
+  async dispose(): Promise<void> {
+    const backend = this.#backend;
+    this.#backend = undefined;
+    await backend?.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  #preprocessOptions(): { size: number; resize: 'fill' | 'center-crop' } {
+    return { size: this.#info.preprocessing.size, resize: this.#info.preprocessing.resize };
+  }
+
+  #live(): Backend {
+    if (!this.#backend) throw new DisposedError('this Engine');
+    return this.#backend;
+  }
+
+  #checkTensor(input: TensorInput): void {
+    if (!(input.data instanceof Float32Array)) {
+      throw new TypeError(`Expected a Float32Array for \`data\` but received ${describe(input.data)}`);
+    }
+    const shape = input.shape;
+    if (!Array.isArray(shape) || shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d > 0)) {
+      throw new TypeError(`Expected \`shape\` [N, 3, H, W] of positive integers but received ${JSON.stringify(shape)}`);
+    }
+    const { size } = this.#info.preprocessing;
+    if (shape[1] !== 3 || shape[2] !== size || shape[3] !== size) {
+      throw new RangeError(`Expected input shape [N, 3, ${size}, ${size}] but received [${shape.join(', ')}]`);
+    }
+    const expected = shape.reduce((a, b) => a * b, 1);
+    if (input.data.length !== expected) {
+      throw new RangeError(
+        `Expected ${expected} values for shape [${shape.join(', ')}] but received ${input.data.length}`,
+      );
+    }
+  }
+
+  async #runBatch(
+    backend: Backend,
+    data: Float32Array,
+    shape: readonly [number, number, number, number],
+    options: InferOptions,
+  ): Promise<Prediction[]> {
+    options.signal?.throwIfAborted();
+    const out = await runPadded(backend, data, shape, this.#fixedBatch);
+    const classes = this.#info.classes;
+    if (out.numClasses !== classes.length || out.batchSize !== shape[0]) {
+      throw new InferenceError(
+        `the model returned [${out.batchSize}, ${out.numClasses}] logits for a batch of ${shape[0]} and ` +
+          `${classes.length} classes`,
+      );
+    }
+    const predictions: Prediction[] = [];
+    for (let i = 0; i < out.batchSize; i++) {
+      const row = out.logits.subarray(i * out.numClasses, (i + 1) * out.numClasses);
+      const probs = softmax(row);
+      let best = 0;
+      for (let k = 1; k < probs.length; k++) if ((probs[k] as number) > (probs[best] as number)) best = k;
+      const probabilities: Record<string, number> = {};
+      classes.forEach((name, k) => (probabilities[name] = probs[k] as number));
+      const p: Prediction = {
+        predictedClass: classes[best] as string,
+        classIndex: best,
+        confidence: probs[best] as number,
+        probabilities,
+      };
+      if (options.logits) p.logits = row.slice();
+      if (options.embeddings) {
+        p.embedding = out.embedding.slice(i * out.embeddingSize, (i + 1) * out.embeddingSize);
+      }
+      predictions.push(p);
+    }
+    return predictions;
+  }
+}
+
+/** The static batch an artifact was exported with (metadata `static_batch`), if any. */
+function staticBatchOf(metadata: ModelMetadata | undefined): number | undefined {
+  const v = metadata?.static_batch;
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : undefined;
+}
+
+/** Runs a batch, padding it with zeros to a static batch size and dropping the padded rows from the outputs. */
+async function runPadded(
+  backend: Backend,
+  data: Float32Array,
+  shape: readonly [number, number, number, number],
+  fixedBatch: number | undefined,
+): Promise<BackendOutput> {
+  const n = shape[0];
+  if (!fixedBatch || n === fixedBatch) return backend.run(data, shape);
+  if (n > fixedBatch) throw new RangeError(`the model takes batches of exactly ${fixedBatch} images, received ${n}`);
+  const padded = new Float32Array((data.length / n) * fixedBatch);
+  padded.set(data);
+  const out = await backend.run(padded, [fixedBatch, shape[1], shape[2], shape[3]]);
+  return {
+    ...out,
+    batchSize: n,
+    logits: out.logits.slice(0, n * out.numClasses),
+    embedding: out.embedding.slice(0, n * out.embeddingSize),
+  };
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** Numerically stable softmax in float64. */
+export function softmax(row: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) max = Math.max(max, row[i] as number);
+  const out = new Float64Array(row.length);
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) {
+    out[i] = Math.exp((row[i] as number) - max);
+    sum += out[i] as number;
+  }
+  for (let i = 0; i < row.length; i++) out[i] = (out[i] as number) / sum;
+  return out;
+}
+
+function isTensorInput(v: unknown): v is TensorInput {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array) && 'data' in v;
+}
+
+function normaliseImages(inputs: unknown): ImageInput[] {
+  const list = Array.isArray(inputs) ? inputs : [inputs];
+  if (list.length === 0) throw new RangeError('Expected at least one image but received an empty array');
+  list.forEach((item, i) => {
+    if (!(typeof item === 'string' && item.length > 0) && !(item instanceof Uint8Array)) {
+      throw new TypeError(
+        `Expected an image path, a Buffer of an encoded image or a TensorInput {data, shape} at index ${i} but ` +
+          `received ${describe(item)}`,
+      );
+    }
+  });
+  return list as ImageInput[];
+}
+
+function checkInt(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`Expected integer between ${min} and ${max} for \`${name}\` but received ${describe(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,26 @@
+/** What every inference backend gives the Engine. */
+
+export type BackendName = 'libtorch' | 'onnxruntime' | 'tensorrt';
+export type Precision = 'fp32' | 'fp16' | 'int8';
+
+/** One batch's raw outputs, row-major. */
+export interface BackendOutput {
+  logits: Float32Array;
+  embedding: Float32Array;
+  batchSize: number;
+  numClasses: number;
+  embeddingSize: number;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  readonly device: string;
+  readonly precision: Precision;
+  /** Largest batch the artifact accepts (static engines), or undefined when any batch size runs. */
+  readonly maxBatchSize: number | undefined;
+  /** Runtime versions worth reporting (e.g. { libtorch: '2.1.0' }). */
+  readonly versions: Record<string, string>;
+  /** Runs a float32 NCHW batch off the event loop. */
+  run(data: Float32Array, shape: readonly [number, number, number, number]): Promise<BackendOutput>;
+  dispose(): Promise<void>;
+}

@@ -1,0 +1,37 @@
+import { runtimeInfo, setThreads } from '../runtime.js';
+import { TorchModel } from '../train/TorchModel.js';
+import type { Backend, BackendOutput } from './backend.js';
+
+/** A TorchScript model run by libtorch in the native addon (on the libuv thread pool). */
+export class LibtorchBackend implements Backend {
+  readonly name = 'libtorch' as const;
+  readonly precision = 'fp32' as const;
+  readonly maxBatchSize = undefined;
+  readonly versions: Record<string, string>;
+
+  private constructor(
+    readonly model: TorchModel,
+    readonly device: string,
+  ) {
+    this.versions = { libtorch: runtimeInfo().torchVersion };
+  }
+
+  static async load(path: string, options: { device: string; threads?: number }): Promise<LibtorchBackend> {
+    if (options.threads !== undefined) setThreads(options.threads);
+    const model = await TorchModel.load(path, { device: options.device });
+    return new LibtorchBackend(model, options.device);
+  }
+
+  /** The metadata JSON embedded in the TorchScript archive, or null. */
+  get embeddedMetadata(): string | null {
+    return this.model.info.metadata ?? null;
+  }
+
+  run(data: Float32Array, shape: readonly [number, number, number, number]): Promise<BackendOutput> {
+    return this.model.forward(data, shape);
+  }
+
+  dispose(): Promise<void> {
+    return this.model.dispose();
+  }
+}

@@ -1,0 +1,260 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import { parse as parseYaml } from 'yaml';
+
+import { DEFAULT_CLASSES, type ResizeMode } from '../data/config.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../data/preprocess.js';
+import { ModelLoadError } from '../errors.js';
+
+/** How an image becomes the model's input: what the model was trained with. */
+export interface Preprocessing {
+  /** Input height and width. */
+  size: number;
+  /** RGB mean subtracted after scaling to [0, 1]. */
+  mean: [number, number, number];
+  /** RGB standard deviation. */
+  std: [number, number, number];
+  /** 'fill' stretches to size×size; 'center-crop' resizes the shorter side and crops the centre. */
+  resize: ResizeMode;
+}
+
+/**
+ * What a model file says about itself. Stored as the extra file trt_flowers.json in TorchScript archives, as
+ * metadata_props (key `trt_flowers`, plus `classes` and `preprocessing` on their own) in ONNX files, and beside a
+ * TensorRT engine. Keys are snake_case as in the files.
+ */
+export interface ModelMetadata {
+  format: 'trt-flowers/1';
+  classes: string[];
+  preprocessing: Preprocessing;
+  arch?: string;
+  embedding_size?: number;
+  /** Training run that produced the weights. */
+  run_id?: string;
+  /** sha256 of the checkpoint an export was made from. */
+  source_sha256?: string;
+  [key: string]: unknown;
+}
+
+/** Where a model's metadata came from. */
+export type MetadataSource = 'embedded' | 'run-config' | 'defaults';
+
+export const METADATA_FORMAT = 'trt-flowers/1';
+
+export function defaultPreprocessing(size = 224): Preprocessing {
+  return { size, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], resize: 'fill' };
+}
+
+/** Validates parsed metadata; throws ModelLoadError naming `where` and the bad key. */
+export function parseMetadata(raw: unknown, where: string): ModelMetadata {
+  const fail = (what: string): never => {
+    throw new ModelLoadError(`${where}: invalid trt-flowers metadata: ${what}`);
+  };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return fail('expected a JSON object');
+  const m = raw as Record<string, unknown>;
+  const classes = m.classes;
+  if (!Array.isArray(classes) || classes.length < 1 || !classes.every((c) => typeof c === 'string' && c.length > 0)) {
+    return fail('`classes` must be a non-empty list of names');
+  }
+  if (new Set(classes).size !== classes.length) fail('`classes` has duplicates');
+  const p = (m.preprocessing ?? {}) as Record<string, unknown>;
+  if (typeof p !== 'object' || Array.isArray(p)) fail('`preprocessing` must be an object');
+  const size = p.size ?? 224;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 8 || size > 4096) {
+    fail(`\`preprocessing.size\` must be an integer between 8 and 4096, got ${JSON.stringify(size)}`);
+  }
+  const triple = (key: 'mean' | 'std', fallback: readonly number[]): [number, number, number] => {
+    const v = p[key] ?? fallback;
+    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+      return fail(`\`preprocessing.${key}\` must be three numbers`);
+    }
+    if (key === 'std' && v.some((x: number) => x <= 0)) fail('`preprocessing.std` must be positive');
+    return [v[0], v[1], v[2]];
+  };
+  const resize = p.resize ?? 'fill';
+  if (resize !== 'fill' && resize !== 'center-crop') {
+    fail(`\`preprocessing.resize\` must be 'fill' or 'center-crop', got ${JSON.stringify(resize)}`);
+  }
+  return {
+    ...m,
+    format: METADATA_FORMAT,
+    classes: classes as string[],
+    preprocessing: {
+      size: size as number,
+      mean: triple('mean', IMAGENET_MEAN),
+      std: triple('std', IMAGENET_STD),
+      resize: resize as ResizeMode,
+    },
+  };
+}
+
+export function parseMetadataJson(text: string, where: string): ModelMetadata {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ModelLoadError(`${where}: trt-flowers metadata is not valid JSON (${(err as Error).message})`);
+  }
+  return parseMetadata(raw, where);
+}
+
+/**
+ * Metadata for a checkpoint written before metadata was embedded: from the run's config.yaml when the file sits in
+ * runs/<id>/checkpoints/{best,last}/ or runs/<id>/, else undefined.
+ */
+export async function metadataFromRunDir(modelPath: string): Promise<ModelMetadata | undefined> {
+  const dir = path.dirname(path.resolve(modelPath));
+  for (const candidate of [path.join(dir, '..', '..'), dir]) {
+    const file = path.join(candidate, 'config.yaml');
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch {
+      continue;
+    }
+    try {
+      const cfg = parseYaml(text) as {
+        data?: { classes?: string[]; image_size?: number; resize?: ResizeMode };
+        model?: { arch?: string; embedding_size?: number };
+      };
+      if (!cfg?.data?.classes) continue;
+      return parseMetadata(
+        {
+          classes: cfg.data.classes,
+          preprocessing: { ...defaultPreprocessing(cfg.data.image_size ?? 224), resize: cfg.data.resize ?? 'fill' },
+          ...(cfg.model?.arch ? { arch: cfg.model.arch } : {}),
+          run_id: path.basename(path.resolve(candidate)),
+        },
+        file,
+      );
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
+}
+
+/** Metadata for a model that carries none: the tf_flowers classes when it has 5 outputs, else class_0.. */
+export function defaultMetadata(numClasses: number): ModelMetadata {
+  const classes =
+    numClasses === DEFAULT_CLASSES.length
+      ? [...DEFAULT_CLASSES]
+      : Array.from({ length: numClasses }, (_, i) => `class_${i}`);
+  return { format: METADATA_FORMAT, classes, preprocessing: defaultPreprocessing() };
+}
+
+// --- ONNX: a minimal protobuf reader for ModelProto's top-level fields -----------------------------------------
+
+/** What readOnnxInfo finds in an ONNX file without a full protobuf library. */
+export interface OnnxFileInfo {
+  irVersion: number;
+  producer: string;
+  opset: number;
+  /** metadata_props as a plain object. */
+  props: Record<string, string>;
+}
+
+class ProtoReader {
+  pos = 0;
+  constructor(readonly buf: Uint8Array) {}
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+  varint(): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.buf.length) throw new Error('truncated varint');
+      const b = this.buf[this.pos++] as number;
+      result += (b & 0x7f) * mul;
+      if ((b & 0x80) === 0) return result;
+      mul *= 128;
+    }
+    throw new Error('malformed varint');
+  }
+  bytes(): Uint8Array {
+    const len = this.varint();
+    if (this.pos + len > this.buf.length) throw new Error('truncated field');
+    const out = this.buf.subarray(this.pos, this.pos + len);
+    this.pos += len;
+    return out;
+  }
+  skip(wire: number): void {
+    if (wire === 0) this.varint();
+    else if (wire === 1) this.pos += 8;
+    else if (wire === 2) this.bytes();
+    else if (wire === 5) this.pos += 4;
+    else throw new Error(`unsupported wire type ${wire}`);
+    if (this.pos > this.buf.length) throw new Error('truncated field');
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+
+/** Reads ir_version, producer, the default-domain opset and metadata_props of an ONNX ModelProto. */
+export function readOnnxInfo(buf: Uint8Array, where: string): OnnxFileInfo {
+  const info: OnnxFileInfo = { irVersion: 0, producer: '', opset: 0, props: {} };
+  let sawGraph = false;
+  try {
+    const r = new ProtoReader(buf);
+    while (!r.done) {
+      const tag = r.varint();
+      const field = Math.floor(tag / 8);
+      const wire = tag & 7;
+      if (field === 0) throw new Error('field number 0');
+      if (field === 1 && wire === 0) info.irVersion = r.varint();
+      else if (field === 2 && wire === 2) info.producer = utf8.decode(r.bytes());
+      else if (field === 7 && wire === 2) {
+        r.bytes();
+        sawGraph = true;
+      } else if (field === 8 && wire === 2) {
+        const sub = new ProtoReader(r.bytes());
+        let domain = '';
+        let version = 0;
+        while (!sub.done) {
+          const t = sub.varint();
+          if (t >>> 3 === 1 && (t & 7) === 2) domain = utf8.decode(sub.bytes());
+          else if (t >>> 3 === 2 && (t & 7) === 0) version = sub.varint();
+          else sub.skip(t & 7);
+        }
+        if (domain === '' || domain === 'ai.onnx') info.opset = version;
+      } else if (field === 14 && wire === 2) {
+        const sub = new ProtoReader(r.bytes());
+        let key = '';
+        let value = '';
+        while (!sub.done) {
+          const t = sub.varint();
+          if (t >>> 3 === 1 && (t & 7) === 2) key = utf8.decode(sub.bytes());
+          else if (t >>> 3 === 2 && (t & 7) === 2) value = utf8.decode(sub.bytes());
+          else sub.skip(t & 7);
+        }
+        info.props[key] = value;
+      } else r.skip(wire);
+    }
+  } catch (err) {
+    throw new ModelLoadError(`${where} is not a valid ONNX model (${(err as Error).message})`);
+  }
+  if (!sawGraph || info.irVersion === 0) {
+    throw new ModelLoadError(`${where} is not a valid ONNX model (no graph or IR version)`);
+  }
+  return info;
+}
+
+/** The metadata a training run embeds in its checkpoints. */
+export function trainingMetadata(
+  config: {
+    data: { classes: readonly string[]; imageSize: number; resize: ResizeMode };
+    model: { arch: string; embedding_size: number };
+  },
+  runId: string,
+): ModelMetadata {
+  return {
+    format: METADATA_FORMAT,
+    classes: [...config.data.classes],
+    preprocessing: { ...defaultPreprocessing(config.data.imageSize), resize: config.data.resize },
+    arch: config.model.arch,
+    embedding_size: config.model.embedding_size,
+    run_id: runId,
+  };
+}
