@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // The longest pipeline that exists today, on real photos: a pretrained TorchScript backbone -> a short training run
-// (trt-flowers train on a subset: epochs, validation, checkpoints, plots, test metrics) -> reload the best model ->
-// predict one held-out photo. Options: --data-dir DIR (or TRT_FLOWERS_DATA), --weights FILE (or
+// (trt-flowers train on a subset: epochs, validation, checkpoints, plots, test metrics) -> ONNX export verified
+// against libtorch -> predict one held-out photo with both backends through the Engine API. Options: --data-dir DIR (or TRT_FLOWERS_DATA), --weights FILE (or
 // TRT_FLOWERS_WEIGHTS), --epochs N, --per-class N, --size PX.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { loadTrainConfig, preprocessBatch, TorchModel, train } from '../dist/index.js';
+import { Engine, exportOnnx, loadTrainConfig, pyJson, toRecord, train } from '../dist/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -67,22 +67,26 @@ console.log(
     `on ${result.test?.report.count} photos; plots in ${join(result.runDir, 'plots')}`,
 );
 
-// 3 + 4. Reload the best checkpoint and predict a test photo it never trained on.
+// 3. Export the best checkpoint to ONNX, verified against libtorch on real photos (trt-flowers export-onnx).
 const best = join(result.runDir, 'checkpoints', 'best', 'model.pt');
-const model = await TorchModel.load(best);
-const photo = join(dataDir, result.test?.paths[0] ?? '');
-const input = await preprocessBatch([photo], { size });
-const { logits } = await model.forward(input, [1, 3, size, size]);
-await model.dispose();
-const classes = config.data.classes;
-const max = Math.max(...logits);
-const exp = Array.from(logits, (v) => Math.exp(v - max));
-const sum = exp.reduce((a, b) => a + b, 0);
-const probabilities = Object.fromEntries(
-  classes.map((c, i) => [c, Number((exp[i] / sum).toFixed(4))]).sort((a, b) => b[1] - a[1]),
-);
-const [predicted, confidence] = Object.entries(probabilities)[0];
+const onnxPath = join(root, 'models', 'demo', 'flower_classifier.onnx');
+const exported = await exportOnnx({
+  checkpoint: best,
+  out: onnxPath,
+  verifyImages: (result.test?.paths ?? []).slice(0, 16).map((p) => join(dataDir, p)),
+});
+const v = exported.verification;
 console.log(
-  JSON.stringify({ image_path: photo, predicted_class: predicted, confidence, all_probabilities: probabilities }),
+  `[${elapsed()}] exported ${onnxPath} (opset ${exported.opset}): max |logit diff| vs libtorch ` +
+    `${v.max_abs_diff_logits.toExponential(2)}, top-1 agreement ${(v.top1_agreement * 100).toFixed(0)}% on ${v.images} photos`,
 );
+
+// 4. Predict a test photo the model never trained on, with both backends (trt-flowers predict).
+const photo = join(dataDir, result.test?.paths[0] ?? '');
+for (const file of [best, onnxPath]) {
+  await using engine = await Engine.load(file);
+  const [p] = await engine.infer([photo]);
+  const record = toRecord(photo, p);
+  console.log(`${engine.info.backend.padEnd(11)} ${pyJson(record)}`);
+}
 console.log(`[${elapsed()}] demo finished`);

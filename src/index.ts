@@ -27,3 +27,42 @@ export { learningRateAt, type ScheduleOptions } from './train/schedule.js';
 export { EarlyStopping } from './train/EarlyStopping.js';
 export * from './data/index.js';
 export * from './track/index.js';
+export {
+  Engine,
+  detectBackend,
+  softmax,
+  type EngineInfo,
+  type EngineLoadOptions,
+  type ImageInput,
+  type InferOptions,
+  type Prediction,
+  type TensorInput,
+} from './engine/Engine.js';
+export type { Backend, BackendName, BackendOutput, Precision } from './engine/backend.js';
+export {
+  parseMetadata,
+  readOnnxInfo,
+  type MetadataSource,
+  type ModelMetadata,
+  type OnnxFileInfo,
+  type Preprocessing,
+} from './engine/metadata.js';
+export { listImages } from './engine/files.js';
+export {
+  compareEngines,
+  exportOnnx,
+  exportReportPath,
+  type ExportOnnxOptions,
+  type ExportOnnxReport,
+  type OnnxVerification,
+} from './export/onnx.js';
+export {
+  batchPredict,
+  collectInputs,
+  readFileList,
+  toRecord,
+  type BatchPredictOptions,
+  type BatchPredictSummary,
+  type PredictionRecord,
+} from './predict/predict.js';
+export { pyJson } from './predict/pyjson.js';
