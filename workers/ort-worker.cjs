@@ -17,8 +17,9 @@ async function main() {
       executionProviders: workerData.executionProviders,
       intraOpNumThreads: workerData.threads,
       interOpNumThreads: 1,
-      graphOptimizationLevel: 'all',
+      graphOptimizationLevel: workerData.graphOptimizationLevel || 'all',
       enableCpuMemArena: true,
+      ...(workerData.optimizedModelFilePath ? { optimizedModelFilePath: workerData.optimizedModelFilePath } : {}),
     });
   } catch (err) {
     parentPort.postMessage({ type: 'fatal', message: String((err && err.message) || err) });

@@ -240,7 +240,7 @@ export class Engine implements AsyncDisposable {
       const size = metadata.preprocessing.size;
       const info: EngineInfo = {
         backend: backendName,
-        precision: backend.precision,
+        precision: precisionOf(metadata, backend.precision),
         device: backend.device,
         path: path.resolve(file),
         inputShape: [fixedBatch ?? backend.maxBatchSize ?? -1, 3, size, size],
@@ -432,6 +432,12 @@ export class Engine implements AsyncDisposable {
     }
     return predictions;
   }
+}
+
+/** The precision an engine file declares (int8 Q/DQ models, fp16 plans), else the backend's. */
+function precisionOf(metadata: ModelMetadata, fallback: Precision): Precision {
+  const p = metadata.precision;
+  return p === 'fp32' || p === 'fp16' || p === 'int8' ? p : fallback;
 }
 
 /** The static batch an artifact was exported with (metadata `static_batch`), if any. */

@@ -46,6 +46,10 @@ export interface OnnxRuntimeOptions {
   threads?: number;
   /** Sessions, one per worker thread. Defaults to 1. */
   workers?: number;
+  /** ONNX Runtime graph optimisation level. Defaults to 'all'. */
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Where ONNX Runtime writes the optimised graph (engine building and fusion checks). */
+  optimizedModelFilePath?: string;
 }
 
 /**
@@ -91,7 +95,12 @@ export class OnnxRuntimeBackend implements Backend {
     const providers = device === 'cpu' ? ['cpu'] : device.startsWith('cuda') ? ['cuda'] : undefined;
     if (!providers) throw new RangeError(`Expected 'cpu' or 'cuda' for \`device\` but received '${device}'`);
     const started = await Promise.allSettled(
-      Array.from({ length: workers }, () => startWorker(path, ort.path, threads, providers)),
+      Array.from({ length: workers }, () =>
+        startWorker(path, ort.path, threads, providers, {
+          ...(options.graphOptimizationLevel ? { graphOptimizationLevel: options.graphOptimizationLevel } : {}),
+          ...(options.optimizedModelFilePath ? { optimizedModelFilePath: options.optimizedModelFilePath } : {}),
+        }),
+      ),
     );
     const slots = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value.slot] : []));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -205,10 +214,11 @@ function startWorker(
   ortPath: string,
   threads: number,
   executionProviders: string[],
+  extra: Record<string, string> = {},
 ): Promise<{ slot: Slot; outputs: string[] }> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(join(packageRoot, 'workers', 'ort-worker.cjs'), {
-      workerData: { modelPath, ortPath, threads, executionProviders },
+      workerData: { modelPath, ortPath, threads, executionProviders, ...extra },
     });
     const onMessage = (msg: WorkerReply): void => {
       if (msg.type === 'ready') {

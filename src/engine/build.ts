@@ -1,0 +1,510 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+import { packageRoot } from '../binding/loader.js';
+import { readSplitManifest } from '../data/split.js';
+import { decodeResized, normalizeInto } from '../data/preprocess.js';
+import { writeFileAtomic } from '../data/fsutil.js';
+import { BackendUnavailableError, CancelledError, DataError, ExportError, ModelLoadError } from '../errors.js';
+import { sha256File } from '../export/onnx.js';
+import { runPythonStep } from '../export/python.js';
+import { runtimeInfo } from '../runtime.js';
+import type { Precision } from './backend.js';
+import { tensorRange, type CalibrationMethod, type Range, type TensorStats } from './calibration.js';
+import { Engine } from './Engine.js';
+import { listImages, spread } from './files.js';
+import { parseMetadataJson, type ModelMetadata } from './metadata.js';
+import { onnxRuntimeModule, OnnxRuntimeBackend } from './onnxruntime.js';
+import {
+  calibrationModel,
+  cpuNeedsReducedRange,
+  decodeModel,
+  encodeModel,
+  metadataProps,
+  opsetOf,
+  planQuantization,
+  prepareForQuantization,
+  quantizeModel,
+  setMetadataProps,
+  type QuantizeReport,
+} from './quantize.js';
+
+export type BuildBackend = 'auto' | 'onnxruntime' | 'tensorrt';
+
+/** Options of buildEngine. */
+export interface BuildEngineOptions {
+  /** The FP32 ONNX model (from export-onnx). */
+  model: string;
+  /** Output engine file: an .onnx for ONNX Runtime. */
+  out: string;
+  backend?: BuildBackend;
+  precision: Precision;
+  /**
+   * Calibration photos (int8): a folder (searched recursively; `calibrationCount` taken evenly), a list of files,
+   * or a training run's split: { dataDir, splitFile } (its train split).
+   */
+  calibration?: string | readonly string[] | { dataDir: string; splitFile: string };
+  /** Calibration photos used. Defaults to 500. */
+  calibrationCount?: number;
+  /** How activation ranges are chosen. Defaults to 'entropy'. */
+  method?: CalibrationMethod;
+  /** Percentile for method 'percentile'. Defaults to 99.99. */
+  percentile?: number;
+  /** Nodes kept in float: names, 'first-conv', 'classifier'. Defaults to none. */
+  keepFloat?: readonly string[];
+  /** Photos on which the built engine is compared with the FP32 model (top-1 agreement, logit cosine). */
+  verifyImages?: readonly string[];
+  /** Run the ONNX checker (Python onnx) on the Q/DQ model. Defaults to true. */
+  check?: boolean;
+  /**
+   * 7-bit int8 weights, for x86 CPUs without VNNI (their uint8 x int8 kernels saturate with full-range weights).
+   * Defaults to 'auto': detected from /proc/cpuinfo.
+   */
+  reduceRange?: boolean | 'auto';
+  /** Intra-op threads for calibration. Defaults to the cores. */
+  threads?: number;
+  signal?: AbortSignal;
+  onLog?: (line: string) => void;
+}
+
+/** The JSON sidecar written beside every engine (<out>.json). */
+export interface EngineSidecar {
+  format: 'trt-flowers-engine/1';
+  backend: 'onnxruntime' | 'tensorrt';
+  precision: Precision;
+  file: string;
+  input: { name: string; shape: [number | 'batch', number, number, number]; minBatch: number; maxBatch: number | null };
+  classes: string[];
+  preprocessing: ModelMetadata['preprocessing'];
+  source_model: string;
+  source_sha256: string;
+  calibration: {
+    method: CalibrationMethod;
+    percentile: number | null;
+    images: number;
+    skipped: number;
+    source: string;
+    tensors: number;
+    table: string;
+    tensorrt_cache: string;
+  } | null;
+  quantization: QuantizeReport | null;
+  verification: { images: number; top1_agreement: number; min_logit_cosine: number; mean_logit_cosine: number } | null;
+  versions: Record<string, string>;
+  built_at: string;
+  seconds: number;
+}
+
+export interface BuildEngineResult extends EngineSidecar {
+  sidecar: string;
+}
+
+/** The sidecar path of an engine file. */
+export function sidecarPath(engineFile: string): string {
+  return `${engineFile}.json`;
+}
+
+/** Picks the backend for 'auto' and says why. */
+export function chooseBackend(requested: BuildBackend): { backend: 'onnxruntime' | 'tensorrt'; reason: string } {
+  const info = runtimeInfo();
+  if (requested === 'tensorrt') {
+    if (!info.tensorrtCompiled) {
+      throw new BackendUnavailableError(
+        'TensorRT engines need the addon built with TensorRT (install TensorRT 10 or 11, set TENSORRT_ROOT and run ' +
+          '`npm run build:native` on a machine with an NVIDIA GPU); use --backend onnxruntime on this machine',
+      );
+    }
+    if (!info.cudaAvailable) throw new BackendUnavailableError('TensorRT engines need a CUDA GPU; none is visible');
+    return { backend: 'tensorrt', reason: 'requested' };
+  }
+  if (requested === 'onnxruntime') return { backend: 'onnxruntime', reason: 'requested' };
+  if (info.tensorrtCompiled && info.cudaAvailable) return { backend: 'tensorrt', reason: 'TensorRT compiled in and a GPU is present' };
+  return {
+    backend: 'onnxruntime',
+    reason: info.tensorrtCompiled ? 'no CUDA GPU visible' : 'this build of the addon has no TensorRT',
+  };
+}
+
+/**
+ * Builds an inference engine from an FP32 ONNX model. ONNX Runtime (CPU): fp32 writes the graph-optimised model,
+ * int8 calibrates on real photos and writes a Q/DQ model, a calibration table (JSON) and a TensorRT calibration
+ * cache. Every engine gets a JSON sidecar. Writes are atomic. Rejects with ModelLoadError (corrupt model),
+ * DataError (no usable calibration photos), BackendUnavailableError, RangeError, CancelledError.
+ */
+export async function buildEngine(options: BuildEngineOptions): Promise<BuildEngineResult> {
+  const started = performance.now();
+  const log = options.onLog ?? (() => undefined);
+  const precision = options.precision;
+  if (!['fp32', 'fp16', 'int8'].includes(precision)) {
+    throw new RangeError(`Expected fp32, fp16 or int8 for precision but received '${String(precision)}'`);
+  }
+  const { backend, reason } = chooseBackend(options.backend ?? 'auto');
+  log(`backend: ${backend} (${reason})`);
+  if (backend === 'tensorrt') {
+    throw new BackendUnavailableError('the TensorRT builder is not available in this build');
+  }
+  if (precision === 'fp16') {
+    throw new RangeError(
+      'fp16 engines are built by TensorRT on a CUDA GPU; ONNX Runtime on CPU has no fast fp16 kernels. Use ' +
+        '--precision fp32 or int8 here',
+    );
+  }
+  if (!options.out.toLowerCase().endsWith('.onnx')) {
+    throw new RangeError(`ONNX Runtime engines are .onnx files: expected --output-path ending in .onnx, got '${options.out}'`);
+  }
+  let bytes: Buffer;
+  try {
+    bytes = await fs.readFile(options.model);
+  } catch {
+    throw new ModelLoadError(`model file '${options.model}' not found`);
+  }
+  const model = decodeModel(bytes, `'${options.model}'`);
+  const props = metadataProps(model);
+  if (!props.trt_flowers) {
+    throw new ModelLoadError(
+      `'${options.model}' has no trt-flowers metadata (classes, preprocessing): export it with \`trt-flowers export-onnx\``,
+    );
+  }
+  const metadata = parseMetadataJson(props.trt_flowers, options.model);
+  const sha = await sha256File(options.model);
+  const ort = onnxRuntimeModule();
+  const versions: Record<string, string> = { onnxruntime: ort.version, libtorch: runtimeInfo().torchVersion };
+  const size = metadata.preprocessing.size;
+  const dir = path.dirname(path.resolve(options.out));
+  await fs.mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(options.out)}.building-${process.pid}.onnx`);
+  const staticBatch = typeof metadata.static_batch === 'number' ? metadata.static_batch : null;
+
+  let calibration: EngineSidecar['calibration'] = null;
+  let quantization: QuantizeReport | null = null;
+  let verification: EngineSidecar['verification'] = null;
+  const base = options.out.replace(/\.onnx$/i, '');
+  try {
+    if (precision === 'fp32') {
+      log('optimising the graph with ONNX Runtime (level: extended)');
+      const be = await OnnxRuntimeBackend.load(options.model, {
+        device: 'cpu',
+        graphOptimizationLevel: 'extended',
+        optimizedModelFilePath: tmp,
+      });
+      await be.dispose();
+      // ONNX Runtime's optimised graph does not keep metadata_props: put them back.
+      const optimized = decodeModel(await fs.readFile(tmp), 'the optimised model');
+      setMetadataProps(optimized, { ...props, trt_flowers: JSON.stringify({ ...metadata, precision: 'fp32', engine: 'onnxruntime' }) });
+      await fs.writeFile(tmp, encodeModel(optimized));
+    } else {
+      if (opsetOf(model) < 13) {
+        throw new RangeError(
+          `INT8 needs an ONNX model of opset 13 or later ('${options.model}' is opset ${opsetOf(model)}): re-export it with --opset 13 or later`,
+        );
+      }
+      const prep = prepareForQuantization(model);
+      const plan = planQuantization(model, options.keepFloat ?? []);
+      log(
+        `Q/DQ plan: ${plan.calibrated.length} tensors calibrated, ${plan.shared.size} sharing their input's scale, ` +
+          `${plan.weighted.length} weighted layers in int8${plan.keptFloat.length ? `, kept in float: ${plan.keptFloat.join(', ')}` : ''}`,
+      );
+      const { images, source } = await calibrationImages(options);
+      const method = options.method ?? 'entropy';
+      const percentile = options.percentile ?? 99.99;
+      const { stats, used, skipped } = await collectStats({
+        modelBytes: calibrationModel(encodeModel(model), plan.calibrated, false),
+        names: plan.calibrated,
+        images,
+        metadata,
+        staticBatch,
+        threads: options.threads ?? os.availableParallelism(),
+        log,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      if (used === 0) {
+        throw new DataError(`no usable calibration photos in ${source} (${skipped} could not be decoded)`);
+      }
+      log(`computing ${method} ranges for ${plan.calibrated.length} tensors`);
+      const ranges = new Map<string, Range>();
+      for (const name of plan.calibrated) {
+        const s = stats[name];
+        if (!s) throw new Error(`no statistics for '${name}'`);
+        ranges.set(name, tensorRange(s, method, percentile));
+        await new Promise((resolve) => setImmediate(resolve)); // entropy search is CPU work: let the loop turn
+      }
+      const reduceRange =
+        options.reduceRange === undefined || options.reduceRange === 'auto'
+          ? cpuNeedsReducedRange(await fs.readFile('/proc/cpuinfo', 'utf8').catch(() => ''))
+          : options.reduceRange;
+      if (reduceRange) log('7-bit weights: this CPU has no VNNI (AVX2 uint8 x int8 sums would saturate)');
+      quantization = { ...quantizeModel(model, plan, ranges, { reduceRange }), ...prep };
+      const table = `${base}.calibration.json`;
+      const cache = `${base}.calibration.cache`;
+      calibration = {
+        method,
+        percentile: method === 'percentile' ? percentile : null,
+        images: used,
+        skipped,
+        source,
+        tensors: ranges.size,
+        table: path.resolve(table),
+        tensorrt_cache: path.resolve(cache),
+      };
+      const engineMeta = {
+        ...metadata,
+        precision: 'int8',
+        engine: 'onnxruntime',
+        calibration: { method, images: used },
+        source_model_sha256: sha,
+      };
+      setMetadataProps(model, {
+        ...props,
+        trt_flowers: JSON.stringify(engineMeta),
+        precision: 'int8',
+      });
+      model.producerName = 'trt-flowers';
+      await fs.writeFile(tmp, encodeModel(model));
+      if (options.check !== false) {
+        log('running the ONNX checker');
+        await runPythonStep('check_onnx.py', [tmp], options.signal ? { signal: options.signal } : {});
+      }
+      await writeFileAtomic(
+        table,
+        `${JSON.stringify(
+          {
+            method,
+            percentile: method === 'percentile' ? percentile : null,
+            images: used,
+            tensors: Object.fromEntries([...ranges].map(([k, r]) => [k, { min: r.min, max: r.max, ...statSummary(stats[k]!) }])),
+          },
+          null,
+          1,
+        )}\n`,
+      );
+      await writeFileAtomic(cache, tensorRtCache(ranges));
+    }
+
+    if (options.verifyImages && options.verifyImages.length > 0) {
+      log(`comparing with the FP32 model on ${options.verifyImages.length} photos`);
+      await using reference = await Engine.load(options.model, { backend: 'onnxruntime', device: 'cpu' });
+      await using built = await Engine.load(tmp, { backend: 'onnxruntime', device: 'cpu' });
+      verification = await agreement(reference, built, options.verifyImages);
+    } else {
+      // Always prove the engine loads and runs.
+      await using built = await Engine.load(tmp, { backend: 'onnxruntime', device: 'cpu' });
+      void built;
+    }
+    await fs.rename(tmp, options.out);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  const sidecar: EngineSidecar = {
+    format: 'trt-flowers-engine/1',
+    backend: 'onnxruntime',
+    precision,
+    file: path.resolve(options.out),
+    input: {
+      name: 'input',
+      shape: [staticBatch ?? 'batch', 3, size, size],
+      minBatch: staticBatch ?? 1,
+      maxBatch: staticBatch,
+    },
+    classes: metadata.classes,
+    preprocessing: metadata.preprocessing,
+    source_model: path.resolve(options.model),
+    source_sha256: sha,
+    calibration,
+    quantization,
+    verification,
+    versions,
+    built_at: new Date().toISOString(),
+    seconds: (performance.now() - started) / 1000,
+  };
+  const sidecarFile = sidecarPath(options.out);
+  await writeFileAtomic(sidecarFile, `${JSON.stringify(sidecar, null, 2)}\n`);
+  return { ...sidecar, sidecar: path.resolve(sidecarFile) };
+}
+
+function statSummary(s: TensorStats): { observed_min: number; observed_max: number } {
+  return { observed_min: s.min, observed_max: s.max };
+}
+
+/**
+ * TensorRT's calibration cache: a header line, then `tensor: <float32 scale as big-endian hex>` per tensor, the
+ * scale being the symmetric int8 one (threshold / 127).
+ */
+export function tensorRtCache(ranges: ReadonlyMap<string, Range>): string {
+  const lines = ['TRT-8600-EntropyCalibration2'];
+  const buf = Buffer.alloc(4);
+  for (const [name, r] of ranges) {
+    const scale = Math.max(Math.abs(r.min), Math.abs(r.max)) / 127;
+    buf.writeFloatBE(scale > 0 ? scale : 1 / 127, 0);
+    lines.push(`${name}: ${buf.toString('hex')}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function calibrationImages(options: BuildEngineOptions): Promise<{ images: string[]; source: string }> {
+  const count = options.calibrationCount ?? 500;
+  const c = options.calibration;
+  if (c === undefined) {
+    throw new DataError(
+      'INT8 needs calibration photos: pass --calibration-dir DIR (a folder of real photos) or --data-dir with a ' +
+        "training run's split (--run RUN_DIR)",
+    );
+  }
+  if (typeof c === 'string') return { images: spread(await listImages(c), count), source: `'${c}'` };
+  if (Array.isArray(c)) return { images: spread(c as string[], count), source: 'the given files' };
+  const { dataDir, splitFile } = c as { dataDir: string; splitFile: string };
+  const split = await readSplitManifest(splitFile);
+  const train = split.train.map((item) => path.join(dataDir, item.path));
+  return { images: spread(train, count), source: `the train split of ${splitFile}` };
+}
+
+interface CollectOptions {
+  modelBytes: Uint8Array;
+  names: string[];
+  images: string[];
+  metadata: ModelMetadata;
+  staticBatch: number | null;
+  threads: number;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** Preprocesses the calibration photos once and runs the two statistics passes in a worker thread. */
+async function collectStats(o: CollectOptions): Promise<{ stats: Record<string, TensorStats>; used: number; skipped: number }> {
+  const { size, resize } = o.metadata.preprocessing;
+  const per = 3 * size * size;
+  const batch = o.staticBatch ?? 8;
+  const tensors: Float32Array[] = [];
+  let skipped = 0;
+  let pending: Float32Array[] = [];
+  const flush = (): void => {
+    if (pending.length === 0) return;
+    // A static-batch model needs full batches: repeat the last photos to fill the final one.
+    while (o.staticBatch && pending.length < o.staticBatch) pending.push(pending[pending.length - 1]!);
+    const data = new Float32Array(pending.length * per);
+    pending.forEach((p, i) => data.set(p, i * per));
+    tensors.push(data);
+    pending = [];
+  };
+  let next = 0;
+  const decoded: (Float32Array | null)[] = new Array(o.images.length).fill(null);
+  const work = async (): Promise<void> => {
+    while (next < o.images.length) {
+      if (o.signal?.aborted) throw new CancelledError();
+      const i = next++;
+      try {
+        const hwc = await decodeResized(o.images[i]!, { size, resize });
+        const out = new Float32Array(per);
+        normalizeInto(hwc, out, 0, o.metadata.preprocessing);
+        decoded[i] = out;
+      } catch {
+        skipped++;
+      }
+    }
+  };
+  o.log(`preprocessing ${o.images.length} calibration photos (${size}px)`);
+  await Promise.all(Array.from({ length: 4 }, work));
+  for (const d of decoded) {
+    if (!d) continue;
+    pending.push(d);
+    if (pending.length === batch) flush();
+  }
+  flush();
+  const used = decoded.filter((d) => d !== null).length;
+  if (used === 0) return { stats: {}, used, skipped };
+
+  const tmpModel = path.join(os.tmpdir(), `trt-flowers-calibration-${process.pid}-${Date.now()}.onnx`);
+  await fs.writeFile(tmpModel, o.modelBytes);
+  const worker = new Worker(path.join(packageRoot, 'workers', 'calibrate-worker.cjs'), {
+    workerData: { ortPath: onnxRuntimeModule().path, modelPath: tmpModel, names: o.names, bins: 2048, threads: o.threads },
+  });
+  let nextId = 1;
+  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let fatal: Error | undefined;
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.on('message', (msg: { type?: string; id?: number; error?: string; message?: string }) => {
+      if (msg.type === 'ready') return resolve();
+      if (msg.type === 'fatal') return reject(new ModelLoadError(`ONNX Runtime cannot load the calibration model: ${msg.message}`));
+      const w = waiting.get(msg.id ?? -1);
+      if (!w) return;
+      waiting.delete(msg.id!);
+      if (msg.error) w.reject(new ExportError(`calibration failed: ${msg.error}`));
+      else w.resolve(msg);
+    });
+    worker.on('error', (err) => {
+      fatal = err;
+      reject(err);
+      for (const w of waiting.values()) w.reject(err);
+    });
+  });
+  const call = (message: Record<string, unknown>): Promise<unknown> => {
+    if (fatal) return Promise.reject(fatal);
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      waiting.set(id, { resolve, reject });
+      worker.postMessage({ ...message, id });
+    });
+  };
+  try {
+    await ready;
+    for (const phase of ['minmax', 'hist'] as const) {
+      const t0 = performance.now();
+      for (const [i, data] of tensors.entries()) {
+        if (o.signal?.aborted) throw new CancelledError();
+        await call({ phase, data, shape: [data.length / per, 3, size, size] });
+        if (i % 8 === 7 || i === tensors.length - 1) {
+          o.log(`calibration ${phase === 'minmax' ? 'pass 1/2 (ranges)' : 'pass 2/2 (histograms)'}: ${Math.min(used, (i + 1) * batch)}/${used} photos`);
+        }
+      }
+      o.log(`pass ${phase} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    const reply = (await call({ type: 'stats' })) as { stats: Record<string, TensorStats> };
+    return { stats: reply.stats, used, skipped };
+  } finally {
+    await worker.terminate();
+    await fs.rm(tmpModel, { force: true });
+  }
+}
+
+/** Top-1 agreement and logit cosine similarity of two engines on the same photos. */
+async function agreement(
+  a: Engine,
+  b: Engine,
+  images: readonly string[],
+): Promise<NonNullable<EngineSidecar['verification']>> {
+  const input = await a.preprocess(images);
+  const ra = await a.run(input);
+  const rb = await b.run(input);
+  const k = a.info.classes.length;
+  let agree = 0;
+  let minCos = 1;
+  let sumCos = 0;
+  for (let n = 0; n < images.length; n++) {
+    const x = ra.logits.subarray(n * k, (n + 1) * k);
+    const y = rb.logits.subarray(n * k, (n + 1) * k);
+    let dot = 0;
+    let nx = 0;
+    let ny = 0;
+    let ax = 0;
+    let ay = 0;
+    for (let i = 0; i < k; i++) {
+      dot += x[i]! * y[i]!;
+      nx += x[i]! * x[i]!;
+      ny += y[i]! * y[i]!;
+      if (x[i]! > x[ax]!) ax = i;
+      if (y[i]! > y[ay]!) ay = i;
+    }
+    const cos = dot / Math.sqrt(nx * ny || 1);
+    minCos = Math.min(minCos, cos);
+    sumCos += cos;
+    if (ax === ay) agree++;
+  }
+  return {
+    images: images.length,
+    top1_agreement: agree / images.length,
+    min_logit_cosine: minCos,
+    mean_logit_cosine: sumCos / images.length,
+  };
+}

@@ -1,0 +1,109 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { buildEngine } from '../../src/engine/build.js';
+import { Engine } from '../../src/engine/Engine.js';
+import { OnnxRuntimeBackend } from '../../src/engine/onnxruntime.js';
+import { decodeModel } from '../../src/engine/quantize.js';
+import { BackendUnavailableError, DataError, ModelLoadError } from '../../src/errors.js';
+import { exportOnnx } from '../../src/export/onnx.js';
+import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'trt-flowers-build-'));
+const fp32 = join(dir, 'tiny.onnx');
+const calibration = hasFlowers ? CLASSES.flatMap((c) => photos(c, 6)) : [];
+const verify = hasFlowers ? CLASSES.flatMap((c) => photos(c, 3, 20)) : [];
+
+function opCounts(bytes: Uint8Array): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const n of decodeModel(bytes, 'model').graph!.node ?? []) counts[n.opType!] = (counts[n.opType!] ?? 0) + 1;
+  return counts;
+}
+
+describe.skipIf(!hasFlowers)('build-engine (ONNX Runtime, CPU)', () => {
+  beforeAll(async () => {
+    await exportOnnx({ checkpoint: tinyModelPath, out: fp32, verifyImages: verify.slice(0, 4) });
+  });
+
+  it('int8: calibrates on real photos and writes a checked Q/DQ model that ONNX Runtime runs with int8 kernels only', async () => {
+    const out = join(dir, 'tiny.int8.onnx');
+    const r = await buildEngine({ model: fp32, out, precision: 'int8', calibration, verifyImages: verify });
+    expect(r.precision).toBe('int8');
+    expect(r.calibration).toMatchObject({ method: 'entropy', images: calibration.length, skipped: 0 });
+    expect(r.quantization!.quantizedConvs).toBeGreaterThan(0);
+    expect(r.verification!.images).toBe(verify.length);
+    expect(r.verification!.mean_logit_cosine).toBeGreaterThan(0.8);
+    const sidecar = JSON.parse(readFileSync(`${out}.json`, 'utf8'));
+    expect(sidecar).toMatchObject({ backend: 'onnxruntime', precision: 'int8', classes: [...CLASSES] });
+    expect(sidecar.source_sha256).toMatch(/^[0-9a-f]{64}$/);
+    const table = JSON.parse(readFileSync(r.calibration!.table, 'utf8'));
+    expect(Object.keys(table.tensors).length).toBe(r.calibration!.tensors);
+    for (const t of Object.values(table.tensors) as { min: number; max: number }[]) {
+      expect(t.min).toBeLessThanOrEqual(0);
+      expect(t.max).toBeGreaterThanOrEqual(0);
+    }
+    expect(readFileSync(r.calibration!.tensorrt_cache, 'utf8')).toMatch(/^TRT-\d+-EntropyCalibration2\ninput: [0-9a-f]{8}\n/);
+
+    const written = opCounts(readFileSync(out));
+    expect(written.QuantizeLinear).toBeGreaterThan(0);
+    expect(written.DequantizeLinear).toBeGreaterThan(written.QuantizeLinear!);
+    // What ONNX Runtime makes of it: every Conv fused into QLinearConv, no float Conv left.
+    const optimized = join(dir, 'tiny.int8.optimized.onnx');
+    const be = await OnnxRuntimeBackend.load(out, { device: 'cpu', graphOptimizationLevel: 'all', optimizedModelFilePath: optimized });
+    await be.dispose();
+    const ops = opCounts(readFileSync(optimized));
+    expect(ops.Conv ?? 0).toBe(0);
+    expect(ops.QLinearConv).toBe(r.quantization!.quantizedConvs);
+
+    await using engine = await Engine.load(out);
+    expect(engine.info.precision).toBe('int8');
+    expect(engine.info.classes).toEqual([...CLASSES]);
+    const [p] = await engine.infer(verify[0]!);
+    expect(CLASSES).toContain(p!.predictedClass);
+  });
+
+  it('fp32: writes the graph-optimised model with its metadata, giving the same predictions', async () => {
+    const out = join(dir, 'tiny.fp32.onnx');
+    const r = await buildEngine({ model: fp32, out, precision: 'fp32', verifyImages: verify });
+    expect(r.verification!.top1_agreement).toBe(1);
+    await using a = await Engine.load(fp32);
+    await using b = await Engine.load(out);
+    expect(b.info.metadataSource).toBe('embedded');
+    expect(b.info.precision).toBe('fp32');
+    expect((await b.infer(verify)).map((x) => x.predictedClass)).toEqual((await a.infer(verify)).map((x) => x.predictedClass));
+  });
+
+  it('refuses what cannot be built here, with messages that say why', async () => {
+    await expect(buildEngine({ model: fp32, out: join(dir, 'x.onnx'), precision: 'fp16' })).rejects.toThrow(
+      /fp16 engines are built by TensorRT/,
+    );
+    await expect(
+      buildEngine({ model: fp32, out: join(dir, 'x.engine'), precision: 'fp32', backend: 'tensorrt' }),
+    ).rejects.toThrow(BackendUnavailableError);
+    await expect(buildEngine({ model: fp32, out: join(dir, 'y.onnx'), precision: 'int8' })).rejects.toThrow(
+      /INT8 needs calibration photos/,
+    );
+  });
+
+  it('a corrupt ONNX file, a model without metadata and a folder with no usable photos are clear errors', async () => {
+    const corrupt = join(dir, 'corrupt.onnx');
+    writeFileSync(corrupt, readFileSync(fp32).subarray(0, 3000));
+    await expect(buildEngine({ model: corrupt, out: join(dir, 'c.onnx'), precision: 'fp32' })).rejects.toThrow(ModelLoadError);
+    await expect(buildEngine({ model: join(dir, 'none.onnx'), out: join(dir, 'c.onnx'), precision: 'fp32' })).rejects.toThrow(
+      /not found/,
+    );
+    const junk = join(dir, 'junk');
+    mkdirSync(junk);
+    writeFileSync(join(junk, 'a.jpg'), 'not a photo');
+    writeFileSync(join(junk, 'b.png'), Buffer.alloc(100));
+    await expect(
+      buildEngine({ model: fp32, out: join(dir, 'd.onnx'), precision: 'int8', calibration: junk }),
+    ).rejects.toThrow(DataError);
+    await expect(
+      buildEngine({ model: fp32, out: join(dir, 'd.onnx'), precision: 'int8', calibration: junk }),
+    ).rejects.toThrow(/no usable calibration photos .*2 could not be decoded/);
+  });
+});
