@@ -14,6 +14,7 @@ import { createTracker } from '../track/createTracker.js';
 import { CompositeTracker } from '../track/CompositeTracker.js';
 import type { MlflowTracker } from '../track/MlflowTracker.js';
 import { RunDir } from '../track/RunDir.js';
+import { Checkpoints } from './checkpoint.js';
 import type { SplitEvaluation } from './evaluate.js';
 
 /** Everything a training run shares: its folder, trackers and configuration. */
@@ -42,10 +43,9 @@ export async function openRun(options: {
       throw new ConfigError(`cannot resume ${options.resume}: ${err.message}`, { cause: err });
     });
     config = parseTrainConfig(YAML.parse(raw) as RawConfig);
-    const state = JSON.parse(
-      await fs.readFile(path.join(options.resume, 'checkpoints', 'last', 'state.json'), 'utf8').catch(() => '{}'),
-    ) as { globalStep?: number };
-    run = await RunDir.open(options.resume, { keepUpToStep: state.globalStep ?? 0 });
+    // The same reader as the trainer's resume (it also completes a checkpoint swap cut short by a crash).
+    const state = await new Checkpoints(path.join(options.resume, 'checkpoints')).loadState().catch(() => undefined);
+    run = await RunDir.open(options.resume, { keepUpToStep: state?.globalStep ?? 0 });
     tracker = new CompositeTracker([run]);
   } else {
     ({
@@ -194,7 +194,7 @@ export async function finishRun(
     epochs: result.epochs,
     bestEpoch: result.bestEpoch,
     bestValLoss: result.bestValLoss,
-    bestModel: path.join(ctx.run.checkpointsDir, 'best', 'model.pt'),
+    bestModel: new Checkpoints(ctx.run.checkpointsDir).bestModel,
   });
   await ctx.tracker.finish(result.status === 'interrupted' ? 'KILLED' : 'FINISHED');
 }
