@@ -5,6 +5,9 @@
 #include "napi/model_wrap.h"
 #include "napi/runtime_wrap.h"
 #include "napi/trainer_wrap.h"
+#ifdef TF_WITH_TENSORRT
+#include "napi/tensorrt_wrap.h"
+#endif
 
 namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -12,6 +15,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tfn::InitImage(env, exports);
   tfn::ModelWrap::Init(env, exports);
   tfn::TrainerWrap::Init(env, exports);
+#ifdef TF_WITH_TENSORRT
+  tfn::TensorRTEngineWrap::Init(env, exports);
+#endif
   return exports;
 }
 }  // namespace

@@ -111,6 +111,118 @@ export interface NativeTrainer {
   readonly disposed: boolean;
 }
 
+export interface NativeTensorRTGpu {
+  index: number;
+  name: string;
+  /** "9.0". */
+  computeCapability: string;
+  totalMemory: number;
+  multiprocessors: number;
+}
+
+export interface NativeTensorRTInfo {
+  /** TensorRT headers the addon was compiled against, "10.16.0". */
+  headerVersion: string;
+  /** TensorRT library loaded now (getInferLibVersion). */
+  libraryVersion: string;
+  cudaRuntimeVersion: string;
+  cudaDriverVersion: string;
+  gpus: NativeTensorRTGpu[];
+  /** Why no GPU is listed (no driver, no device), or null. */
+  cudaError: string | null;
+}
+
+export interface NativeTensorRTEngineInfo {
+  path: string;
+  device: string;
+  gpuName: string;
+  computeCapability: string;
+  tensorrtVersion: string;
+  inputName: string;
+  /** As built; -1 for the dynamic batch. */
+  inputDims: number[];
+  minBatch: number;
+  optBatch: number;
+  maxBatch: number;
+  imageSize: number;
+  logitsName: string;
+  embeddingName: string;
+  numClasses: number;
+  embeddingSize: number;
+  deviceMemoryBytes: number;
+  planBytes: number;
+  cudaGraph: boolean;
+  /** Execution contexts that fell back from CUDA graphs (capture failed). */
+  cudaGraphFallbacks: number;
+  contexts: number;
+  /** TensorRT's warnings while deserializing. */
+  warnings: string[];
+}
+
+export interface NativeTensorRTEngine {
+  /** async; rejects with ERR_INFERENCE, ERR_OUT_OF_RANGE (batch outside the profile), ERR_INVALID_ARG_TYPE, ERR_DISPOSED. */
+  infer(input: Float32Array, shape: readonly number[]): Promise<NativeForwardResult>;
+  /** sync; runs in flight keep the engine alive until they end. */
+  dispose(): void;
+  readonly info: NativeTensorRTEngineInfo;
+  readonly disposed: boolean;
+}
+
+export interface NativeTensorRTLoadOptions {
+  /** Replay each batch size as a CUDA graph after its first run. */
+  cudaGraph?: boolean;
+  /** Execution contexts (each with its own stream and buffers) that may run at once, 1..64. */
+  contexts?: number;
+}
+
+export interface NativeTensorRTBuildOptions {
+  onnxPath: string;
+  planPath: string;
+  /** 'cuda' or 'cuda:N'. */
+  device?: string;
+  minBatch: number;
+  optBatch: number;
+  maxBatch: number;
+  /** H = W for an ONNX input with dynamic spatial size. */
+  imageSize?: number;
+  /** Builder workspace limit in bytes (0 or absent: TensorRT's default). */
+  workspaceBytes?: number;
+  /** Timing cache file, read when present and written after the build. */
+  timingCachePath?: string;
+  /** Builder optimisation level 0..5. */
+  optimizationLevel?: number;
+  stronglyTyped?: boolean;
+  /** BuilderFlag::kFP16 (TensorRT 10). */
+  fp16?: boolean;
+  /** BuilderFlag::kINT8 (TensorRT 10). */
+  int8?: boolean;
+  /** TensorRT 10's IInt8EntropyCalibrator2 over raw float32 batches. */
+  calibration?: { dataFile: string; batchSize: number; batches: number; cachePath: string; readCache?: boolean };
+  /** Called on the event loop with TensorRT's messages (0 internal error .. 4 verbose) up to logSeverity. */
+  onLog?: (severity: number, message: string) => void;
+  logSeverity?: number;
+  /** Set element 0 to 1 to stop the build at its next step. */
+  cancel?: Int32Array;
+}
+
+export interface NativeTensorRTBuildResult {
+  planPath: string;
+  planBytes: number;
+  tensorrtVersion: string;
+  gpuName: string;
+  computeCapability: string;
+  inputName: string;
+  inputDims: number[];
+  outputNames: string[];
+  timingCacheLoaded: boolean;
+  timingCacheSaved: boolean;
+  calibrationCacheRead: boolean;
+  calibrationCacheWritten: boolean;
+  calibrationBatches: number;
+  networkLayers: number;
+  seconds: number;
+}
+
 export interface NativeAddon {
   runtimeInfo(): NativeRuntimeInfo;
   setThreads(n: number): void;
@@ -132,4 +244,21 @@ export interface NativeAddon {
     mode: 'fill' | 'center-crop',
     maxPixels: number,
   ) => Promise<Uint8Array>;
+  /** sync; TensorRT and CUDA versions and the visible GPUs. Present only in addons built with TensorRT. */
+  tensorrtInfo?: () => NativeTensorRTInfo;
+  /**
+   * async; deserializes a TensorRT plan. Rejects with ERR_MODEL_LOAD (missing, or from another TensorRT version or
+   * GPU), ERR_BACKEND_UNAVAILABLE (no GPU). Present only in addons built with TensorRT.
+   */
+  loadTensorRTEngine?: (
+    path: string,
+    device?: string,
+    options?: NativeTensorRTLoadOptions,
+  ) => Promise<NativeTensorRTEngine>;
+  /**
+   * async; builds and writes a TensorRT plan from an ONNX model. Rejects with ERR_MODEL_LOAD, ERR_OUT_OF_RANGE,
+   * ERR_BACKEND_UNAVAILABLE, ERR_INFERENCE (TensorRT could not build; cancelled), ERR_SAVE. Present only in addons
+   * built with TensorRT.
+   */
+  buildTensorRTEngine?: (options: NativeTensorRTBuildOptions) => Promise<NativeTensorRTBuildResult>;
 }

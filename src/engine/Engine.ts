@@ -17,6 +17,7 @@ import {
   type Preprocessing,
 } from './metadata.js';
 import { OnnxRuntimeBackend } from './onnxruntime.js';
+import { readPlanSidecar, TensorRTBackend } from './tensorrt.js';
 
 /** Options of Engine.load. */
 export interface EngineLoadOptions {
@@ -31,8 +32,13 @@ export interface EngineLoadOptions {
   threads?: number;
   /** Largest batch sent to the backend at once; bigger inputs are split. Defaults to 32. */
   batchSize?: number;
-  /** ONNX Runtime sessions, each in its own worker thread. Defaults to 1. */
+  /**
+   * ONNX Runtime: sessions, each in its own worker thread. TensorRT: execution contexts (each with its own CUDA
+   * stream and buffers) that may run at once. Defaults to 1 for ONNX Runtime and 2 for TensorRT.
+   */
   workers?: number;
+  /** TensorRT: replay each batch size as a CUDA graph after its first run. Defaults to false. */
+  cudaGraph?: boolean;
   /** Images decoded at once during preprocessing. Defaults to 4. */
   concurrency?: number;
   /** Run one image through the model at load to check its input size and class count. Defaults to true. */
@@ -150,6 +156,9 @@ export class Engine implements AsyncDisposable {
     const batchSize = checkInt(options.batchSize ?? 32, 'batchSize', 1, 4096);
     const concurrency = checkInt(options.concurrency ?? 4, 'concurrency', 1, 64);
     if (options.threads !== undefined) checkInt(options.threads, 'threads', 0, 256);
+    if (options.cudaGraph !== undefined && typeof options.cudaGraph !== 'boolean') {
+      throw new TypeError(`Expected a boolean for \`cudaGraph\` but received ${describe(options.cudaGraph)}`);
+    }
     const requested = options.backend ?? 'auto';
     if (!['auto', 'libtorch', 'onnxruntime', 'tensorrt'].includes(requested)) {
       throw new RangeError(
@@ -195,14 +204,24 @@ export class Engine implements AsyncDisposable {
         ...(options.workers !== undefined ? { workers: options.workers } : {}),
       });
     } else {
-      const info = runtimeInfo();
-      throw new BackendUnavailableError(
-        info.tensorrtCompiled
-          ? `the TensorRT runtime is not available in this version of trt-flowers for '${file}'`
-          : `'${file}' is a TensorRT engine but this build of the addon has no TensorRT: install TensorRT, set ` +
+      if (!runtimeInfo().tensorrtCompiled) {
+        throw new BackendUnavailableError(
+          `'${file}' is a TensorRT engine but this build of the addon has no TensorRT: install TensorRT, set ` +
             'TENSORRT_ROOT and run `npm run build:native` on a machine with an NVIDIA GPU, or load the .onnx ' +
             'model with ONNX Runtime instead',
-      );
+        );
+      }
+      // The sidecar (<plan>.json) carries classes and preprocessing, and where the plan was built: a plan from
+      // another TensorRT version or GPU is refused before TensorRT is asked to deserialize it.
+      const sidecar = await readPlanSidecar(file);
+      embedded = sidecar?.metadata;
+      backend = await TensorRTBackend.load(file, {
+        device,
+        ...(options.cudaGraph !== undefined ? { cudaGraph: options.cudaGraph } : {}),
+        ...(options.workers !== undefined ? { contexts: options.workers } : {}),
+        ...(sidecar ? { precision: sidecar.precision, stamp: sidecar.stamp } : {}),
+        ...(sidecar?.sourceModel ? { sourceModel: sidecar.sourceModel } : {}),
+      });
     }
 
     const fixedBatch = staticBatchOf(embedded);

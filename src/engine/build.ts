@@ -17,6 +17,8 @@ import { Engine } from './Engine.js';
 import { listImages, spread } from './files.js';
 import { parseMetadataJson, type ModelMetadata } from './metadata.js';
 import { onnxRuntimeModule, OnnxRuntimeBackend } from './onnxruntime.js';
+import { tensorrtStatus, type TensorRTSidecar, type TensorRTStatus } from './tensorrt.js';
+import type { Int8Mode } from './tensorrt-plan.js';
 import {
   calibrationModel,
   cpuNeedsReducedRange,
@@ -28,6 +30,7 @@ import {
   prepareForQuantization,
   quantizeModel,
   setMetadataProps,
+  type QuantizationPlan,
   type QuantizeReport,
 } from './quantize.js';
 
@@ -37,8 +40,15 @@ export type BuildBackend = 'auto' | 'onnxruntime' | 'tensorrt';
 export interface BuildEngineOptions {
   /** The FP32 ONNX model (from export-onnx). */
   model: string;
-  /** Output engine file: an .onnx for ONNX Runtime. */
-  out: string;
+  /**
+   * Output engine file: an .onnx for ONNX Runtime, an .engine (or .plan) for TensorRT. Defaults to
+   * `<model>.<precision>.onnx`, or `<model>.<precision>.engine` for TensorRT.
+   */
+  out?: string;
+  /**
+   * 'auto' uses TensorRT when the addon has it and a GPU is present, else ONNX Runtime (the log says which and why).
+   * Defaults to 'auto'.
+   */
   backend?: BuildBackend;
   precision: Precision;
   /**
@@ -56,6 +66,11 @@ export interface BuildEngineOptions {
   keepFloat?: readonly string[];
   /** Photos on which the built engine is compared with the FP32 model (top-1 agreement, logit cosine). */
   verifyImages?: readonly string[];
+  /**
+   * A labelled split (e.g. the training run's test split) on which the engine's and the FP32 model's accuracy are
+   * measured side by side; labels index the model's classes.
+   */
+  evaluate?: { images: readonly string[]; labels: readonly number[]; name: string };
   /** Run the ONNX checker (Python onnx) on the Q/DQ model. Defaults to true. */
   check?: boolean;
   /**
@@ -65,6 +80,31 @@ export interface BuildEngineOptions {
   reduceRange?: boolean | 'auto';
   /** Intra-op threads for calibration. Defaults to the cores. */
   threads?: number;
+  /** TensorRT: the batch the engine is tuned for (the profile's kOPT). Defaults to 8 (at most maxBatch). */
+  batch?: number;
+  /** TensorRT: the largest batch the engine runs (kMAX). Defaults to the larger of 32 and `batch`. */
+  maxBatch?: number;
+  /** TensorRT: the smallest batch the engine runs (kMIN); smaller batches are padded. Defaults to 1. */
+  minBatch?: number;
+  /** TensorRT: the CUDA device that builds (and will run) the engine, 'cuda' or 'cuda:N'. Defaults to 'cuda'. */
+  device?: string;
+  /** TensorRT: builder workspace limit in MiB. Defaults to TensorRT's own limit (the device's memory). */
+  workspaceMiB?: number;
+  /**
+   * TensorRT: timing cache file reused across builds (read when present, updated after each build), or false for
+   * none. Defaults to `tensorrt.timing.cache` in the output folder.
+   */
+  timingCache?: string | false;
+  /** TensorRT: builder optimisation level 0..5. Defaults to TensorRT's (3). */
+  optimizationLevel?: number;
+  /**
+   * TensorRT INT8: 'qdq' builds from our calibrator's symmetric Q/DQ model (TensorRT 10 and 11); 'calibrator' is
+   * TensorRT 10's legacy IInt8EntropyCalibrator2 fed by our preprocessing, with its calibration cache. Defaults to
+   * 'qdq'.
+   */
+  int8Mode?: Int8Mode;
+  /** TensorRT 'calibrator' mode: ignore an existing `<base>.calibration.cache` and calibrate again. Defaults to false. */
+  recalibrate?: boolean;
   signal?: AbortSignal;
   onLog?: (line: string) => void;
 }
@@ -92,7 +132,18 @@ export interface EngineSidecar {
   } | null;
   quantization: QuantizeReport | null;
   verification: { images: number; top1_agreement: number; min_logit_cosine: number; mean_logit_cosine: number } | null;
+  /** Accuracy of the engine and of the FP32 model on a labelled split. */
+  evaluation?: {
+    split: string;
+    images: number;
+    skipped: number;
+    fp32_accuracy: number;
+    engine_accuracy: number;
+    top1_agreement: number;
+  } | null;
   versions: Record<string, string>;
+  /** TensorRT engines: the TensorRT version and GPU that built the plan (a plan loads only there), profile, switches. */
+  tensorrt?: TensorRTSidecar;
   built_at: string;
   seconds: number;
 }
@@ -106,25 +157,32 @@ export function sidecarPath(engineFile: string): string {
   return `${engineFile}.json`;
 }
 
-/** Picks the backend for 'auto' and says why. */
-export function chooseBackend(requested: BuildBackend): { backend: 'onnxruntime' | 'tensorrt'; reason: string } {
-  const info = runtimeInfo();
+/**
+ * Picks the backend for 'auto' and says why: TensorRT when the addon has it and CUDA sees a GPU (asked through
+ * TensorRT's own CUDA runtime, not libtorch's, which may be a CPU build), else ONNX Runtime.
+ */
+export function chooseBackend(
+  requested: BuildBackend,
+  status: TensorRTStatus = tensorrtStatus(),
+): { backend: 'onnxruntime' | 'tensorrt'; reason: string } {
   if (requested === 'tensorrt') {
-    if (!info.tensorrtCompiled) {
+    if (!status.compiled) {
       throw new BackendUnavailableError(
         'TensorRT engines need the addon built with TensorRT (install TensorRT 10 or 11, set TENSORRT_ROOT and run ' +
           '`npm run build:native` on a machine with an NVIDIA GPU); use --backend onnxruntime on this machine',
       );
     }
-    if (!info.cudaAvailable) throw new BackendUnavailableError('TensorRT engines need a CUDA GPU; none is visible');
-    return { backend: 'tensorrt', reason: 'requested' };
+    if (!status.usable) throw new BackendUnavailableError(`TensorRT engines need a CUDA GPU: ${status.reason}`);
+    return { backend: 'tensorrt', reason: `requested; ${status.reason}` };
   }
   if (requested === 'onnxruntime') return { backend: 'onnxruntime', reason: 'requested' };
-  if (info.tensorrtCompiled && info.cudaAvailable) return { backend: 'tensorrt', reason: 'TensorRT compiled in and a GPU is present' };
-  return {
-    backend: 'onnxruntime',
-    reason: info.tensorrtCompiled ? 'no CUDA GPU visible' : 'this build of the addon has no TensorRT',
-  };
+  if (status.usable) return { backend: 'tensorrt', reason: status.reason };
+  return { backend: 'onnxruntime', reason: `${status.reason}: ONNX Runtime on the CPU` };
+}
+
+/** `<model>.<precision>.onnx`, or `.engine` for TensorRT. */
+export function defaultOutput(model: string, precision: Precision, backend: 'onnxruntime' | 'tensorrt'): string {
+  return model.replace(/(\.onnx)?$/i, `.${precision}.${backend === 'tensorrt' ? 'engine' : 'onnx'}`);
 }
 
 /**
@@ -142,8 +200,10 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
   }
   const { backend, reason } = chooseBackend(options.backend ?? 'auto');
   log(`backend: ${backend} (${reason})`);
+  const out = options.out ?? defaultOutput(options.model, precision, backend);
   if (backend === 'tensorrt') {
-    throw new BackendUnavailableError('the TensorRT builder is not available in this build');
+    const { buildTensorRTEngine } = await import('./build-tensorrt.js');
+    return buildTensorRTEngine({ ...options, out }, started, log);
   }
   if (precision === 'fp16') {
     throw new RangeError(
@@ -151,8 +211,8 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
         '--precision fp32 or int8 here',
     );
   }
-  if (!options.out.toLowerCase().endsWith('.onnx')) {
-    throw new RangeError(`ONNX Runtime engines are .onnx files: expected --output-path ending in .onnx, got '${options.out}'`);
+  if (!out.toLowerCase().endsWith('.onnx')) {
+    throw new RangeError(`ONNX Runtime engines are .onnx files: expected --output-path ending in .onnx, got '${out}'`);
   }
   let bytes: Buffer;
   try {
@@ -172,15 +232,16 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
   const ort = onnxRuntimeModule();
   const versions: Record<string, string> = { onnxruntime: ort.version, libtorch: runtimeInfo().torchVersion };
   const size = metadata.preprocessing.size;
-  const dir = path.dirname(path.resolve(options.out));
+  const dir = path.dirname(path.resolve(out));
   await fs.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(options.out)}.building-${process.pid}.onnx`);
+  const tmp = path.join(dir, `.${path.basename(out)}.building-${process.pid}.onnx`);
   const staticBatch = typeof metadata.static_batch === 'number' ? metadata.static_batch : null;
 
   let calibration: EngineSidecar['calibration'] = null;
   let quantization: QuantizeReport | null = null;
   let verification: EngineSidecar['verification'] = null;
-  const base = options.out.replace(/\.onnx$/i, '');
+  let evaluation: NonNullable<EngineSidecar['evaluation']> | null = null;
+  const base = out.replace(/\.onnx$/i, '');
   try {
     if (precision === 'fp32') {
       log('optimising the graph with ONNX Runtime (level: extended)');
@@ -195,59 +256,20 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
       setMetadataProps(optimized, { ...props, trt_flowers: JSON.stringify({ ...metadata, precision: 'fp32', engine: 'onnxruntime' }) });
       await fs.writeFile(tmp, encodeModel(optimized));
     } else {
-      if (opsetOf(model) < 13) {
-        throw new RangeError(
-          `INT8 needs an ONNX model of opset 13 or later ('${options.model}' is opset ${opsetOf(model)}): re-export it with --opset 13 or later`,
-        );
-      }
-      const prep = prepareForQuantization(model);
-      const plan = planQuantization(model, options.keepFloat ?? []);
-      log(
-        `Q/DQ plan: ${plan.calibrated.length} tensors calibrated, ${plan.shared.size} sharing their input's scale, ` +
-          `${plan.weighted.length} weighted layers in int8${plan.keptFloat.length ? `, kept in float: ${plan.keptFloat.join(', ')}` : ''}`,
-      );
-      const { images, source } = await calibrationImages(options);
-      const method = options.method ?? 'entropy';
-      const percentile = options.percentile ?? 99.99;
-      const { stats, used, skipped } = await collectStats({
-        modelBytes: calibrationModel(encodeModel(model), plan.calibrated, false),
-        names: plan.calibrated,
-        images,
+      const { prep, plan, stats, used, skipped, source, method, percentile, ranges } = await calibrateRanges(
+        model,
         metadata,
         staticBatch,
-        threads: options.threads ?? os.availableParallelism(),
+        options,
         log,
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-      if (used === 0) {
-        throw new DataError(`no usable calibration photos in ${source} (${skipped} could not be decoded)`);
-      }
-      log(`computing ${method} ranges for ${plan.calibrated.length} tensors`);
-      const ranges = new Map<string, Range>();
-      for (const name of plan.calibrated) {
-        const s = stats[name];
-        if (!s) throw new Error(`no statistics for '${name}'`);
-        ranges.set(name, tensorRange(s, method, percentile));
-        await new Promise((resolve) => setImmediate(resolve)); // entropy search is CPU work: let the loop turn
-      }
+      );
       const reduceRange =
         options.reduceRange === undefined || options.reduceRange === 'auto'
           ? cpuNeedsReducedRange(await fs.readFile('/proc/cpuinfo', 'utf8').catch(() => ''))
           : options.reduceRange;
       if (reduceRange) log('7-bit weights: this CPU has no VNNI (AVX2 uint8 x int8 sums would saturate)');
       quantization = { ...quantizeModel(model, plan, ranges, { reduceRange }), ...prep };
-      const table = `${base}.calibration.json`;
-      const cache = `${base}.calibration.cache`;
-      calibration = {
-        method,
-        percentile: method === 'percentile' ? percentile : null,
-        images: used,
-        skipped,
-        source,
-        tensors: ranges.size,
-        table: path.resolve(table),
-        tensorrt_cache: path.resolve(cache),
-      };
+      calibration = calibrationSummary(base, { method, percentile, used, skipped, source, ranges });
       const engineMeta = {
         ...metadata,
         precision: 'int8',
@@ -266,20 +288,7 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
         log('running the ONNX checker');
         await runPythonStep('check_onnx.py', [tmp], options.signal ? { signal: options.signal } : {});
       }
-      await writeFileAtomic(
-        table,
-        `${JSON.stringify(
-          {
-            method,
-            percentile: method === 'percentile' ? percentile : null,
-            images: used,
-            tensors: Object.fromEntries([...ranges].map(([k, r]) => [k, { min: r.min, max: r.max, ...statSummary(stats[k]!) }])),
-          },
-          null,
-          1,
-        )}\n`,
-      );
-      await writeFileAtomic(cache, tensorRtCache(ranges));
+      await writeCalibrationFiles(calibration, { method, percentile, used, ranges, stats });
     }
 
     if (options.verifyImages && options.verifyImages.length > 0) {
@@ -287,12 +296,18 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
       await using reference = await Engine.load(options.model, { backend: 'onnxruntime', device: 'cpu' });
       await using built = await Engine.load(tmp, { backend: 'onnxruntime', device: 'cpu' });
       verification = await agreement(reference, built, options.verifyImages);
-    } else {
+    } else if (!options.evaluate) {
       // Always prove the engine loads and runs.
       await using built = await Engine.load(tmp, { backend: 'onnxruntime', device: 'cpu' });
       void built;
     }
-    await fs.rename(tmp, options.out);
+    if (options.evaluate) {
+      log(`measuring accuracy on the ${options.evaluate.name} split (${options.evaluate.images.length} photos)`);
+      await using reference = await Engine.load(options.model, { backend: 'onnxruntime', device: 'cpu' });
+      await using built = await Engine.load(tmp, { backend: 'onnxruntime', device: 'cpu' });
+      evaluation = await splitAccuracy(reference, built, options.evaluate);
+    }
+    await fs.rename(tmp, out);
   } catch (err) {
     await fs.rm(tmp, { force: true });
     throw err;
@@ -301,7 +316,7 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
     format: 'trt-flowers-engine/1',
     backend: 'onnxruntime',
     precision,
-    file: path.resolve(options.out),
+    file: path.resolve(out),
     input: {
       name: 'input',
       shape: [staticBatch ?? 'batch', 3, size, size],
@@ -315,17 +330,121 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
     calibration,
     quantization,
     verification,
+    evaluation,
     versions,
     built_at: new Date().toISOString(),
     seconds: (performance.now() - started) / 1000,
   };
-  const sidecarFile = sidecarPath(options.out);
+  const sidecarFile = sidecarPath(out);
   await writeFileAtomic(sidecarFile, `${JSON.stringify(sidecar, null, 2)}\n`);
   return { ...sidecar, sidecar: path.resolve(sidecarFile) };
 }
 
 function statSummary(s: TensorStats): { observed_min: number; observed_max: number } {
   return { observed_min: s.min, observed_max: s.max };
+}
+
+/** The calibrated activation ranges of a model, and what produced them. */
+export interface CalibratedRanges {
+  prep: { identitiesRemoved: number; reduceMeansRewritten: number };
+  plan: QuantizationPlan;
+  stats: Record<string, TensorStats>;
+  used: number;
+  skipped: number;
+  source: string;
+  method: CalibrationMethod;
+  percentile: number;
+  ranges: Map<string, Range>;
+}
+
+/**
+ * Rewrites `model` for quantisation (in place), plans its Q/DQ pairs and calibrates the range of every planned
+ * tensor on real photos with ONNX Runtime (CPU). Shared by the ONNX Runtime and TensorRT INT8 builds. Rejects with
+ * RangeError (opset < 13), DataError (no usable photos), CancelledError.
+ */
+export async function calibrateRanges(
+  model: ReturnType<typeof decodeModel>,
+  metadata: ModelMetadata,
+  staticBatch: number | null,
+  options: BuildEngineOptions,
+  log: (line: string) => void,
+): Promise<CalibratedRanges> {
+  if (opsetOf(model) < 13) {
+    throw new RangeError(
+      `INT8 needs an ONNX model of opset 13 or later ('${options.model}' is opset ${opsetOf(model)}): re-export it with --opset 13 or later`,
+    );
+  }
+  const prep = prepareForQuantization(model);
+  const plan = planQuantization(model, options.keepFloat ?? []);
+  log(
+    `Q/DQ plan: ${plan.calibrated.length} tensors calibrated, ${plan.shared.size} sharing their input's scale, ` +
+      `${plan.weighted.length} weighted layers in int8${plan.keptFloat.length ? `, kept in float: ${plan.keptFloat.join(', ')}` : ''}`,
+  );
+  const { images, source } = await calibrationImages(options);
+  const method = options.method ?? 'entropy';
+  const percentile = options.percentile ?? 99.99;
+  const { stats, used, skipped } = await collectStats({
+    modelBytes: calibrationModel(encodeModel(model), plan.calibrated, false),
+    names: plan.calibrated,
+    images,
+    metadata,
+    staticBatch,
+    threads: options.threads ?? os.availableParallelism(),
+    log,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  if (used === 0) {
+    throw new DataError(`no usable calibration photos in ${source} (${skipped} could not be decoded)`);
+  }
+  log(`computing ${method} ranges for ${plan.calibrated.length} tensors`);
+  const ranges = new Map<string, Range>();
+  for (const name of plan.calibrated) {
+    const s = stats[name];
+    if (!s) throw new Error(`no statistics for '${name}'`);
+    ranges.set(name, tensorRange(s, method, percentile));
+    await new Promise((resolve) => setImmediate(resolve)); // entropy search is CPU work: let the loop turn
+  }
+  return { prep, plan, stats, used, skipped, source, method, percentile, ranges };
+}
+
+/** The sidecar's calibration entry for an engine whose files start with `base`. */
+export function calibrationSummary(
+  base: string,
+  c: Pick<CalibratedRanges, 'method' | 'percentile' | 'used' | 'skipped' | 'source' | 'ranges'>,
+): NonNullable<EngineSidecar['calibration']> {
+  return {
+    method: c.method,
+    percentile: c.method === 'percentile' ? c.percentile : null,
+    images: c.used,
+    skipped: c.skipped,
+    source: c.source,
+    tensors: c.ranges.size,
+    table: path.resolve(`${base}.calibration.json`),
+    tensorrt_cache: path.resolve(`${base}.calibration.cache`),
+  };
+}
+
+/** Writes the calibration table (JSON) and the TensorRT calibration cache named in `summary`. */
+export async function writeCalibrationFiles(
+  summary: NonNullable<EngineSidecar['calibration']>,
+  c: Pick<CalibratedRanges, 'method' | 'percentile' | 'used' | 'ranges' | 'stats'>,
+): Promise<void> {
+  await writeFileAtomic(
+    summary.table,
+    `${JSON.stringify(
+      {
+        method: c.method,
+        percentile: c.method === 'percentile' ? c.percentile : null,
+        images: c.used,
+        tensors: Object.fromEntries(
+          [...c.ranges].map(([k, r]) => [k, { min: r.min, max: r.max, ...statSummary(c.stats[k]!) }]),
+        ),
+      },
+      null,
+      1,
+    )}\n`,
+  );
+  await writeFileAtomic(summary.tensorrt_cache, tensorRtCache(c.ranges));
 }
 
 /**
@@ -343,7 +462,7 @@ export function tensorRtCache(ranges: ReadonlyMap<string, Range>): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function calibrationImages(options: BuildEngineOptions): Promise<{ images: string[]; source: string }> {
+export async function calibrationImages(options: BuildEngineOptions): Promise<{ images: string[]; source: string }> {
   const count = options.calibrationCount ?? 500;
   const c = options.calibration;
   if (c === undefined) {
@@ -468,8 +587,60 @@ async function collectStats(o: CollectOptions): Promise<{ stats: Record<string, 
   }
 }
 
+/** Accuracy of a reference and a built engine on labelled photos (unreadable photos skipped and counted). */
+async function splitAccuracy(
+  reference: Engine,
+  built: Engine,
+  split: NonNullable<BuildEngineOptions['evaluate']>,
+): Promise<NonNullable<EngineSidecar['evaluation']>> {
+  let images = 0;
+  let skipped = 0;
+  let refCorrect = 0;
+  let builtCorrect = 0;
+  let agree = 0;
+  const k = reference.info.classes.length;
+  const argmax = (row: Float32Array): number => row.reduce((best, v, i, a) => (v > a[best]! ? i : best), 0);
+  for (let start = 0; start < split.images.length; start += 32) {
+    const files = split.images.slice(start, start + 32);
+    const labels = split.labels.slice(start, start + 32);
+    const good: number[] = [];
+    const tensors: Float32Array[] = [];
+    for (const [i, f] of files.entries()) {
+      try {
+        tensors.push((await reference.preprocess([f])).data);
+        good.push(i);
+      } catch {
+        skipped++;
+      }
+    }
+    if (good.length === 0) continue;
+    const per = tensors[0]!.length;
+    const data = new Float32Array(good.length * per);
+    tensors.forEach((t, i) => data.set(t, i * per));
+    const size = reference.info.preprocessing.size;
+    const input = { data, shape: [good.length, 3, size, size] as const };
+    const [ra, rb] = [await reference.run(input), await built.run(input)];
+    for (const [j, i] of good.entries()) {
+      const pa = argmax(ra.logits.subarray(j * k, (j + 1) * k));
+      const pb = argmax(rb.logits.subarray(j * k, (j + 1) * k));
+      images++;
+      if (pa === labels[i]) refCorrect++;
+      if (pb === labels[i]) builtCorrect++;
+      if (pa === pb) agree++;
+    }
+  }
+  return {
+    split: split.name,
+    images,
+    skipped,
+    fp32_accuracy: images ? refCorrect / images : 0,
+    engine_accuracy: images ? builtCorrect / images : 0,
+    top1_agreement: images ? agree / images : 0,
+  };
+}
+
 /** Top-1 agreement and logit cosine similarity of two engines on the same photos. */
-async function agreement(
+export async function agreement(
   a: Engine,
   b: Engine,
   images: readonly string[],

@@ -5,9 +5,11 @@ import path from 'node:path';
 import type { Command } from 'commander';
 
 import { resolveDataDir } from '../../data/fetch.js';
+import { readSplitManifest } from '../../data/split.js';
 import { buildEngine, type BuildBackend } from '../../engine/build.js';
 import type { CalibrationMethod } from '../../engine/calibration.js';
 import type { Precision } from '../../engine/backend.js';
+import type { Int8Mode } from '../../engine/tensorrt-plan.js';
 import { listImages, spread } from '../../engine/files.js';
 import { readOnnxInfo } from '../../engine/metadata.js';
 import { DEFAULT_DOWNLOAD_DIR, runDataDir } from '../../train/data-source.js';
@@ -30,7 +32,16 @@ interface BuildFlags {
   verifyImages?: string;
   verifyCount: number;
   check: boolean;
+  evaluate: boolean;
   json?: boolean;
+  batch?: number;
+  maxBatch?: number;
+  device?: string;
+  workspace?: number;
+  timingCache?: string | false;
+  int8Mode: string;
+  recalibrate?: boolean;
+  optLevel?: number;
 }
 
 export function registerBuildEngineCommand(program: Command): void {
@@ -38,7 +49,10 @@ export function registerBuildEngineCommand(program: Command): void {
     .command('build-engine')
     .description('build an inference engine (ONNX Runtime fp32/int8 on CPU; TensorRT where compiled in) from an ONNX model')
     .option('--model-path <file>', 'FP32 ONNX model from export-onnx', 'models/flower_classifier.onnx')
-    .option('--output-path <file>', 'engine file (default: <model>.<precision>.onnx beside the model)')
+    .option(
+      '--output-path <file>',
+      'engine file (default: <model>.<precision>.onnx, or .engine for TensorRT, beside the model)',
+    )
     .option('--backend <name>', 'auto | onnxruntime | tensorrt', 'auto')
     .option('--precision <p>', 'fp32 | fp16 | int8', 'fp32')
     .option('--calibration-dir <dir>', 'int8: folder of real photos (recursive)')
@@ -51,8 +65,41 @@ export function registerBuildEngineCommand(program: Command): void {
     .option('--reduce-range <mode>', 'auto | on | off: 7-bit weights for x86 CPUs without VNNI', 'auto')
     .option('--verify-images <dir>', 'photos to compare the engine with the FP32 model on (default: from the calibration source)')
     .option('--verify-count <n>', 'photos for that comparison', parseInteger('--verify-count', 0, 10_000), 32)
+    .option('--no-evaluate', "skip the test-split accuracy comparison (with a training run's split)")
     .option('--no-check', 'skip the ONNX checker (Python onnx) on the Q/DQ model')
     .option('--json', 'print the sidecar as JSON')
+    .option(
+      '--batch <n>',
+      'TensorRT: batch the engine is tuned for (profile kOPT; default 8)',
+      parseInteger('--batch', 1, 4096),
+    )
+    .option(
+      '--max-batch <n>',
+      'TensorRT: largest batch the engine runs (profile kMAX; default max(32, --batch))',
+      parseInteger('--max-batch', 1, 4096),
+    )
+    .option('--device <device>', "TensorRT: 'cuda' or 'cuda:N'", 'cuda')
+    .option(
+      '--workspace <MiB>',
+      "TensorRT: builder workspace limit (default: TensorRT's)",
+      parseInteger('--workspace', 1, 1 << 20),
+    )
+    .option(
+      '--timing-cache <file>',
+      'TensorRT: timing cache reused across builds (default: tensorrt.timing.cache beside the engine)',
+    )
+    .option('--no-timing-cache', 'TensorRT: build without a timing cache')
+    .option(
+      '--int8-mode <mode>',
+      "TensorRT int8: qdq (our calibrator's Q/DQ model) | calibrator (TensorRT 10's legacy entropy calibrator)",
+      'qdq',
+    )
+    .option('--recalibrate', 'TensorRT --int8-mode calibrator: ignore an existing calibration cache')
+    .option(
+      '--opt-level <n>',
+      "TensorRT: builder optimisation level 0..5 (default: TensorRT's, 3)",
+      parseInteger('--opt-level', 0, 5),
+    )
     .action(async (flags: BuildFlags) => {
       if (!['fp32', 'fp16', 'int8'].includes(flags.precision)) {
         throw new RangeError(`Expected fp32, fp16 or int8 for --precision but received '${flags.precision}'`);
@@ -66,7 +113,9 @@ export function registerBuildEngineCommand(program: Command): void {
       if (!['auto', 'on', 'off'].includes(flags.reduceRange)) {
         throw new RangeError(`Expected auto, on or off for --reduce-range but received '${flags.reduceRange}'`);
       }
-      const out = flags.outputPath ?? flags.modelPath.replace(/(\.onnx)?$/i, `.${flags.precision}.onnx`);
+      if (!['qdq', 'calibrator'].includes(flags.int8Mode)) {
+        throw new RangeError(`Expected qdq or calibrator for --int8-mode but received '${flags.int8Mode}'`);
+      }
       let calibration: string | { dataDir: string; splitFile: string } | undefined;
       if (flags.precision === 'int8') {
         // The train split of the model's own run when it can be found (no test photo in calibration), else a folder.
@@ -79,14 +128,26 @@ export function registerBuildEngineCommand(program: Command): void {
           calibration = defaultDataDir(flags.dataDir);
         }
       }
+      // With a training run's split, the engine's accuracy is measured on its test split next to the FP32 model's.
+      let evaluate: { images: string[]; labels: number[]; name: string } | undefined;
+      if (calibration && typeof calibration === 'object' && flags.evaluate) {
+        const split = await readSplitManifest(calibration.splitFile);
+        evaluate = {
+          name: 'test',
+          images: split.test.map((item) => path.join(calibration.dataDir, item.path)),
+          labels: split.test.map((item) => item.label),
+        };
+      }
       const verifySource =
         flags.verifyImages ?? (typeof calibration === 'string' ? calibration : defaultDataDir(flags.dataDir));
       const verifyImages =
-        flags.verifyCount > 0 && verifySource ? spread(await listImages(verifySource), flags.verifyCount) : [];
+        flags.verifyCount > 0 && verifySource && !evaluate
+          ? spread(await listImages(verifySource), flags.verifyCount)
+          : [];
       const result = await withInterrupt((signal) =>
         buildEngine({
           model: flags.modelPath,
-          out,
+          ...(flags.outputPath ? { out: flags.outputPath } : {}),
           backend: flags.backend as BuildBackend,
           precision: flags.precision as Precision,
           calibrationCount: flags.calibrationImages,
@@ -97,7 +158,16 @@ export function registerBuildEngineCommand(program: Command): void {
           check: flags.check,
           verifyImages,
           signal,
+          ...(evaluate ? { evaluate } : {}),
           ...(calibration ? { calibration } : {}),
+          ...(flags.batch !== undefined ? { batch: flags.batch } : {}),
+          ...(flags.maxBatch !== undefined ? { maxBatch: flags.maxBatch } : {}),
+          ...(flags.device ? { device: flags.device } : {}),
+          ...(flags.workspace !== undefined ? { workspaceMiB: flags.workspace } : {}),
+          ...(flags.timingCache !== undefined ? { timingCache: flags.timingCache } : {}),
+          ...(flags.optLevel !== undefined ? { optimizationLevel: flags.optLevel } : {}),
+          int8Mode: flags.int8Mode as Int8Mode,
+          recalibrate: flags.recalibrate === true,
           onLog: flags.json ? undefined : (line) => process.stderr.write(`${line}\n`),
         }),
       );
@@ -116,6 +186,16 @@ export function registerBuildEngineCommand(program: Command): void {
           v
             ? `vs FP32 on ${v.images} photos: top-1 agreement ${(v.top1_agreement * 100).toFixed(1)}%, logit cosine ` +
               `mean ${v.mean_logit_cosine.toFixed(4)} (min ${v.min_logit_cosine.toFixed(4)})`
+            : '',
+          result.tensorrt
+            ? `TensorRT ${result.tensorrt.version} on ${result.tensorrt.gpu} (compute ${result.tensorrt.compute_capability}): ` +
+              `batch ${result.tensorrt.profile.min}..${result.tensorrt.profile.max}, ${result.tensorrt.precision_plan}`
+            : '',
+          result.evaluation
+            ? `accuracy on the ${result.evaluation.split} split (${result.evaluation.images} photos): ` +
+              `${result.precision} ${(result.evaluation.engine_accuracy * 100).toFixed(2)}%, FP32 ` +
+              `${(result.evaluation.fp32_accuracy * 100).toFixed(2)}%, top-1 agreement ` +
+              `${(result.evaluation.top1_agreement * 100).toFixed(1)}%`
             : '',
           `sidecar: ${result.sidecar}`,
         ]

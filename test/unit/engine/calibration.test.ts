@@ -20,7 +20,10 @@ function stats(samples: number[], bins = 2048): TensorStats {
   }
   const absMax = Math.max(Math.abs(min), Math.abs(max));
   const histogram = new Float64Array(bins);
-  for (const v of samples) histogram[Math.min(bins - 1, Math.floor((Math.abs(v) / absMax) * bins))]++;
+  for (const v of samples) {
+    const b = Math.min(bins - 1, Math.floor((Math.abs(v) / absMax) * bins));
+    histogram[b] = (histogram[b] as number) + 1;
+  }
   return { min, max, absMax, histogram };
 }
 
