@@ -1,0 +1,183 @@
+import os from 'node:os';
+
+import type { Command } from 'commander';
+
+import { Engine, type EngineLoadOptions } from '../../engine/Engine.js';
+import { InferenceServer } from '../../serve/InferenceServer.js';
+import { SERVE_DEFAULTS } from '../../serve/options.js';
+import { parseInteger } from '../parse.js';
+
+interface ServeFlags {
+  modelPath: string;
+  host: string;
+  port: number;
+  device: string;
+  backend: string;
+  threads?: number;
+  workers: number;
+  maxBatch: number;
+  maxWaitMs: number;
+  maxQueue: number;
+  decodeConcurrency: number;
+  maxBodyBytes: number;
+  maxFileBytes: number;
+  maxImages: number;
+  maxPixels: number;
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  logRequests?: boolean;
+}
+
+const d = SERVE_DEFAULTS;
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('HTTP inference server: /predict, /predict/batch, /invocations, /health, /metrics, /docs')
+    .requiredOption('--model-path <file>', 'TorchScript .pt, .onnx or TensorRT .engine')
+    .option('--host <host>', 'interface to listen on', d.host)
+    .option('--port <n>', 'TCP port (0: any free port)', parseInteger('--port', 0, 65535), d.port)
+    .option('--device <device>', 'auto | cpu | cuda | cuda:N', 'auto')
+    .option('--backend <name>', 'auto | libtorch | onnxruntime | tensorrt', 'auto')
+    .option(
+      '--threads <n>',
+      'intra-op threads of the backend (default: half the cores, shared by the workers; the other half decodes)',
+      parseInteger('--threads', 1, 256),
+    )
+    .option(
+      '--workers <n>',
+      'engine calls in flight at once (ONNX Runtime: sessions in worker threads)',
+      parseInteger('--workers', 1, 64),
+      d.concurrency,
+    )
+    .option('--max-batch <n>', 'most images in one engine call', parseInteger('--max-batch', 1, 1024), d.maxBatch)
+    .option(
+      '--max-wait-ms <n>',
+      'longest wait for a batch to fill',
+      parseInteger('--max-wait-ms', 0, 10_000),
+      d.maxWaitMs,
+    )
+    .option('--max-queue <n>', 'images queued before 503', parseInteger('--max-queue', 1, 1_000_000), d.maxQueue)
+    .option(
+      '--decode-concurrency <n>',
+      'images decoded at once',
+      parseInteger('--decode-concurrency', 1, 256),
+      d.decodeConcurrency,
+    )
+    .option(
+      '--max-body-bytes <n>',
+      'largest request body',
+      parseInteger('--max-body-bytes', 1024, 2 ** 31),
+      d.maxBodyBytes,
+    )
+    .option('--max-file-bytes <n>', 'largest image file', parseInteger('--max-file-bytes', 1, 2 ** 31), d.maxFileBytes)
+    .option(
+      '--max-images <n>',
+      'images per request on /predict/batch and /invocations',
+      parseInteger('--max-images', 1, 1024),
+      d.maxImagesPerRequest,
+    )
+    .option('--max-pixels <n>', 'largest image in pixels', parseInteger('--max-pixels', 1, 2 ** 40), d.maxPixels)
+    .option(
+      '--request-timeout-ms <n>',
+      'time to receive a whole request',
+      parseInteger('--request-timeout-ms', 1, 3_600_000),
+      d.requestTimeoutMs,
+    )
+    .option(
+      '--headers-timeout-ms <n>',
+      'time to receive the request headers',
+      parseInteger('--headers-timeout-ms', 1, 3_600_000),
+      d.headersTimeoutMs,
+    )
+    .option(
+      '--keep-alive-timeout-ms <n>',
+      'idle keep-alive connections are closed after this',
+      parseInteger('--keep-alive-timeout-ms', 1, 3_600_000),
+      d.keepAliveTimeoutMs,
+    )
+    .option(
+      '--shutdown-timeout-ms <n>',
+      'on SIGTERM, longest wait for requests in flight',
+      parseInteger('--shutdown-timeout-ms', 0, 3_600_000),
+      30_000,
+    )
+    .option('--log-requests', 'log every request (JSON lines on stdout)')
+    .action(async (flags: ServeFlags) => {
+      const server = new InferenceServer({
+        host: flags.host,
+        port: flags.port,
+        maxBatch: flags.maxBatch,
+        maxWaitMs: flags.maxWaitMs,
+        concurrency: flags.workers,
+        maxQueue: flags.maxQueue,
+        decodeConcurrency: flags.decodeConcurrency,
+        maxBodyBytes: flags.maxBodyBytes,
+        maxFileBytes: flags.maxFileBytes,
+        maxImagesPerRequest: flags.maxImages,
+        maxPixels: flags.maxPixels,
+        requestTimeoutMs: flags.requestTimeoutMs,
+        headersTimeoutMs: flags.headersTimeoutMs,
+        keepAliveTimeoutMs: flags.keepAliveTimeoutMs,
+        logRequests: flags.logRequests === true,
+      });
+      const log = (line: string): boolean => process.stderr.write(`[serve] ${line}\n`);
+
+      let signals = 0;
+      const stopped = new Promise<void>((resolve) => {
+        const onSignal = (signal: NodeJS.Signals): void => {
+          if (++signals > 1) {
+            log(`${signal} again: exiting now`);
+            process.exit(130);
+          }
+          log(`${signal}: no longer accepting connections; finishing requests in flight`);
+          void server.close(flags.shutdownTimeoutMs).finally(resolve);
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+
+      let url: string;
+      try {
+        url = await server.listen();
+      } catch (err) {
+        await server.close();
+        const e = err as NodeJS.ErrnoException;
+        throw new RangeError(
+          e.code === 'EADDRINUSE'
+            ? `cannot listen on ${flags.host}:${flags.port}: the port is in use (choose another with --port)`
+            : `cannot listen on ${flags.host}:${flags.port}: ${e.message}`,
+        );
+      }
+      log(`listening on ${url} (docs: ${url}/docs); loading ${flags.modelPath}`);
+      const engineOptions: EngineLoadOptions = {
+        backend: flags.backend as EngineLoadOptions['backend'],
+        device: flags.device,
+        batchSize: flags.maxBatch,
+        workers: flags.workers,
+        // Inference and decoding share the cores: more threads than cores makes both many times slower.
+        threads: flags.threads ?? Math.max(1, Math.floor(os.availableParallelism() / 2 / flags.workers)),
+      };
+      try {
+        await server.load(() => Engine.load(flags.modelPath, engineOptions));
+      } catch (err) {
+        await server.close();
+        if (signals > 0) {
+          log('stopped while loading the model');
+          return;
+        }
+        throw err;
+      }
+      if (server.state === 'ready') {
+        const info = server.engine!.info;
+        log(
+          `ready: ${info.backend} ${info.precision} on ${info.device}, ${info.classes.length} classes, ` +
+            `${info.preprocessing.size}px; max batch ${flags.maxBatch}, max wait ${flags.maxWaitMs} ms`,
+        );
+      }
+      await stopped;
+      log('stopped');
+    });
+}

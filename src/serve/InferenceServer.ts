@@ -1,0 +1,281 @@
+import { createRequire } from 'node:module';
+import type { AddressInfo, Socket } from 'node:net';
+
+import fastifyMultipart from '@fastify/multipart';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance } from 'fastify';
+
+import type { Engine } from '../engine/Engine.js';
+import { toHttpError } from './httpErrors.js';
+import { ServeMetrics } from './metrics.js';
+import { resolveServeOptions, type ResolvedServeOptions, type ServeOptions } from './options.js';
+import { Predictor } from './Predictor.js';
+import { registerRoutes, type RouteContext, type ServerState } from './routes.js';
+
+const require = createRequire(import.meta.url);
+const { version } = require('../../package.json') as { version: string };
+
+/** Raw HTTP answers for errors found before a request reaches fastify (timeouts, malformed requests). */
+function rawError(status: number, code: string, message: string): string {
+  const body = JSON.stringify({ error: { code, message } });
+  const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status];
+  return (
+    `HTTP/1.1 ${status} ${reason ?? 'Error'}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
+}
+
+/**
+ * The HTTP inference server (fastify): POST /predict, /predict/batch and /invocations over one Engine with dynamic
+ * batching, GET /, /health, /metrics, /docs and /openapi.json. Bad input always gets a 4xx JSON error
+ * `{ "error": { "code", "message" } }`.
+ *
+ *   const server = new InferenceServer({ port: 8000 });
+ *   await server.listen();                 // /health answers 503 until the model is ready
+ *   await server.load(() => Engine.load('models/flower_classifier.onnx'));
+ *   ...
+ *   await server.close();                  // stop accepting, finish requests in flight, free the engine
+ */
+export class InferenceServer implements AsyncDisposable {
+  readonly options: ResolvedServeOptions;
+  readonly metrics: ServeMetrics;
+  readonly app: FastifyInstance;
+  #state: ServerState = 'loading';
+  #predictor: Predictor | undefined;
+  #engine: Engine | undefined;
+  #ownsEngine = false;
+  #loadError: string | undefined;
+  #closing: Promise<void> | undefined;
+  readonly #started = performance.now();
+
+  constructor(options: ServeOptions = {}) {
+    this.options = resolveServeOptions(options);
+    const o = this.options;
+    this.metrics = new ServeMetrics(() => this.#predictor?.queueDepth ?? 0);
+    this.metrics.ready.set(0);
+    this.app = Fastify({
+      logger: o.logRequests ? { level: 'info' } : false,
+      bodyLimit: o.maxBodyBytes,
+      requestTimeout: o.requestTimeoutMs,
+      connectionTimeout: o.connectionTimeoutMs,
+      keepAliveTimeout: o.keepAliveTimeoutMs,
+      // Node checks request and header timeouts every connectionsCheckingInterval (30 s by default).
+      http: {
+        headersTimeout: o.headersTimeoutMs,
+        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(o.headersTimeoutMs / 4))),
+      },
+      forceCloseConnections: 'idle',
+      return503OnClosing: false,
+      clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => this.#clientError(err, socket),
+    });
+    this.#configure();
+  }
+
+  /** loading → warming_up → ready → stopping → stopped (or failed when the model cannot load). */
+  get state(): ServerState {
+    return this.#state;
+  }
+
+  /** The engine being served, once loaded. */
+  get engine(): Engine | undefined {
+    return this.#engine;
+  }
+
+  /** The address after listen(): http://host:port. */
+  get url(): string {
+    const address = this.app.server.address() as AddressInfo | null;
+    if (!address) throw new Error('the server is not listening');
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    return `http://${host}:${address.port}`;
+  }
+
+  /** Starts accepting connections (GET /health answers 503 until load() is done). Resolves with the URL. */
+  async listen(): Promise<string> {
+    await this.app.listen({ host: this.options.host, port: this.options.port });
+    return this.url;
+  }
+
+  /**
+   * Serves an engine: a loaded Engine (left to the caller to dispose) or a function that loads one (disposed by
+   * close()). Runs one warm-up image through the whole path, then reports ready. Rejects when loading fails, the
+   * server then answering 503 with the reason.
+   */
+  async load(engine: Engine | (() => Promise<Engine>)): Promise<void> {
+    if (this.#engine) throw new Error('the server already serves an engine');
+    this.#state = 'loading';
+    try {
+      const owned = typeof engine === 'function';
+      const loaded = owned ? await engine() : engine;
+      if (this.#closing) {
+        if (owned) await loaded.dispose();
+        throw new Error('the server was closed while the model was loading');
+      }
+      this.#engine = loaded;
+      this.#ownsEngine = owned;
+      const info = loaded.info;
+      this.metrics.model.set(
+        { model: info.path, backend: info.backend, precision: info.precision, device: info.device },
+        1,
+      );
+      this.#predictor = new Predictor(loaded, this.options, this.metrics);
+      this.#state = 'warming_up';
+      await this.#predictor.warmUp();
+      if (this.#closing) return;
+      this.#state = 'ready';
+      this.metrics.ready.set(1);
+    } catch (err) {
+      if (!this.#closing) this.#state = 'failed';
+      this.#loadError = (err as Error).message;
+      throw err;
+    }
+  }
+
+  /**
+   * Graceful stop: refuses new connections, answers requests already received (new requests on open connections
+   * get 503 and `Connection: close`), then frees the engine if the server loaded it. After `timeoutMs` the remaining
+   * connections are cut. Idempotent.
+   */
+  close(timeoutMs = 30_000): Promise<void> {
+    this.#closing ??= this.#close(timeoutMs);
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(timeoutMs: number): Promise<void> {
+    this.#state = 'stopping';
+    this.metrics.ready.set(0);
+    const deadline = setTimeout(() => this.app.server.closeAllConnections(), timeoutMs);
+    deadline.unref();
+    try {
+      await this.app.close();
+      await this.#predictor?.close();
+    } finally {
+      clearTimeout(deadline);
+      this.#state = 'stopped';
+      if (this.#ownsEngine) await this.#engine?.dispose();
+    }
+  }
+
+  #configure(): void {
+    const app = this.app;
+    const o = this.options;
+    void app.register(fastifyMultipart, { limits: { fileSize: o.maxFileBytes, files: o.maxImagesPerRequest } });
+    void app.register(fastifySwagger, {
+      openapi: {
+        openapi: '3.0.3',
+        info: {
+          title: 'trt-flowers inference server',
+          description:
+            'Flower classification (daisy, dandelion, roses, sunflowers, tulips) over TorchScript, ONNX or ' +
+            'TensorRT engines, with dynamic batching. Errors are `{"error": {"code", "message"}}`.',
+          version,
+        },
+        tags: [
+          { name: 'predict', description: 'Image classification' },
+          { name: 'mlflow', description: "MLflow's scoring protocol" },
+          { name: 'info', description: 'Model, health and metrics' },
+        ],
+      },
+      refResolver: {
+        buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+      },
+    });
+    void app.register(fastifySwaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
+
+    const metrics = this.metrics;
+    app.addHook('onRequest', async (request, reply) => {
+      const started = performance.now();
+      metrics.inFlight.inc();
+      reply.raw.once('close', () => {
+        metrics.inFlight.dec();
+        const route = request.routeOptions.url ?? 'unmatched';
+        const status = reply.raw.writableFinished ? String(reply.raw.statusCode) : 'aborted';
+        metrics.requests.inc({ method: request.method, route, status });
+        metrics.latency.observe({ method: request.method, route }, (performance.now() - started) / 1000);
+      });
+    });
+    // While stopping, every answer closes its connection so that close() is not held by keep-alive.
+    app.addHook('onSend', async (_request, reply) => {
+      if (this.#state === 'stopping' || this.#state === 'stopped') reply.header('connection', 'close');
+    });
+    app.setErrorHandler((err, request, reply) => {
+      const http = toHttpError(err);
+      if (http.statusCode >= 500 && http.code !== 'ERR_NOT_READY' && http.statusCode !== 503) {
+        process.stderr.write(`[serve] ${request.method} ${request.url}: ${(err as Error).stack ?? String(err)}\n`);
+      }
+      void reply
+        .code(http.statusCode)
+        .headers(http.headers)
+        .type('application/json; charset=utf-8')
+        .send(JSON.stringify(http.body));
+    });
+    app.setNotFoundHandler((request, reply) => {
+      void reply
+        .code(404)
+        .type('application/json; charset=utf-8')
+        .send(
+          JSON.stringify({
+            error: { code: 'ERR_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` },
+          }),
+        );
+    });
+
+    const ctx: RouteContext = {
+      options: o,
+      version,
+      state: () => this.#state,
+      uptimeSeconds: () => (performance.now() - this.#started) / 1000,
+      loadError: () => this.#loadError,
+      predictor: () => this.#predictor,
+      renderMetrics: () => metrics.render(),
+    };
+    void app.register(async (scope) => registerRoutes(scope, ctx));
+  }
+
+  /** Timeouts and malformed requests found by Node's HTTP parser, answered in this server's error shape. */
+  #clientError(err: Error & { code?: string }, socket: Socket): void {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !inFlight?.headersSent) {
+      const o = this.options;
+      const response =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? rawError(
+              408,
+              'ERR_REQUEST_TIMEOUT',
+              `the request was not received in time (limits: headers ${o.headersTimeoutMs} ms, whole request ` +
+                `${o.requestTimeoutMs} ms)`,
+            )
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? rawError(431, 'ERR_HEADERS_TOO_LARGE', 'the request headers are too large')
+            : rawError(400, 'ERR_BAD_REQUEST', `malformed HTTP request (${err.code ?? err.message})`);
+      socket.end(response);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    } else {
+      socket.destroy();
+    }
+  }
+}
+
+/**
+ * Starts a server over an engine (or a function that loads one) and resolves once it is listening and ready.
+ * close() stops it; it disposes the engine only when it loaded it.
+ */
+export async function serve(
+  engine: Engine | (() => Promise<Engine>),
+  options: ServeOptions = {},
+): Promise<InferenceServer> {
+  const server = new InferenceServer(options);
+  await server.listen();
+  try {
+    await server.load(engine);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  return server;
+}

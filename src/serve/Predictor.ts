@@ -1,0 +1,140 @@
+import sharp from 'sharp';
+
+import { decodeResized, normalizeInto } from '../data/preprocess.js';
+import type { Engine, Prediction } from '../engine/Engine.js';
+import { Batcher } from './Batcher.js';
+import { HttpError, imageError } from './httpErrors.js';
+import type { ServeMetrics } from './metrics.js';
+import type { ResolvedServeOptions } from './options.js';
+import type { Upload } from './uploads.js';
+
+export interface NamedPrediction {
+  name: string;
+  prediction: Prediction;
+}
+
+type Settled = { ok: Uint8Array } | { error: unknown };
+
+/**
+ * The server's path from uploaded bytes to predictions: images are decoded as they arrive (libjpeg-turbo or sharp,
+ * on the libuv pool, a bounded number at once), then the Batcher groups the decoded images of concurrent requests
+ * into engine calls (libtorch on the libuv pool, ONNX Runtime in worker threads). Only the normalisation of the
+ * batch (a table lookup per byte) runs on the event loop.
+ */
+export class Predictor {
+  readonly engine: Engine;
+  readonly #batcher: Batcher<Uint8Array, Prediction>;
+  readonly #metrics: ServeMetrics;
+  readonly #maxPixels: number;
+  readonly #decodeLimit: number;
+  #decoding = 0;
+  readonly #decodeWaiters: (() => void)[] = [];
+  /** Requests between their first byte and their submission to the batcher. */
+  #incoming = 0;
+
+  constructor(engine: Engine, options: ResolvedServeOptions, metrics: ServeMetrics) {
+    this.engine = engine;
+    this.#metrics = metrics;
+    this.#maxPixels = options.maxPixels;
+    this.#decodeLimit = options.decodeConcurrency;
+    this.#batcher = new Batcher((images) => this.#infer(images), {
+      maxBatch: options.maxBatch,
+      maxWaitMs: options.maxWaitMs,
+      concurrency: options.concurrency,
+      maxQueue: options.maxQueue,
+      incoming: () => this.#incoming,
+      onBatch: ({ size, runMs, waitMs }) => {
+        metrics.batchSize.observe(size);
+        metrics.inferenceSeconds.observe(runMs / 1000);
+        for (const w of waitMs) metrics.queueWaitSeconds.observe(w / 1000);
+      },
+    });
+  }
+
+  /** Images waiting for an engine call. */
+  get queueDepth(): number {
+    return this.#batcher.depth;
+  }
+
+  /**
+   * Classifies the images that `collect` hands over (through `add`, as each one arrives) and returns their
+   * predictions in order. The first unusable image fails the whole request with a 4xx HttpError naming it.
+   */
+  async predict(collect: (add: (upload: Upload) => void) => Promise<unknown>): Promise<NamedPrediction[]> {
+    this.#incoming++;
+    let counted = true;
+    const leave = (poke: boolean): void => {
+      if (!counted) return;
+      counted = false;
+      this.#incoming--;
+      if (poke) this.#batcher.poke();
+    };
+    try {
+      const uploads: Upload[] = [];
+      const decoded: Promise<Settled>[] = [];
+      await collect((upload) => {
+        uploads.push(upload);
+        decoded.push(
+          this.#decode(upload).then(
+            (ok) => ({ ok }),
+            (error: unknown) => ({ error }),
+          ),
+        );
+      });
+      const settled = await Promise.all(decoded);
+      const bad = settled.filter((s): s is { error: unknown } => 'error' in s);
+      if (bad.length > 0) {
+        this.#metrics.images.inc({ outcome: 'rejected' }, bad.length);
+        throw bad[0]?.error;
+      }
+      // Leaving without a poke: the submission below decides, now that this request no longer counts as coming.
+      leave(false);
+      const predictions = await this.#batcher.submit(settled.map((s) => (s as { ok: Uint8Array }).ok));
+      this.#metrics.images.inc({ outcome: 'predicted' }, predictions.length);
+      return uploads.map((u, i) => ({ name: u.name, prediction: predictions[i] as Prediction }));
+    } finally {
+      leave(true);
+    }
+  }
+
+  /** One image through the whole path (decode, batcher, engine), so the first request is not the slow one. */
+  async warmUp(): Promise<void> {
+    const bytes = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#c04070' } })
+      .jpeg()
+      .toBuffer();
+    await this.predict(async (add) => add({ name: 'warm-up', bytes }));
+  }
+
+  /** Refuses new work and waits for queued and running batches. */
+  close(): Promise<void> {
+    return this.#batcher.close();
+  }
+
+  async #decode(upload: Upload): Promise<Uint8Array> {
+    if (upload.bytes.length === 0) {
+      throw new HttpError(400, 'ERR_INVALID_IMAGE', `'${upload.name}' is empty (0 bytes)`);
+    }
+    // A slot is handed from one decode to the next waiting one, first come first served.
+    if (this.#decoding < this.#decodeLimit) this.#decoding++;
+    else await new Promise<void>((resolve) => this.#decodeWaiters.push(resolve));
+    const { size, resize } = this.engine.info.preprocessing;
+    try {
+      return await decodeResized(upload.bytes, { size, resize, maxPixels: this.#maxPixels });
+    } catch (err) {
+      throw imageError(err, `'${upload.name}'`);
+    } finally {
+      const next = this.#decodeWaiters.shift();
+      if (next) next();
+      else this.#decoding--;
+    }
+  }
+
+  /** One engine call over decoded images: normalised into one NCHW batch. */
+  async #infer(images: Uint8Array[]): Promise<Prediction[]> {
+    const { size, mean, std } = this.engine.info.preprocessing;
+    const per = 3 * size * size;
+    const data = new Float32Array(images.length * per);
+    images.forEach((hwc, i) => normalizeInto(hwc, data, i * per, { mean, std }));
+    return this.engine.infer({ data, shape: [images.length, 3, size, size] });
+  }
+}
