@@ -1,14 +1,27 @@
 #!/usr/bin/env node
 // The longest pipeline that exists today, on real photos: a pretrained TorchScript backbone -> a short training run
 // (trt-flowers train on a subset: epochs, validation, checkpoints, plots, test metrics) -> ONNX export verified
-// against libtorch -> predict one held-out photo with both backends through the Engine API. Options: --data-dir DIR (or TRT_FLOWERS_DATA), --weights FILE (or
-// TRT_FLOWERS_WEIGHTS), --epochs N, --per-class N, --size PX.
-import { existsSync } from 'node:fs';
+// against libtorch -> predict one held-out photo with both backends through the Engine API -> an INT8 engine ->
+// a short bench of the engines built. Options: --data-dir DIR (or TRT_FLOWERS_DATA), --weights FILE (or TRT_FLOWERS_WEIGHTS), --epochs N,
+// --per-class N, --size PX.
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { Engine, exportOnnx, loadTrainConfig, pyJson, toRecord, train } from '../dist/index.js';
+import {
+  buildEngine,
+  Engine,
+  exportOnnx,
+  formatBenchTable,
+  loadTrainConfig,
+  pyJson,
+  readSplitManifest,
+  runBench,
+  toRecord,
+  train,
+  writeBenchReports,
+} from '../dist/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -84,9 +97,59 @@ console.log(
 // 4. Predict a test photo the model never trained on, with both backends (trt-flowers predict).
 const photo = join(dataDir, result.test?.paths[0] ?? '');
 for (const file of [best, onnxPath]) {
-  await using engine = await Engine.load(file);
-  const [p] = await engine.infer([photo]);
-  const record = toRecord(photo, p);
-  console.log(`${engine.info.backend.padEnd(11)} ${pyJson(record)}`);
+  const engine = await Engine.load(file);
+  try {
+    const [p] = await engine.infer([photo]);
+    console.log(`${engine.info.backend.padEnd(11)} ${pyJson(toRecord(photo, p))}`);
+  } finally {
+    await engine.dispose();
+  }
 }
+// 5. An INT8 engine for ONNX Runtime (trt-flowers build-engine --precision int8): entropy calibration on the run's
+// train split, a whole-graph Q/DQ model, its accuracy on the test split next to the FP32 model's.
+const split = await readSplitManifest(join(result.runDir, 'split.json'));
+const built = await buildEngine({
+  model: onnxPath,
+  out: join(root, 'models', 'demo', 'flower_classifier.int8.onnx'),
+  precision: 'int8',
+  backend: 'onnxruntime',
+  calibration: { dataDir, splitFile: join(result.runDir, 'split.json') },
+  calibrationCount: 200,
+  evaluate: {
+    name: 'test',
+    images: split.test.map((item) => join(dataDir, item.path)),
+    labels: split.test.map((item) => item.label),
+  },
+});
+const ev = built.evaluation;
+console.log(
+  `[${elapsed()}] built ${built.file} (int8, ${built.calibration.images} calibration photos): test accuracy ` +
+    `${(ev.engine_accuracy * 100).toFixed(1)}% vs FP32 ${(ev.fp32_accuracy * 100).toFixed(1)}% on ${ev.images} photos`,
+);
+
+// 6. A short benchmark of the engines the demo built (trt-flowers bench): libtorch, ONNX Runtime, and any INT8 model
+// beside the ONNX one. Few iterations to stay quick; `npx trt-flowers bench --iterations 1000` for real figures.
+const demoModels = join(root, 'models', 'demo');
+const int8 = readdirSync(demoModels)
+  .filter((f) => /\.int8\.onnx$/.test(f))
+  .map((f) => join(demoModels, f));
+const bench = await runBench({
+  models: [best, onnxPath, ...int8],
+  images: dataDir,
+  imageCount: 32,
+  iterations: 50,
+  warmupMs: 200,
+  durationS: 1,
+  batches: [1, 8],
+  command: 'npm run demo (step 6)',
+  onLog: (line) => console.log(`  [bench] ${line}`),
+});
+await writeBenchReports(bench, {
+  json: join(demoModels, 'bench.json'),
+  markdown: join(demoModels, 'bench.md'),
+  plot: join(demoModels, 'bench.png'),
+});
+console.log(
+  `[${elapsed()}] bench (reports in ${join(demoModels, 'bench.{json,md,png}')}):\n${formatBenchTable(bench)}`,
+);
 console.log(`[${elapsed()}] demo finished`);

@@ -66,3 +66,69 @@ export {
   type PredictionRecord,
 } from './predict/predict.js';
 export { pyJson } from './predict/pyjson.js';
+export {
+  runBench,
+  percentile,
+  summarize,
+  formatTable as formatBenchTable,
+  toMarkdown as benchMarkdown,
+  writeReports as writeBenchReports,
+  machineInfo,
+  type BenchOptions,
+  type BenchReport,
+  type BenchResult,
+  type BenchEngine,
+  type LatencyStats,
+  type MachineInfo,
+} from './bench/index.js';
+export {
+  InferenceServer,
+  serve,
+  Batcher,
+  HttpError,
+  resolveServeOptions,
+  SERVE_DEFAULTS,
+  type ServeOptions,
+  type ResolvedServeOptions,
+  type ServerState,
+} from './serve/index.js';
+export {
+  TensorRTBackend,
+  tensorrtStatus,
+  readPlanSidecar,
+  buildTensorRTPlan,
+  type TensorRTStatus,
+  type TensorRTSidecar,
+  type TensorRTBackendOptions,
+} from './engine/tensorrt.js';
+export {
+  chooseBatchProfile,
+  choosePrecisionPlan,
+  checkPlanCompatibility,
+  parseTensorRTVersion,
+  type BatchProfile,
+  type Int8Mode,
+  type PlanStamp,
+  type PrecisionPlan,
+} from './engine/tensorrt-plan.js';
+export { convertToFloat16, type Fp16Report } from './engine/fp16.js';
+export { quantizeForTensorRT } from './engine/quantize-tensorrt.js';
+export {
+  buildEngine,
+  chooseBackend,
+  sidecarPath,
+  tensorRtCache,
+  type BuildBackend,
+  type BuildEngineOptions,
+  type BuildEngineResult,
+  type EngineSidecar,
+} from './engine/build.js';
+export {
+  entropyThreshold,
+  percentileThreshold,
+  tensorRange,
+  uint8Params,
+  type CalibrationMethod,
+  type Range,
+  type TensorStats,
+} from './engine/calibration.js';

@@ -12,7 +12,10 @@ const ort = require(workerData.ortPath);
 
 const bins = workerData.bins;
 const stats = new Map(
-  workerData.names.map((name) => [name, { min: Infinity, max: -Infinity, absMax: 0, histogram: new Float64Array(bins) }]),
+  workerData.names.map((name) => [
+    name,
+    { min: Infinity, max: -Infinity, absMax: 0, histogram: new Float64Array(bins) },
+  ]),
 );
 
 function minmax(s, data) {

@@ -3,12 +3,15 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 
 import { TrtFlowersError } from '../errors.js';
+import { registerBenchCommand } from './commands/bench.js';
+import { registerBuildEngineCommand } from './commands/build-engine.js';
 import { registerDataCommand } from './commands/data.js';
 import { registerDoctorCommand } from './commands/doctor.js';
 import { registerEvaluateCommand } from './commands/evaluate.js';
 import { registerExportBackboneCommand } from './commands/export-backbone.js';
 import { registerExportOnnxCommand } from './commands/export-onnx.js';
 import { registerPredictCommands } from './commands/predict.js';
+import { registerServeCommand } from './commands/serve.js';
 import { registerTrainCommand } from './commands/train.js';
 
 const require = createRequire(import.meta.url);
@@ -27,6 +30,9 @@ export function createProgram(): Command {
   registerEvaluateCommand(program);
   registerExportOnnxCommand(program);
   registerPredictCommands(program);
+  registerBuildEngineCommand(program);
+  registerServeCommand(program);
+  registerBenchCommand(program);
   return program;
 }
 

@@ -167,7 +167,9 @@ export class Engine implements AsyncDisposable {
     }
     const device = options.device ?? 'auto';
     if (typeof device !== 'string' || !/^(auto|cpu|cuda(:\d+)?)$/.test(device)) {
-      throw new RangeError(`Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for \`device\` but received ${describe(device)}`);
+      throw new RangeError(
+        `Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for \`device\` but received ${describe(device)}`,
+      );
     }
     let stat;
     try {
@@ -237,11 +239,11 @@ export class Engine implements AsyncDisposable {
         const size = metadata?.preprocessing.size ?? 224;
         const out = await runPadded(backend, new Float32Array(3 * size * size), [1, 3, size, size], fixedBatch).catch(
           (err: Error) => {
-          throw new ModelLoadError(
-            `'${file}' does not run on a [1, 3, ${size}, ${size}] input (${err.message}): is it an image classifier ` +
-              'exported by trt-flowers with this input size?',
-            { cause: err },
-          );
+            throw new ModelLoadError(
+              `'${file}' does not run on a [1, 3, ${size}, ${size}] input (${err.message}): is it an image classifier ` +
+                'exported by trt-flowers with this input size?',
+              { cause: err },
+            );
           },
         );
         probe = { numClasses: out.numClasses, embeddingSize: out.embeddingSize };
@@ -314,7 +316,10 @@ export class Engine implements AsyncDisposable {
    * Prediction per image, in order. Rejects with InvalidImageError (bad image), TypeError / RangeError (bad
    * arguments), InferenceError, DisposedError.
    */
-  async infer(inputs: ImageInput | readonly ImageInput[] | TensorInput, options: InferOptions = {}): Promise<Prediction[]> {
+  async infer(
+    inputs: ImageInput | readonly ImageInput[] | TensorInput,
+    options: InferOptions = {},
+  ): Promise<Prediction[]> {
     const backend = this.#live();
     if (isTensorInput(inputs)) {
       this.#checkTensor(inputs);

@@ -253,7 +253,10 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
       await be.dispose();
       // ONNX Runtime's optimised graph does not keep metadata_props: put them back.
       const optimized = decodeModel(await fs.readFile(tmp), 'the optimised model');
-      setMetadataProps(optimized, { ...props, trt_flowers: JSON.stringify({ ...metadata, precision: 'fp32', engine: 'onnxruntime' }) });
+      setMetadataProps(optimized, {
+        ...props,
+        trt_flowers: JSON.stringify({ ...metadata, precision: 'fp32', engine: 'onnxruntime' }),
+      });
       await fs.writeFile(tmp, encodeModel(optimized));
     } else {
       const { prep, plan, stats, used, skipped, source, method, percentile, ranges } = await calibrateRanges(
@@ -491,7 +494,9 @@ interface CollectOptions {
 }
 
 /** Preprocesses the calibration photos once and runs the two statistics passes in a worker thread. */
-async function collectStats(o: CollectOptions): Promise<{ stats: Record<string, TensorStats>; used: number; skipped: number }> {
+async function collectStats(
+  o: CollectOptions,
+): Promise<{ stats: Record<string, TensorStats>; used: number; skipped: number }> {
   const { size, resize } = o.metadata.preprocessing;
   const per = 3 * size * size;
   const batch = o.staticBatch ?? 8;
@@ -537,7 +542,13 @@ async function collectStats(o: CollectOptions): Promise<{ stats: Record<string, 
   const tmpModel = path.join(os.tmpdir(), `trt-flowers-calibration-${process.pid}-${Date.now()}.onnx`);
   await fs.writeFile(tmpModel, o.modelBytes);
   const worker = new Worker(path.join(packageRoot, 'workers', 'calibrate-worker.cjs'), {
-    workerData: { ortPath: onnxRuntimeModule().path, modelPath: tmpModel, names: o.names, bins: 2048, threads: o.threads },
+    workerData: {
+      ortPath: onnxRuntimeModule().path,
+      modelPath: tmpModel,
+      names: o.names,
+      bins: 2048,
+      threads: o.threads,
+    },
   });
   let nextId = 1;
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
@@ -545,7 +556,8 @@ async function collectStats(o: CollectOptions): Promise<{ stats: Record<string, 
   const ready = new Promise<void>((resolve, reject) => {
     worker.on('message', (msg: { type?: string; id?: number; error?: string; message?: string }) => {
       if (msg.type === 'ready') return resolve();
-      if (msg.type === 'fatal') return reject(new ModelLoadError(`ONNX Runtime cannot load the calibration model: ${msg.message}`));
+      if (msg.type === 'fatal')
+        return reject(new ModelLoadError(`ONNX Runtime cannot load the calibration model: ${msg.message}`));
       const w = waiting.get(msg.id ?? -1);
       if (!w) return;
       waiting.delete(msg.id!);
@@ -574,7 +586,9 @@ async function collectStats(o: CollectOptions): Promise<{ stats: Record<string, 
         if (o.signal?.aborted) throw new CancelledError();
         await call({ phase, data, shape: [data.length / per, 3, size, size] });
         if (i % 8 === 7 || i === tensors.length - 1) {
-          o.log(`calibration ${phase === 'minmax' ? 'pass 1/2 (ranges)' : 'pass 2/2 (histograms)'}: ${Math.min(used, (i + 1) * batch)}/${used} photos`);
+          o.log(
+            `calibration ${phase === 'minmax' ? 'pass 1/2 (ranges)' : 'pass 2/2 (histograms)'}: ${Math.min(used, (i + 1) * batch)}/${used} photos`,
+          );
         }
       }
       o.log(`pass ${phase} took ${((performance.now() - t0) / 1000).toFixed(1)} s`);

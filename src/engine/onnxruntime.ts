@@ -81,10 +81,7 @@ export class OnnxRuntimeBackend implements Backend {
     for (const slot of slots) this.#attach(slot);
   }
 
-  static async load(
-    path: string,
-    options: OnnxRuntimeOptions & { staticBatch?: number },
-  ): Promise<OnnxRuntimeBackend> {
+  static async load(path: string, options: OnnxRuntimeOptions & { staticBatch?: number }): Promise<OnnxRuntimeBackend> {
     const ort = onnxRuntimeModule();
     const workers = options.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) {

@@ -92,7 +92,13 @@ function tensor(name: string, dataType: number, dims: number[], data: ArrayBuffe
   });
 }
 
-function node(opType: string, inputs: string[], outputs: string[], name: string, attrs: Record<string, number> = {}): NodeProto {
+function node(
+  opType: string,
+  inputs: string[],
+  outputs: string[],
+  name: string,
+  attrs: Record<string, number> = {},
+): NodeProto {
   return onnx.NodeProto.create({
     opType,
     input: inputs,
@@ -189,7 +195,8 @@ export function planQuantization(model: ModelProto, keepFloat: readonly string[]
     let found: NodeProto | undefined;
     if (k === 'first-conv') found = graph.node.find((n) => n.opType === 'Conv');
     else if (k === 'classifier') {
-      found = producer.get('logits') ?? [...graph.node].reverse().find((n) => n.opType === 'Gemm' || n.opType === 'MatMul');
+      found =
+        producer.get('logits') ?? [...graph.node].reverse().find((n) => n.opType === 'Gemm' || n.opType === 'MatMul');
     } else found = graph.node.find((n) => n.name === k);
     if (!found) {
       throw new RangeError(`--keep-float: no node '${k}' in the model (use node names, 'first-conv' or 'classifier')`);
@@ -206,7 +213,8 @@ export function planQuantization(model: ModelProto, keepFloat: readonly string[]
     const users = consumers.get(out) ?? [];
     if (QUANTIZE_AFTER.has(n.opType!)) {
       // A Conv/Gemm/Add feeding only a ReLU or Clip: the pair goes after the activation instead.
-      if (!FOLDED_ACTIVATIONS.has(n.opType!) && users.length === 1 && FOLDED_ACTIVATIONS.has(users[0]!.opType!)) continue;
+      if (!FOLDED_ACTIVATIONS.has(n.opType!) && users.length === 1 && FOLDED_ACTIVATIONS.has(users[0]!.opType!))
+        continue;
       calibrated.add(out);
     } else if (SHARE_SCALE.has(n.opType!)) {
       shared.set(out, n.input![0]!);
@@ -303,7 +311,9 @@ export function quantizeModel(
   // 7-bit weights keep uint8 x int8 products from saturating the 16-bit sums of AVX2's VPMADDUBSW (x86 without VNNI).
   const qmax = options.reduceRange ? 63 : 127;
   if (opsetOf(model) < 13) {
-    throw new RangeError(`INT8 needs an ONNX model of opset 13 or later (this one is ${opsetOf(model)}): re-export with --opset 13+`);
+    throw new RangeError(
+      `INT8 needs an ONNX model of opset 13 or later (this one is ${opsetOf(model)}): re-export with --opset 13+`,
+    );
   }
   const { graph, initializers } = graphIndex(model);
   const params = new Map<string, { scale: number; zeroPoint: number; scaleName: string; zpName: string }>();
@@ -379,7 +389,9 @@ export function quantizeModel(
       newInits.push(tensor(wq, DT.INT8, dims, q));
       newInits.push(tensor(ws, DT.FLOAT, perChannel ? [channels] : [], scales));
       newInits.push(tensor(wz, DT.INT8, perChannel ? [channels] : [], new Int8Array(channels)));
-      out.push(node('DequantizeLinear', [wq, ws, wz], [wd], uid(`${w.name}_DequantizeLinear`), perChannel ? { axis: 0 } : {}));
+      out.push(
+        node('DequantizeLinear', [wq, ws, wz], [wd], uid(`${w.name}_DequantizeLinear`), perChannel ? { axis: 0 } : {}),
+      );
       n.input![1] = wd;
       const biasName = n.input![2];
       const bias = biasName ? initializers.get(biasName) : undefined;
@@ -400,7 +412,15 @@ export function quantizeModel(
         newInits.push(tensor(bqn, DT.INT32, (bias.dims ?? []).map(Number), bq));
         newInits.push(tensor(bsn, DT.FLOAT, perBias ? [channels] : [], bScales));
         newInits.push(tensor(bzn, DT.INT32, perBias ? [channels] : [], new Int32Array(bScales.length)));
-        out.push(node('DequantizeLinear', [bqn, bsn, bzn], [bdn], uid(`${bias.name}_DequantizeLinear`), perBias ? { axis: 0 } : {}));
+        out.push(
+          node(
+            'DequantizeLinear',
+            [bqn, bsn, bzn],
+            [bdn],
+            uid(`${bias.name}_DequantizeLinear`),
+            perBias ? { axis: 0 } : {},
+          ),
+        );
         n.input![2] = bdn;
       }
       if (n.opType === 'Conv') convs++;

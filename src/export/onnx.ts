@@ -109,7 +109,8 @@ export async function exportOnnx(options: ExportOnnxOptions): Promise<ExportOnnx
       typeof options.verifyImages === 'string'
         ? spread(await listImages(options.verifyImages), options.verifyCount ?? 32)
         : [...options.verifyImages];
-    if (images.length === 0) throw new ExportError(`no images to verify the export with in ${String(options.verifyImages)}`);
+    if (images.length === 0)
+      throw new ExportError(`no images to verify the export with in ${String(options.verifyImages)}`);
   }
 
   let torchEngine: Engine;
@@ -245,7 +246,12 @@ export async function compareEngines(
       const ia = argmax(outA.logits.subarray(n * k, (n + 1) * k));
       const ib = argmax(outB.logits.subarray(n * k, (n + 1) * k));
       if (ia === ib) agree++;
-      else disagreements.push({ image: chunk[n] as string, libtorch: classes[ia] ?? '?', onnxruntime: classes[ib] ?? '?' });
+      else
+        disagreements.push({
+          image: chunk[n] as string,
+          libtorch: classes[ia] ?? '?',
+          onnxruntime: classes[ib] ?? '?',
+        });
     }
   }
   const top1 = images.length > 0 ? agree / images.length : 0;

@@ -87,7 +87,8 @@ export interface BatchPredictSummary {
 
 /** Lists the inputs of batch-predict: every supported image under a folder (recursive) or the files of a list. */
 export async function collectInputs(options: { inputDir?: string; fileList?: string }): Promise<string[]> {
-  if (options.inputDir && options.fileList) throw new RangeError('Give either an input folder or a file list, not both');
+  if (options.inputDir && options.fileList)
+    throw new RangeError('Give either an input folder or a file list, not both');
   if (options.inputDir) return listImages(options.inputDir);
   if (options.fileList) return readFileList(options.fileList);
   throw new RangeError('Give an input folder (--input-dir) or a file list (--file-list)');
@@ -101,7 +102,8 @@ export async function collectInputs(options: { inputDir?: string; fileList?: str
 export async function batchPredict(options: BatchPredictOptions): Promise<BatchPredictSummary> {
   const { engine, images, outputFile } = options;
   const format = options.format ?? 'json';
-  if (format !== 'json' && format !== 'csv') throw new RangeError(`Expected 'json' or 'csv' for format, got '${String(format)}'`);
+  if (format !== 'json' && format !== 'csv')
+    throw new RangeError(`Expected 'json' or 'csv' for format, got '${String(format)}'`);
   const batchSize = options.batchSize ?? 32;
   const decimals = options.decimals ?? 4;
   const classes = engine.info.classes;
@@ -123,7 +125,9 @@ export async function batchPredict(options: BatchPredictOptions): Promise<BatchP
       await write(`${[csv(rec.image_path), '', '', ...classes.map(() => ''), csv(rec.error)].join(',')}\n`);
     } else {
       const probs = classes.map((c) => String(rec.all_probabilities[c] ?? ''));
-      await write(`${[csv(rec.image_path), csv(rec.predicted_class), String(rec.confidence), ...probs, ''].join(',')}\n`);
+      await write(
+        `${[csv(rec.image_path), csv(rec.predicted_class), String(rec.confidence), ...probs, ''].join(',')}\n`,
+      );
     }
     first = false;
   };
@@ -142,7 +146,11 @@ export async function batchPredict(options: BatchPredictOptions): Promise<BatchP
     );
 
   try {
-    await write(format === 'json' ? '[\n' : `${['image_path', 'predicted_class', 'confidence', ...classes, 'error'].map(csv).join(',')}\n`);
+    await write(
+      format === 'json'
+        ? '[\n'
+        : `${['image_path', 'predicted_class', 'confidence', ...classes, 'error'].map(csv).join(',')}\n`,
+    );
     let next: ReturnType<typeof prepare> | undefined;
     for (let start = 0; start < images.length; start += batchSize) {
       if (options.signal?.aborted) {
@@ -153,7 +161,10 @@ export async function batchPredict(options: BatchPredictOptions): Promise<BatchP
       const following = start + batchSize;
       next = following < images.length ? prepare(images.slice(following, following + batchSize)) : undefined;
       next?.catch(() => undefined);
-      const good = prepared.filter((p): p is { file: string; tensor: { data: Float32Array; shape: readonly [number, number, number, number] } } => 'tensor' in p && p.tensor !== undefined);
+      const good = prepared.filter(
+        (p): p is { file: string; tensor: { data: Float32Array; shape: readonly [number, number, number, number] } } =>
+          'tensor' in p && p.tensor !== undefined,
+      );
       let predictions: Prediction[] = [];
       if (good.length > 0) {
         const [, c, h, w] = good[0]!.tensor.shape;

@@ -45,14 +45,20 @@ describe.skipIf(!hasFlowers)('build-engine (ONNX Runtime, CPU)', () => {
       expect(t.min).toBeLessThanOrEqual(0);
       expect(t.max).toBeGreaterThanOrEqual(0);
     }
-    expect(readFileSync(r.calibration!.tensorrt_cache, 'utf8')).toMatch(/^TRT-\d+-EntropyCalibration2\ninput: [0-9a-f]{8}\n/);
+    expect(readFileSync(r.calibration!.tensorrt_cache, 'utf8')).toMatch(
+      /^TRT-\d+-EntropyCalibration2\ninput: [0-9a-f]{8}\n/,
+    );
 
     const written = opCounts(readFileSync(out));
     expect(written.QuantizeLinear).toBeGreaterThan(0);
     expect(written.DequantizeLinear).toBeGreaterThan(written.QuantizeLinear!);
     // What ONNX Runtime makes of it: every Conv fused into QLinearConv, no float Conv left.
     const optimized = join(dir, 'tiny.int8.optimized.onnx');
-    const be = await OnnxRuntimeBackend.load(out, { device: 'cpu', graphOptimizationLevel: 'all', optimizedModelFilePath: optimized });
+    const be = await OnnxRuntimeBackend.load(out, {
+      device: 'cpu',
+      graphOptimizationLevel: 'all',
+      optimizedModelFilePath: optimized,
+    });
     await be.dispose();
     const ops = opCounts(readFileSync(optimized));
     expect(ops.Conv ?? 0).toBe(0);
@@ -73,7 +79,9 @@ describe.skipIf(!hasFlowers)('build-engine (ONNX Runtime, CPU)', () => {
     await using b = await Engine.load(out);
     expect(b.info.metadataSource).toBe('embedded');
     expect(b.info.precision).toBe('fp32');
-    expect((await b.infer(verify)).map((x) => x.predictedClass)).toEqual((await a.infer(verify)).map((x) => x.predictedClass));
+    expect((await b.infer(verify)).map((x) => x.predictedClass)).toEqual(
+      (await a.infer(verify)).map((x) => x.predictedClass),
+    );
   });
 
   it('refuses what cannot be built here, with messages that say why', async () => {
@@ -91,10 +99,12 @@ describe.skipIf(!hasFlowers)('build-engine (ONNX Runtime, CPU)', () => {
   it('a corrupt ONNX file, a model without metadata and a folder with no usable photos are clear errors', async () => {
     const corrupt = join(dir, 'corrupt.onnx');
     writeFileSync(corrupt, readFileSync(fp32).subarray(0, 3000));
-    await expect(buildEngine({ model: corrupt, out: join(dir, 'c.onnx'), precision: 'fp32' })).rejects.toThrow(ModelLoadError);
-    await expect(buildEngine({ model: join(dir, 'none.onnx'), out: join(dir, 'c.onnx'), precision: 'fp32' })).rejects.toThrow(
-      /not found/,
+    await expect(buildEngine({ model: corrupt, out: join(dir, 'c.onnx'), precision: 'fp32' })).rejects.toThrow(
+      ModelLoadError,
     );
+    await expect(
+      buildEngine({ model: join(dir, 'none.onnx'), out: join(dir, 'c.onnx'), precision: 'fp32' }),
+    ).rejects.toThrow(/not found/);
     const junk = join(dir, 'junk');
     mkdirSync(junk);
     writeFileSync(join(junk, 'a.jpg'), 'not a photo');

@@ -125,7 +125,12 @@ describe.skipIf(!hasFlowers)('Engine over libtorch and ONNX Runtime', () => {
 
   it('exports with a static batch and pads smaller batches to it', async () => {
     const out = join(dir, 'static.onnx');
-    const report = await exportOnnx({ checkpoint: tinyModelPath, out, staticBatch: 4, verifyImages: images.slice(0, 6) });
+    const report = await exportOnnx({
+      checkpoint: tinyModelPath,
+      out,
+      staticBatch: 4,
+      verifyImages: images.slice(0, 6),
+    });
     expect(report.dynamic_batch).toBe(false);
     expect(report.verification?.passed).toBe(true);
     await using e = await Engine.load(out);

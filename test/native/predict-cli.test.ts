@@ -49,7 +49,11 @@ describe.skipIf(!hasFlowers)('predict and batch-predict', () => {
           `"confidence": ${num}, "all_probabilities": \\{("(${names})": ${num}(, )?){5}\\}\\}\\n$`,
       );
       expect(stdout).toMatch(form);
-      const parsed = JSON.parse(stdout) as { predicted_class: string; confidence: number; all_probabilities: Record<string, number> };
+      const parsed = JSON.parse(stdout) as {
+        predicted_class: string;
+        confidence: number;
+        all_probabilities: Record<string, number>;
+      };
       const values = Object.values(parsed.all_probabilities);
       expect([...values].sort((a, b) => b - a)).toEqual(values);
       expect(Object.keys(parsed.all_probabilities)[0]).toBe(parsed.predicted_class);
@@ -83,10 +87,19 @@ describe.skipIf(!hasFlowers)('predict and batch-predict', () => {
       '--progress',
       'plain',
     ]);
-    const summary = JSON.parse(stdout) as { count: number; failed: number; succeeded: number; images_per_second: number };
+    const summary = JSON.parse(stdout) as {
+      count: number;
+      failed: number;
+      succeeded: number;
+      images_per_second: number;
+    };
     expect(summary).toMatchObject({ count: 254, failed: 1, succeeded: 253 });
     expect(summary.images_per_second).toBeGreaterThan(0);
-    const records = JSON.parse(readFileSync(out, 'utf8')) as { image_path: string; error?: string; predicted_class?: string }[];
+    const records = JSON.parse(readFileSync(out, 'utf8')) as {
+      image_path: string;
+      error?: string;
+      predicted_class?: string;
+    }[];
     expect(records).toHaveLength(254);
     const errors = records.filter((r) => r.error);
     expect(errors).toHaveLength(1);
@@ -95,7 +108,19 @@ describe.skipIf(!hasFlowers)('predict and batch-predict', () => {
     expect(records.filter((r) => r.predicted_class)).toHaveLength(253);
 
     const csv = join(dir, 'out.csv');
-    await run(['batch-predict', '--input-dir', input, '--model-path', tinyModelPath, '--output-file', csv, '--format', 'csv', '--progress', 'none']);
+    await run([
+      'batch-predict',
+      '--input-dir',
+      input,
+      '--model-path',
+      tinyModelPath,
+      '--output-file',
+      csv,
+      '--format',
+      'csv',
+      '--progress',
+      'none',
+    ]);
     const lines = readFileSync(csv, 'utf8').trim().split('\n');
     expect(lines[0]).toBe(`image_path,predicted_class,confidence,${CLASSES.join(',')},error`);
     expect(lines).toHaveLength(255);
@@ -105,7 +130,17 @@ describe.skipIf(!hasFlowers)('predict and batch-predict', () => {
     const list = join(dir, 'list.txt');
     writeFileSync(list, `# two photos\n${rose}\n\nin/corrupt.jpg\n`);
     const out = join(dir, 'list.json');
-    const { stdout } = await run(['batch-predict', '--file-list', list, '--model-path', onnx, '--output-file', out, '--progress', 'none']);
+    const { stdout } = await run([
+      'batch-predict',
+      '--file-list',
+      list,
+      '--model-path',
+      onnx,
+      '--output-file',
+      out,
+      '--progress',
+      'none',
+    ]);
     expect(JSON.parse(stdout)).toMatchObject({ count: 2, failed: 1 });
 
     const missingModel = await fail(['predict', '--image-path', rose, '--model-path', join(dir, 'none.onnx')]);
@@ -113,9 +148,29 @@ describe.skipIf(!hasFlowers)('predict and batch-predict', () => {
     expect(missingModel.stderr).toMatch(/^error: model file .*none\.onnx' not found/);
     const notImage = await fail(['predict', '--image-path', list, '--model-path', onnx]);
     expect(notImage.stderr).toMatch(/^error: cannot decode .*list\.txt/);
-    const both = await fail(['batch-predict', '--input-dir', dir, '--file-list', list, '--model-path', onnx, '--output-file', out]);
+    const both = await fail([
+      'batch-predict',
+      '--input-dir',
+      dir,
+      '--file-list',
+      list,
+      '--model-path',
+      onnx,
+      '--output-file',
+      out,
+    ]);
     expect(both.stderr).toMatch(/either an input folder or a file list/);
-    const badFormat = await fail(['batch-predict', '--input-dir', dir, '--model-path', onnx, '--output-file', out, '--format', 'xml']);
+    const badFormat = await fail([
+      'batch-predict',
+      '--input-dir',
+      dir,
+      '--model-path',
+      onnx,
+      '--output-file',
+      out,
+      '--format',
+      'xml',
+    ]);
     expect(badFormat.stderr).toMatch(/json or csv/);
   });
 });

@@ -47,7 +47,9 @@ interface BuildFlags {
 export function registerBuildEngineCommand(program: Command): void {
   program
     .command('build-engine')
-    .description('build an inference engine (ONNX Runtime fp32/int8 on CPU; TensorRT where compiled in) from an ONNX model')
+    .description(
+      'build an inference engine (ONNX Runtime fp32/int8 on CPU; TensorRT where compiled in) from an ONNX model',
+    )
     .option('--model-path <file>', 'FP32 ONNX model from export-onnx', 'models/flower_classifier.onnx')
     .option(
       '--output-path <file>',
@@ -58,12 +60,20 @@ export function registerBuildEngineCommand(program: Command): void {
     .option('--calibration-dir <dir>', 'int8: folder of real photos (recursive)')
     .option('--run <runDir>', "int8: calibrate on a training run's train split (with its data folder or --data-dir)")
     .option('--data-dir <dir>', 'tf_flowers folder (or TRT_FLOWERS_DATA)')
-    .option('--calibration-images <n>', 'photos used for calibration', parseInteger('--calibration-images', 1, 100_000), 500)
+    .option(
+      '--calibration-images <n>',
+      'photos used for calibration',
+      parseInteger('--calibration-images', 1, 100_000),
+      500,
+    )
     .option('--method <m>', 'entropy | max | percentile', 'entropy')
     .option('--percentile <p>', 'for --method percentile', parseNumber('--percentile', 50, 100), 99.99)
     .option('--keep-float <nodes>', "comma-separated nodes kept in float: names, 'first-conv', 'classifier'")
     .option('--reduce-range <mode>', 'auto | on | off: 7-bit weights for x86 CPUs without VNNI', 'auto')
-    .option('--verify-images <dir>', 'photos to compare the engine with the FP32 model on (default: from the calibration source)')
+    .option(
+      '--verify-images <dir>',
+      'photos to compare the engine with the FP32 model on (default: from the calibration source)',
+    )
     .option('--verify-count <n>', 'photos for that comparison', parseInteger('--verify-count', 0, 10_000), 32)
     .option('--no-evaluate', "skip the test-split accuracy comparison (with a training run's split)")
     .option('--no-check', 'skip the ONNX checker (Python onnx) on the Q/DQ model')
@@ -153,7 +163,12 @@ export function registerBuildEngineCommand(program: Command): void {
           calibrationCount: flags.calibrationImages,
           method: flags.method as CalibrationMethod,
           percentile: flags.percentile,
-          keepFloat: flags.keepFloat ? flags.keepFloat.split(',').map((s) => s.trim()).filter(Boolean) : [],
+          keepFloat: flags.keepFloat
+            ? flags.keepFloat
+                .split(',')
+                .map((s) => s.trim())
+                .filter(Boolean)
+            : [],
           reduceRange: flags.reduceRange === 'auto' ? 'auto' : flags.reduceRange === 'on',
           check: flags.check,
           verifyImages,

@@ -42,9 +42,16 @@ export function registerExportOnnxCommand(program: Command): void {
     .description('export a TorchScript checkpoint to ONNX and verify it against libtorch on real photos')
     .requiredOption('--checkpoint-path <file>', 'TorchScript checkpoint (e.g. runs/<id>/checkpoints/best/model.pt)')
     .option('--output-path <file>', 'output .onnx file', 'models/flower_classifier.onnx')
-    .option('--opset <n>', 'ONNX opset (default: the highest the installed torch exports)', parseInteger('--opset', 13, 30))
+    .option(
+      '--opset <n>',
+      'ONNX opset (default: the highest the installed torch exports)',
+      parseInteger('--opset', 13, 30),
+    )
     .option('--static-batch [n]', 'a fixed batch size (default 1) instead of a dynamic batch axis')
-    .option('--verify-images <dir>', "real photos to verify with (default: the checkpoint's training data, or --data-dir)")
+    .option(
+      '--verify-images <dir>',
+      "real photos to verify with (default: the checkpoint's training data, or --data-dir)",
+    )
     .option('--verify-count <n>', 'photos taken from the folder', parseInteger('--verify-count', 1, 100_000), 32)
     .option('--tolerance <x>', 'largest accepted |logit difference|', parseNumber('--tolerance', 0, 1), 1e-4)
     .option('--no-verify', 'skip the libtorch vs ONNX Runtime comparison')

@@ -1,4 +1,3 @@
-
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 
@@ -76,13 +75,16 @@ export function registerPredictCommands(program: Command): void {
           throw new RangeError(`Expected json or csv for --format but received '${flags.format}'`);
         }
         if (!['auto', 'bar', 'plain', 'json', 'none'].includes(flags.progress)) {
-          throw new RangeError(`Expected auto, bar, plain, json or none for --progress but received '${flags.progress}'`);
+          throw new RangeError(
+            `Expected auto, bar, plain, json or none for --progress but received '${flags.progress}'`,
+          );
         }
         const images = await collectInputs({
           ...(flags.inputDir ? { inputDir: flags.inputDir } : {}),
           ...(flags.fileList ? { fileList: flags.fileList } : {}),
         });
-        if (images.length === 0) throw new RangeError('no images found (supported: jpg, jpeg, png, bmp, tif, tiff, webp)');
+        if (images.length === 0)
+          throw new RangeError('no images found (supported: jpg, jpeg, png, bmp, tif, tiff, webp)');
         await using engine = await Engine.load(flags.modelPath, engineOptions(flags, flags.batchSize));
         const progress = batchProgress(resolveProgressMode(flags.progress), images.length);
         const summary = await withInterrupt((signal) =>
@@ -141,5 +143,3 @@ function batchProgress(
     stop() {},
   };
 }
-
-
