@@ -41,3 +41,13 @@ await m.dispose();
 if (out.logits.length !== 5) process.exit(1);
 console.log('[check-install] import { TorchModel } from \"trt-flowers\": forward ok');
 "
+node --input-type=module -e "
+import { Engine, exportOnnx } from 'trt-flowers';
+const onnx = '$work/tiny.onnx';
+await exportOnnx({ checkpoint: '$root/test/.fixtures/tiny.pt', out: onnx, verify: false });
+const engine = await Engine.load(onnx);
+const [p] = await engine.infer({ data: new Float32Array(3 * 224 * 224), shape: [1, 3, 224, 224] });
+await engine.dispose();
+if (engine.info.backend !== 'onnxruntime' || !p.predictedClass) process.exit(1);
+console.log('[check-install] Engine over ONNX Runtime (worker threads) from the installed package: ' + p.predictedClass);
+"
