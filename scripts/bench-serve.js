@@ -6,15 +6,18 @@
  *   npx tsc -p tsconfig.build.json        # the server runs from dist/
  *   npm run bench:serve -- [--model runs/<id>/checkpoints/best/model.pt] [--onnx models/flower_classifier.onnx]
  *        [--image photo.jpg] [--duration 10] [--warmup 2] [--soak 60] [--concurrency 1,8,32] [--threads N]
- *        [--workers N] [--decode-concurrency N] [--max-batch 16] [--max-wait-ms 5] [--no-ours]
- *        [--handler async|threadpool] [--python-threads N] [--python /usr/bin/python3] [--no-python] [--out models/bench-serve]
+ *        [--workers N] [--decode-concurrency N] [--max-batch 16] [--max-wait-ms 5] [--no-ours] [--quiet-wait 600]
+ *        [--handler async|threadpool] [--python-threads N] [--python /usr/bin/python3] [--no-python]
+ *        [--out models/bench-serve]
  *
  * For each server: POST /predict with one real flower JPEG (about 50 KB; --image) as multipart/form-data, with
  * autocannon at each concurrency (keep-alive connections, one request in flight per connection) for --duration
  * seconds after --warmup seconds; requests/s (2xx per second), p50/p90/p99 latency, errors (connection errors,
  * timeouts and non-2xx answers). Then a --soak run at the highest concurrency sampling the server's RSS every
  * second. The model: --model, else the newest runs/* /checkpoints/best/model.pt, else test/.fixtures/tiny.pt.
- * --onnx adds a run of our server over an ONNX export of the same model.
+ * --onnx adds a run of our server over an ONNX export of the same model. Each run records the CPU used by the
+ * server, by this client (autocannon) and by every other process; before each run the script waits (at most
+ * --quiet-wait seconds) for other processes to go quiet.
  *
  * Writes <out>/bench-serve.json and <out>/bench-serve.md and prints the table.
  */
@@ -49,6 +52,7 @@ const levels = arg('concurrency', '1,8,32')
   .split(',')
   .map((v) => Number(v));
 if (!levels.every((c) => Number.isInteger(c) && c > 0)) throw new RangeError('--concurrency expects e.g. 1,8,32');
+const quietWait = num('quiet-wait', 600);
 const python = arg('python', process.env.TRT_FLOWERS_PYTHON ?? '/usr/bin/python3');
 const outDir = resolve(arg('out', join(root, 'models', 'bench-serve')));
 const flowerDir = process.env.TRT_FLOWERS_DATA ?? resolve(root, '..', 'shared', 'data', 'flower_photos');
@@ -101,6 +105,53 @@ function rssMiB(pid) {
     return m ? Number(m[1]) / 1024 : NaN;
   } catch {
     return NaN;
+  }
+}
+
+/** CPU time in clock ticks (1/100 s): all cores busy, a process (utime + stime). */
+function busyTicks() {
+  // user nice system idle iowait irq softirq steal [guest guest_nice: already in user and nice]
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  return cpu.reduce((a, b) => a + b, 0) - cpu[3] - cpu[4];
+}
+function processTicks(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Measures what else used the CPU during `work` (other processes, in % of one core): a load test on a shared machine
+ * is only worth its numbers when this stays near 0.
+ */
+async function withCpuAccounting(serverPid, work) {
+  const t0 = performance.now();
+  const [b0, s0, m0] = [busyTicks(), processTicks(serverPid), processTicks(process.pid)];
+  const result = await work();
+  const [b1, s1, m1] = [busyTicks(), processTicks(serverPid), processTicks(process.pid)];
+  const seconds = (performance.now() - t0) / 1000;
+  const pct = (ticks) => round(ticks / seconds, 0); // 100 ticks per second = one core
+  return {
+    ...result,
+    server_cpu_pct: pct(s1 - s0),
+    client_cpu_pct: pct(m1 - m0),
+    other_cpu_pct: pct(Math.max(0, b1 - b0 - (s1 - s0) - (m1 - m0))),
+  };
+}
+
+/**
+ * Waits (at most --quiet-wait seconds) until other processes use less than 10% of one core over 2 s, so that a run
+ * does not start in the middle of someone else's build.
+ */
+async function awaitQuiet(serverPid) {
+  const limit = performance.now() + quietWait * 1000;
+  for (;;) {
+    const { other_cpu_pct: other } = await withCpuAccounting(serverPid, () => sleep(2000).then(() => ({})));
+    if (other < 10 || performance.now() > limit) return other;
+    process.stderr.write(`  (other processes use ${other}% CPU: waiting for a quiet machine)\n`);
   }
 }
 
@@ -202,20 +253,25 @@ async function benchServer(server) {
   if (check.status !== 200) throw new Error(`${server.name}: /predict answered ${check.status}: ${answer}`);
   const runs = [];
   for (const c of levels) {
+    await awaitQuiet(pid);
     if (warmup > 0) await load(server.url, c, warmup);
-    const r = await load(server.url, c, duration);
+    const r = await withCpuAccounting(pid, () => load(server.url, c, duration));
     runs.push(r);
     process.stderr.write(
-      `  ${server.name} c=${c}: ${r.req_per_s} req/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, errors ${r.errors}\n`,
+      `  ${server.name} c=${c}: ${r.req_per_s} req/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, errors ${r.errors} ` +
+        `(CPU: server ${r.server_cpu_pct}%, client ${r.client_cpu_pct}%, other processes ${r.other_cpu_pct}%)\n`,
     );
   }
   let soakResult;
   if (soak > 0) {
     const c = Math.max(...levels);
+    await awaitQuiet(pid);
     const samples = [{ t: 0, rss_mib: round(rssMiB(pid)) }];
     const t0 = performance.now();
-    const r = await load(server.url, c, soak, () =>
-      samples.push({ t: round((performance.now() - t0) / 1000), rss_mib: round(rssMiB(pid)) }),
+    const r = await withCpuAccounting(pid, () =>
+      load(server.url, c, soak, () =>
+        samples.push({ t: round((performance.now() - t0) / 1000), rss_mib: round(rssMiB(pid)) }),
+      ),
     );
     samples.push({ t: round((performance.now() - t0) / 1000), rss_mib: round(rssMiB(pid)) });
     const rss = samples.map((s) => s.rss_mib);
@@ -234,7 +290,8 @@ async function benchServer(server) {
     };
     process.stderr.write(
       `  ${server.name} soak ${soak}s c=${c}: ${r.req_per_s} req/s, p99 ${r.p99_ms} ms, errors ${r.errors}, ` +
-        `RSS ${soakResult.rss_start_mib} -> ${soakResult.rss_end_mib} MiB (max ${soakResult.rss_max_mib})\n`,
+        `RSS ${soakResult.rss_start_mib} -> ${soakResult.rss_end_mib} MiB (max ${soakResult.rss_max_mib}), ` +
+        `other processes ${r.other_cpu_pct}% CPU\n`,
     );
   }
   return { name: server.name, start_s: round(server.startS), answer: JSON.parse(answer), runs, soak: soakResult };
@@ -352,13 +409,14 @@ function toMarkdown(report) {
       `as multipart/form-data, keep-alive connections, ${report.settings.duration_s} s per level after ` +
       `${report.settings.warmup_s} s of warm-up.`,
     '',
-    '| server | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| server | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors | CPU % server / client / other |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ];
   for (const r of report.results) {
     for (const run of r.runs) {
       lines.push(
-        `| ${r.name} | ${run.concurrency} | ${run.req_per_s} | ${run.p50_ms} | ${run.p90_ms} | ${run.p99_ms} | ${run.errors} |`,
+        `| ${r.name} | ${run.concurrency} | ${run.req_per_s} | ${run.p50_ms} | ${run.p90_ms} | ${run.p99_ms} | ` +
+          `${run.errors} | ${run.server_cpu_pct} / ${run.client_cpu_pct} / ${run.other_cpu_pct} |`,
       );
     }
   }
@@ -368,14 +426,15 @@ function toMarkdown(report) {
       '',
       `Soak: ${report.settings.soak_s} s at concurrency ${soaks[0].soak.concurrency}, RSS of the server process sampled every second.`,
       '',
-      '| server | req/s | p50 ms | p99 ms | errors | RSS start MiB | RSS max MiB | RSS end MiB | growth, 2nd half MiB | bounded |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+      '| server | req/s | p50 ms | p99 ms | errors | RSS start MiB | RSS max MiB | RSS end MiB | growth, 2nd half MiB | bounded | other CPU % |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
     );
     for (const r of soaks) {
       const s = r.soak;
       lines.push(
         `| ${r.name} | ${s.req_per_s} | ${s.p50_ms} | ${s.p99_ms} | ${s.errors} | ${s.rss_start_mib} | ` +
-          `${s.rss_max_mib} | ${s.rss_end_mib} | ${s.rss_growth_second_half_mib} | ${s.memory_bounded ? 'yes' : 'no'} |`,
+          `${s.rss_max_mib} | ${s.rss_end_mib} | ${s.rss_growth_second_half_mib} | ${s.memory_bounded ? 'yes' : 'no'} | ` +
+          `${s.other_cpu_pct} |`,
       );
     }
   }
