@@ -19,3 +19,16 @@ export function photos(cls: string, n: number, skip = 0): string[] {
     .slice(skip, skip + n)
     .map((f) => join(flowerDir, cls, f));
 }
+
+/** Counts 1 ms timer ticks while `work` runs; returns the count and the elapsed milliseconds. */
+export async function ticksDuring(work: () => Promise<unknown>): Promise<{ ticks: number; ms: number }> {
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  const start = performance.now();
+  try {
+    await work();
+  } finally {
+    clearInterval(timer);
+  }
+  return { ticks, ms: performance.now() - start };
+}

@@ -15,24 +15,11 @@ import {
 } from '../../src/errors.js';
 import { exportOnnx } from '../../src/export/onnx.js';
 import { TorchModel } from '../../src/train/TorchModel.js';
-import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
+import { CLASSES, hasFlowers, photos, ticksDuring, tinyModelPath } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'trt-flowers-engine-'));
 const onnxPath = join(dir, 'tiny.onnx');
 const images = hasFlowers ? CLASSES.flatMap((c) => photos(c, 3)) : [];
-
-/** Counts 1 ms timer ticks while `work` runs. */
-async function ticksDuring(work: () => Promise<unknown>): Promise<{ ticks: number; ms: number }> {
-  let ticks = 0;
-  const timer = setInterval(() => ticks++, 1);
-  const start = performance.now();
-  try {
-    await work();
-  } finally {
-    clearInterval(timer);
-  }
-  return { ticks, ms: performance.now() - start };
-}
 
 describe.skipIf(!hasFlowers)('Engine over libtorch and ONNX Runtime', () => {
   let torch: Engine;

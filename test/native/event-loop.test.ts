@@ -5,20 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadAddon } from '../../src/binding/loader.js';
 import { TorchModel } from '../../src/train/TorchModel.js';
 import { Trainer } from '../../src/train/Trainer.js';
-import { repoRoot, tinyModelPath } from '../helpers.js';
-
-/** Counts 1 ms timer ticks while `work` runs; returns the count and the elapsed milliseconds. */
-async function ticksDuring(work: () => Promise<unknown>): Promise<{ ticks: number; ms: number }> {
-  let ticks = 0;
-  const timer = setInterval(() => ticks++, 1);
-  const start = performance.now();
-  try {
-    await work();
-  } finally {
-    clearInterval(timer);
-  }
-  return { ticks, ms: performance.now() - start };
-}
+import { repoRoot, ticksDuring, tinyModelPath } from '../helpers.js';
 
 describe('native work runs off the event loop', () => {
   it('the loop keeps ticking during a long forward and a long training step', async () => {
