@@ -4,13 +4,17 @@
  * scheme, which is symmetric: int8 activations with zero point 0 and scale amax / 127, int8 weights per output
  * channel (Conv) or per tensor (Gemm) behind a DequantizeLinear, biases left in float for TensorRT to fuse.
  */
-import { createRequire } from 'node:module';
-
 import type { Range } from './calibration.js';
-import { floatValues, opsetOf, type QuantizationPlan, type QuantizeReport } from './quantize.js';
-
-const require = createRequire(import.meta.url);
-const { onnx } = require('onnx-proto') as typeof import('onnx-proto');
+import {
+  dequantizedInitializer,
+  floatValues,
+  opsetOf,
+  qdqPair,
+  quantizeWeights,
+  tensor,
+  type QuantizationPlan,
+  type QuantizeReport,
+} from './quantize.js';
 
 type ModelProto = import('onnx-proto').onnx.ModelProto;
 type NodeProto = import('onnx-proto').onnx.INodeProto;
@@ -23,25 +27,6 @@ const INT8 = 3;
 export function symmetricScale(range: Range): number {
   const amax = Math.max(Math.abs(range.min), Math.abs(range.max));
   return amax > 0 ? amax / 127 : 1;
-}
-
-function tensor(name: string, dataType: number, dims: number[], data: ArrayBufferView): TensorProto {
-  return onnx.TensorProto.create({
-    name,
-    dataType,
-    dims,
-    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-  });
-}
-
-function node(opType: string, inputs: string[], outputs: string[], name: string, axis?: number): NodeProto {
-  return onnx.NodeProto.create({
-    opType,
-    input: inputs,
-    output: outputs,
-    name,
-    attribute: axis === undefined ? [] : [onnx.AttributeProto.create({ name: 'axis', i: axis, type: 2 })],
-  });
 }
 
 /**
@@ -90,13 +75,9 @@ export function quantizeForTensorRT(
   const dq = new Map<string, string>();
   const qdq = (t: string): NodeProto[] => {
     const p = paramsOf(t);
-    const q = uid(`${t}_quantized`);
-    const d = uid(`${t}_dequantized`);
-    dq.set(t, d);
-    return [
-      node('QuantizeLinear', [t, p.scale, p.zeroPoint], [q], uid(`${t}_QuantizeLinear`)),
-      node('DequantizeLinear', [q, p.scale, p.zeroPoint], [d], uid(`${t}_DequantizeLinear`)),
-    ];
+    const pair = qdqPair(t, p.scale, p.zeroPoint, uid);
+    dq.set(t, pair.dequantized);
+    return pair.nodes;
   };
 
   const weighted = new Set(plan.weighted);
@@ -111,30 +92,18 @@ export function quantizeForTensorRT(
       const values = floatValues(w);
       const dims = (w.dims ?? []).map(Number);
       const perChannel = n.opType === 'Conv';
-      const channels = perChannel ? (dims[0] as number) : 1;
-      const per = values.length / channels;
-      const scales = new Float32Array(channels);
-      const q = new Int8Array(values.length);
-      for (let c = 0; c < channels; c++) {
-        let amax = 0;
-        for (let k = c * per; k < (c + 1) * per; k++) amax = Math.max(amax, Math.abs(values[k] as number));
-        const s = amax > 0 ? amax / 127 : 1;
-        scales[c] = s;
-        for (let k = c * per; k < (c + 1) * per; k++) {
-          q[k] = Math.max(-127, Math.min(127, Math.round((values[k] as number) / s)));
-        }
-      }
-      const wq = uid(`${w.name}_quantized`);
-      const ws = uid(`${w.name}_scale`);
-      const wz = uid(`${w.name}_zero_point`);
-      const wd = uid(`${w.name}_dequantized`);
-      newInits.push(tensor(wq, INT8, dims, q));
-      newInits.push(tensor(ws, FLOAT, perChannel ? [channels] : [], scales));
-      newInits.push(tensor(wz, INT8, perChannel ? [channels] : [], new Int8Array(channels)));
-      out.push(
-        node('DequantizeLinear', [wq, ws, wz], [wd], uid(`${w.name}_DequantizeLinear`), perChannel ? 0 : undefined),
+      const { q, scales, channels } = quantizeWeights(values, dims, 127, perChannel);
+      const wdq = dequantizedInitializer(
+        w.name as string,
+        uid,
+        { dataType: INT8, dims, data: q },
+        scales,
+        { dataType: INT8, data: new Int8Array(channels) },
+        perChannel,
       );
-      n.input[1] = wd;
+      newInits.push(...wdq.initializers);
+      out.push(wdq.node);
+      n.input[1] = wdq.output;
       if (perChannel) convs++;
       else gemms++;
     }

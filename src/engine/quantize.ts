@@ -83,7 +83,8 @@ export function floatValues(t: TensorProto): Float32Array {
   return Float32Array.from(t.floatData ?? []);
 }
 
-function tensor(name: string, dataType: number, dims: number[], data: ArrayBufferView): TensorProto {
+/** An initializer holding `data` as raw bytes. */
+export function tensor(name: string, dataType: number, dims: number[], data: ArrayBufferView): TensorProto {
   return onnx.TensorProto.create({
     name,
     dataType,
@@ -106,6 +107,82 @@ function node(
     name,
     attribute: Object.entries(attrs).map(([k, v]) => onnx.AttributeProto.create({ name: k, i: v, type: 2 })),
   });
+}
+
+/**
+ * Symmetric int8 weights, per output channel (dims[0] channels) or per tensor: each channel's scale is its largest
+ * magnitude over `qmax` (1 for an all-zero channel), values rounded and clamped to ±qmax.
+ */
+export function quantizeWeights(
+  values: Float32Array,
+  dims: readonly number[],
+  qmax: number,
+  perChannel: boolean,
+): { q: Int8Array; scales: Float32Array; channels: number } {
+  const channels = perChannel ? (dims[0] as number) : 1;
+  const per = values.length / channels;
+  const scales = new Float32Array(channels);
+  const q = new Int8Array(values.length);
+  for (let c = 0; c < channels; c++) {
+    let absMax = 0;
+    for (let k = c * per; k < (c + 1) * per; k++) absMax = Math.max(absMax, Math.abs(values[k] as number));
+    const s = absMax > 0 ? absMax / qmax : 1;
+    scales[c] = s;
+    for (let k = c * per; k < (c + 1) * per; k++) {
+      q[k] = Math.max(-qmax, Math.min(qmax, Math.round((values[k] as number) / s)));
+    }
+  }
+  return { q, scales, channels };
+}
+
+/**
+ * The QuantizeLinear → DequantizeLinear pair on tensor `t` with the given scale and zero-point initializers; `uid`
+ * makes the new tensor and node names unique. Returns the two nodes and the dequantised tensor's name.
+ */
+export function qdqPair(
+  t: string,
+  scale: string,
+  zeroPoint: string,
+  uid: (base: string) => string,
+): { nodes: NodeProto[]; dequantized: string } {
+  const q = uid(`${t}_quantized`);
+  const d = uid(`${t}_dequantized`);
+  return {
+    nodes: [
+      node('QuantizeLinear', [t, scale, zeroPoint], [q], uid(`${t}_QuantizeLinear`)),
+      node('DequantizeLinear', [q, scale, zeroPoint], [d], uid(`${t}_DequantizeLinear`)),
+    ],
+    dequantized: d,
+  };
+}
+
+/**
+ * A quantised initializer behind its own DequantizeLinear: the quantised values, their scales and zero points (one
+ * per channel along axis 0 when `perAxis`, else one), and the node reading them. `base` names them, made unique by
+ * `uid`. Returns the three initializers, the node and the dequantised tensor's name.
+ */
+export function dequantizedInitializer(
+  base: string,
+  uid: (base: string) => string,
+  quantized: { dataType: number; dims: number[]; data: ArrayBufferView },
+  scales: Float32Array,
+  zeroPoints: { dataType: number; data: ArrayBufferView },
+  perAxis: boolean,
+): { initializers: TensorProto[]; node: NodeProto; output: string } {
+  const qn = uid(`${base}_quantized`);
+  const sn = uid(`${base}_scale`);
+  const zn = uid(`${base}_zero_point`);
+  const dn = uid(`${base}_dequantized`);
+  const paramDims = perAxis ? [scales.length] : [];
+  return {
+    initializers: [
+      tensor(qn, quantized.dataType, quantized.dims, quantized.data),
+      tensor(sn, DT.FLOAT, paramDims, scales),
+      tensor(zn, zeroPoints.dataType, paramDims, zeroPoints.data),
+    ],
+    node: node('DequantizeLinear', [qn, sn, zn], [dn], uid(`${base}_DequantizeLinear`), perAxis ? { axis: 0 } : {}),
+    output: dn,
+  };
 }
 
 function attrInts(n: NodeProto, name: string): number[] | undefined {
@@ -346,13 +423,9 @@ export function quantizeModel(
   const dq = new Map<string, string>(); // tensor -> its dequantised name
   const qdqNodes = (t: string): NodeProto[] => {
     const p = paramsOf(t);
-    const q = uid(`${t}_quantized`);
-    const d = uid(`${t}_dequantized`);
-    dq.set(t, d);
-    return [
-      node('QuantizeLinear', [t, p.scaleName, p.zpName], [q], uid(`${t}_QuantizeLinear`)),
-      node('DequantizeLinear', [q, p.scaleName, p.zpName], [d], uid(`${t}_DequantizeLinear`)),
-    ];
+    const pair = qdqPair(t, p.scaleName, p.zpName, uid);
+    dq.set(t, pair.dequantized);
+    return pair.nodes;
   };
 
   const weightedSet = new Set(plan.weighted);
@@ -369,30 +442,18 @@ export function quantizeModel(
       const values = floatValues(w);
       const dims = (w.dims ?? []).map(Number);
       const perChannel = n.opType === 'Conv';
-      const channels = perChannel ? (dims[0] as number) : 1;
-      const per = values.length / channels;
-      const scales = new Float32Array(channels);
-      const q = new Int8Array(values.length);
-      for (let c = 0; c < channels; c++) {
-        let absMax = 0;
-        for (let k = c * per; k < (c + 1) * per; k++) absMax = Math.max(absMax, Math.abs(values[k] as number));
-        const s = absMax > 0 ? absMax / qmax : 1;
-        scales[c] = s;
-        for (let k = c * per; k < (c + 1) * per; k++) {
-          q[k] = Math.max(-qmax, Math.min(qmax, Math.round((values[k] as number) / s)));
-        }
-      }
-      const wq = uid(`${w.name}_quantized`);
-      const ws = uid(`${w.name}_scale`);
-      const wz = uid(`${w.name}_zero_point`);
-      const wd = uid(`${w.name}_dequantized`);
-      newInits.push(tensor(wq, DT.INT8, dims, q));
-      newInits.push(tensor(ws, DT.FLOAT, perChannel ? [channels] : [], scales));
-      newInits.push(tensor(wz, DT.INT8, perChannel ? [channels] : [], new Int8Array(channels)));
-      out.push(
-        node('DequantizeLinear', [wq, ws, wz], [wd], uid(`${w.name}_DequantizeLinear`), perChannel ? { axis: 0 } : {}),
+      const { q, scales, channels } = quantizeWeights(values, dims, qmax, perChannel);
+      const wdq = dequantizedInitializer(
+        w.name!,
+        uid,
+        { dataType: DT.INT8, dims, data: q },
+        scales,
+        { dataType: DT.INT8, data: new Int8Array(channels) },
+        perChannel,
       );
-      n.input![1] = wd;
+      newInits.push(...wdq.initializers);
+      out.push(wdq.node);
+      n.input![1] = wdq.output;
       const biasName = n.input![2];
       const bias = biasName ? initializers.get(biasName) : undefined;
       if (bias && bias.dataType === DT.FLOAT && xParams) {
@@ -405,23 +466,17 @@ export function quantizeModel(
           const s = bScales[perBias ? k : 0] as number;
           bq[k] = Math.max(-(2 ** 31) + 1, Math.min(2 ** 31 - 1, Math.round((b[k] as number) / s)));
         }
-        const bqn = uid(`${bias.name}_quantized`);
-        const bsn = uid(`${bias.name}_scale`);
-        const bzn = uid(`${bias.name}_zero_point`);
-        const bdn = uid(`${bias.name}_dequantized`);
-        newInits.push(tensor(bqn, DT.INT32, (bias.dims ?? []).map(Number), bq));
-        newInits.push(tensor(bsn, DT.FLOAT, perBias ? [channels] : [], bScales));
-        newInits.push(tensor(bzn, DT.INT32, perBias ? [channels] : [], new Int32Array(bScales.length)));
-        out.push(
-          node(
-            'DequantizeLinear',
-            [bqn, bsn, bzn],
-            [bdn],
-            uid(`${bias.name}_DequantizeLinear`),
-            perBias ? { axis: 0 } : {},
-          ),
+        const bdq = dequantizedInitializer(
+          bias.name!,
+          uid,
+          { dataType: DT.INT32, dims: (bias.dims ?? []).map(Number), data: bq },
+          bScales,
+          { dataType: DT.INT32, data: new Int32Array(bScales.length) },
+          perBias,
         );
-        n.input![2] = bdn;
+        newInits.push(...bdq.initializers);
+        out.push(bdq.node);
+        n.input![2] = bdq.output;
       }
       if (n.opType === 'Conv') convs++;
       else gemms++;
