@@ -9,8 +9,7 @@ import path from 'node:path';
 
 import { decodeResized, normalizeInto } from '../data/preprocess.js';
 import { mapLimit, writeFileAtomic } from '../data/fsutil.js';
-import { DataError, ModelLoadError } from '../errors.js';
-import { sha256File } from '../export/onnx.js';
+import { DataError } from '../errors.js';
 import { runPythonStep } from '../export/python.js';
 import { runtimeInfo } from '../runtime.js';
 import {
@@ -18,6 +17,7 @@ import {
   calibrateRanges,
   calibrationImages,
   calibrationSummary,
+  readSourceModel,
   sidecarPath,
   writeCalibrationFiles,
   type BuildEngineOptions,
@@ -26,9 +26,9 @@ import {
 } from './build.js';
 import { Engine } from './Engine.js';
 import { convertToFloat16 } from './fp16.js';
-import { parseMetadataJson, type ModelMetadata } from './metadata.js';
+import type { ModelMetadata } from './metadata.js';
 import { onnxRuntimeModule } from './onnxruntime.js';
-import { decodeModel, encodeModel, metadataProps, setMetadataProps, type QuantizeReport } from './quantize.js';
+import { encodeModel, setMetadataProps, type QuantizeReport } from './quantize.js';
 import { quantizeForTensorRT } from './quantize-tensorrt.js';
 import { buildTensorRTPlan, tensorrtNative, type TensorRTSidecar } from './tensorrt.js';
 import { chooseBatchProfile, choosePrecisionPlan, parseTensorRTVersion } from './tensorrt-plan.js';
@@ -57,23 +57,8 @@ export async function buildTensorRTEngine(
   if (!gpu)
     throw new RangeError(`Expected 'cuda' or 'cuda:N' of an existing GPU for \`device\` but received '${device}'`);
 
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(options.model);
-  } catch {
-    throw new ModelLoadError(`model file '${options.model}' not found`);
-  }
-  const model = decodeModel(bytes, `'${options.model}'`);
-  const props = metadataProps(model);
-  if (!props.trt_flowers) {
-    throw new ModelLoadError(
-      `'${options.model}' has no trt-flowers metadata (classes, preprocessing): export it with \`trt-flowers export-onnx\``,
-    );
-  }
-  const metadata = parseMetadataJson(props.trt_flowers, options.model);
-  const sha = await sha256File(options.model);
+  const { model, props, metadata, sha, staticBatch } = await readSourceModel(options.model);
   const size = metadata.preprocessing.size;
-  const staticBatch = typeof metadata.static_batch === 'number' ? metadata.static_batch : null;
   const profile = chooseBatchProfile({
     batch: options.batch,
     maxBatch: options.maxBatch,

@@ -185,6 +185,41 @@ export function defaultOutput(model: string, precision: Precision, backend: 'onn
   return model.replace(/(\.onnx)?$/i, `.${precision}.${backend === 'tensorrt' ? 'engine' : 'onnx'}`);
 }
 
+/** An FP32 ONNX model read for building: the decoded model, its metadata_props and trt-flowers metadata. */
+export interface SourceModel {
+  model: ReturnType<typeof decodeModel>;
+  props: Record<string, string>;
+  metadata: ModelMetadata;
+  /** The file's sha256 (hex). */
+  sha: string;
+  /** The batch of a static-batch export, else null. */
+  staticBatch: number | null;
+}
+
+/**
+ * Reads and decodes the FP32 ONNX model an engine is built from, with its trt-flowers metadata. Rejects with
+ * ModelLoadError (missing, corrupt, or exported without trt-flowers metadata).
+ */
+export async function readSourceModel(modelPath: string): Promise<SourceModel> {
+  let bytes: Buffer;
+  try {
+    bytes = await fs.readFile(modelPath);
+  } catch {
+    throw new ModelLoadError(`model file '${modelPath}' not found`);
+  }
+  const model = decodeModel(bytes, `'${modelPath}'`);
+  const props = metadataProps(model);
+  if (!props.trt_flowers) {
+    throw new ModelLoadError(
+      `'${modelPath}' has no trt-flowers metadata (classes, preprocessing): export it with \`trt-flowers export-onnx\``,
+    );
+  }
+  const metadata = parseMetadataJson(props.trt_flowers, modelPath);
+  const sha = await sha256File(modelPath);
+  const staticBatch = typeof metadata.static_batch === 'number' ? metadata.static_batch : null;
+  return { model, props, metadata, sha, staticBatch };
+}
+
 /**
  * Builds an inference engine from an FP32 ONNX model. ONNX Runtime (CPU): fp32 writes the graph-optimised model,
  * int8 calibrates on real photos and writes a Q/DQ model, a calibration table (JSON) and a TensorRT calibration
@@ -214,28 +249,13 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
   if (!out.toLowerCase().endsWith('.onnx')) {
     throw new RangeError(`ONNX Runtime engines are .onnx files: expected --output-path ending in .onnx, got '${out}'`);
   }
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(options.model);
-  } catch {
-    throw new ModelLoadError(`model file '${options.model}' not found`);
-  }
-  const model = decodeModel(bytes, `'${options.model}'`);
-  const props = metadataProps(model);
-  if (!props.trt_flowers) {
-    throw new ModelLoadError(
-      `'${options.model}' has no trt-flowers metadata (classes, preprocessing): export it with \`trt-flowers export-onnx\``,
-    );
-  }
-  const metadata = parseMetadataJson(props.trt_flowers, options.model);
-  const sha = await sha256File(options.model);
+  const { model, props, metadata, sha, staticBatch } = await readSourceModel(options.model);
   const ort = onnxRuntimeModule();
   const versions: Record<string, string> = { onnxruntime: ort.version, libtorch: runtimeInfo().torchVersion };
   const size = metadata.preprocessing.size;
   const dir = path.dirname(path.resolve(out));
   await fs.mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(out)}.building-${process.pid}.onnx`);
-  const staticBatch = typeof metadata.static_batch === 'number' ? metadata.static_batch : null;
 
   let calibration: EngineSidecar['calibration'] = null;
   let quantization: QuantizeReport | null = null;
