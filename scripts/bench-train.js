@@ -5,11 +5,13 @@
  *   npx tsc -p tsconfig.build.json   # this script imports dist/
  *   node scripts/bench-train.js --model models/rexnet.pt [--batch 8] [--size 128] [--steps 10] [--warmup 3]
  *        [--threads 2] [--jit-optimize 0|1] [--python-eager --arch rexnet_150 [--freeze-bn]] [--no-python] [--python /usr/bin/python3]
+ *        [--device cuda [--amp]]
  *
  * Both sides: the fixed input pattern x[i] = 1.5 * sin(0.37 * i) over the flat [3B, 3, size, size] batch (query,
  * positive, negative), labels i % classes, AdamW lr 1e-3 (weight decay 0), CE + the two cosine-embedding losses,
  * warm-up steps then the median of the timed steps. The two run one after the other, never side by side: two
- * torch thread pools on two cores slow both down many times over. Prints one JSON line with both and the ratio.
+ * torch thread pools on two cores slow both down many times over. --device cuda runs both on the GPU; --amp adds
+ * fp16 autocast with dynamic loss scaling on both sides. Prints one JSON line with both and the ratio.
  */
 import { execFile } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
@@ -42,6 +44,8 @@ const size = int('size', 128);
 const steps = int('steps', 10);
 const warmup = int('warmup', 3, 0);
 const threads = int('threads', 2);
+const device = arg('device', 'cpu');
+const amp = flag('amp');
 
 const pattern = (n, offset) => Float32Array.from({ length: n }, (_, i) => Math.sin((i + offset) * 0.37) * 1.5);
 const median = (xs) => {
@@ -53,7 +57,8 @@ const round = (v, d = 1) => Math.round(v * 10 ** d) / 10 ** d;
 async function benchNative() {
   setThreads(threads);
   setJitOptimize(arg('jit-optimize', '1') !== '0');
-  const model = await TorchModel.load(resolve(modelPath));
+  const model = await TorchModel.load(resolve(modelPath), { device });
+  const usedDevice = model.info.device;
   const per = batch * 3 * size * size;
   const shape = [batch, 3, size, size];
   // The same flat pattern as the Python side: query, positive and negative are consecutive slices.
@@ -62,7 +67,7 @@ async function benchNative() {
   const negative = pattern(per, 2 * per);
   const probe = await model.forward(query.subarray(0, 2 * 3 * size * size), [2, 3, size, size]);
   const labels = Int32Array.from({ length: batch }, (_, i) => i % probe.numClasses);
-  const trainer = new Trainer(model, { optimizer: 'adamw', learningRate: 1e-3, weightDecay: 0 });
+  const trainer = new Trainer(model, { optimizer: 'adamw', learningRate: 1e-3, weightDecay: 0, amp });
   const times = [];
   const losses = [];
   for (let i = 0; i < warmup + steps; i++) {
@@ -83,6 +88,8 @@ async function benchNative() {
     images_per_step: 3 * batch,
     size,
     threads,
+    device: usedDevice,
+    amp,
     warmup,
     steps,
     median_step_ms: round(m),
@@ -97,7 +104,8 @@ async function benchNative() {
 async function benchPython() {
   const args = [join(here, 'bench_train_python.py'), '--model', resolve(modelPath)];
   args.push('--batch', String(batch), '--size', String(size), '--steps', String(steps));
-  args.push('--warmup', String(warmup), '--threads', String(threads));
+  args.push('--warmup', String(warmup), '--threads', String(threads), '--device', device);
+  if (amp) args.push('--amp');
   if (flag('python-eager')) {
     args.push('--eager', '--arch', arg('arch', ''));
     if (flag('freeze-bn')) args.push('--freeze-bn');

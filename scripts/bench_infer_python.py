@@ -20,13 +20,15 @@ at least --duration-s of timed wall clock; every call timed with time.perf_count
 --eval-list FILE (JSON [[path, class index], ...]): also classifies those photos (batches of the largest batch size,
 at least 16) and returns the predicted class indices. Before timing, the eager model's logits are compared with the
 TorchScript file's on up to 4 photos (max |diff| in the output; above 1e-3 is an error).
-Threads: torch.set_num_threads(--threads), set_num_interop_threads(1). Progress on stderr; one JSON line on stdout
-with every latency in ms.
+Threads: torch.set_num_threads(--threads), set_num_interop_threads(1). --device cuda[:N] runs the model on a GPU
+(preprocessing stays on the CPU, as in the Node bench; every timed call ends with the outputs copied back to the
+host, which waits for the GPU). Progress on stderr; one JSON line on stdout with every latency in ms.
 """
 import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -147,6 +149,7 @@ def main():
     p.add_argument("--std", default=None, help="three comma-separated numbers (default: metadata, else ImageNet)")
     p.add_argument("--resize", choices=["fill", "center-crop"], default=None)
     p.add_argument("--eval-list", help="JSON file: [[path, class index], ...] to classify")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     args = p.parse_args()
     if not os.path.isfile(args.model):
         p.error(f"--model: file not found: {args.model}")
@@ -166,6 +169,12 @@ def main():
     if not isinstance(photos, list) or not photos:
         p.error(f"--images: {args.images} must hold a non-empty JSON list of paths")
 
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
+        p.error(f"--device: cpu, cuda or cuda:N, received {args.device!r}")
+    if args.device != "cpu" and not torch.cuda.is_available():
+        print(f"error: --device {args.device}: this PyTorch ({torch.__version__}) sees no CUDA device", file=sys.stderr)
+        sys.exit(2)
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     try:
@@ -179,7 +188,8 @@ def main():
     std = [float(x) for x in args.std.split(",")] if args.std else list(pre.get("std", [0.229, 0.224, 0.225]))
     resize = args.resize or pre.get("resize", "fill")
     transform = make_transform(size, mean, std, resize)
-    log(f"{args.model}: eager {arch}, input {size}x{size} ({resize}), {torch.get_num_threads()} threads, "
+    model.to(device)
+    log(f"{args.model}: eager {arch} on {device}, input {size}x{size} ({resize}), {torch.get_num_threads()} threads, "
         f"{len(photos)} photos")
 
     results = []
@@ -187,7 +197,7 @@ def main():
         # The eager model must compute what the TorchScript file computes.
         check = load_images(photos[:4], transform)
         scripted.eval()
-        diff = float((model(check)[0] - scripted(check)[0]).abs().max())
+        diff = float((model(check.to(device))[0].cpu() - scripted(check)[0]).abs().max())
         del scripted
         log(f"eager vs TorchScript on {len(check)} photos: max |logit diff| {diff:.2e}")
         if diff > 1e-3:
@@ -195,16 +205,17 @@ def main():
                   file=sys.stderr)
             sys.exit(2)
         for b in batches:
-            fixed = load_images([photos[k % len(photos)] for k in range(b)], transform)
+            fixed = load_images([photos[k % len(photos)] for k in range(b)], transform).to(device)
             for mode in modes:
                 if mode == "model":
                     def call(_i, x=fixed):
-                        model(x)
+                        logits, embedding = model(x)
+                        logits.cpu(), embedding.cpu()
                 else:
                     def call(i, b=b):
                         start = (i * b) % len(photos)
                         paths = [photos[(start + k) % len(photos)] for k in range(b)]
-                        logits, _ = model(load_images(paths, transform))
+                        logits, _ = model(load_images(paths, transform).to(device))
                         logits.softmax(1).tolist()
                 r = time_calls(call, args.warmup_ms, args.iterations, args.duration_s)
                 lat = r["latencies_ms"]
@@ -220,7 +231,7 @@ def main():
             t = time.perf_counter()
             predictions = []
             for k in range(0, len(items), step):
-                logits, _ = model(load_images([it[0] for it in items[k:k + step]], transform))
+                logits, _ = model(load_images([it[0] for it in items[k:k + step]], transform).to(device))
                 predictions.extend(int(c) for c in logits.argmax(1).tolist())
             eval_ms = round((time.perf_counter() - t) * 1000, 1)
             correct = sum(1 for pr, it in zip(predictions, items) if pr == int(it[1]))
@@ -230,7 +241,9 @@ def main():
     import torchvision
     print(json.dumps({
         "impl": "python-eager", "model": os.path.abspath(args.model), "arch": arch, "size": size, "resize": resize,
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "threads": torch.get_num_threads(), "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "torch": torch.__version__, "torchvision": torchvision.__version__,
         "pillow": PIL.__version__, "python": platform.python_version(), "max_abs_diff_vs_torchscript": diff,
         "results": results,
         "predictions": predictions, "eval_ms": eval_ms,

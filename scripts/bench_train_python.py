@@ -14,7 +14,9 @@ Inputs: a fixed pattern, x[i] = 1.5 * sin(0.37 * i) over the flat [3B, 3, size, 
 uses the same one, so the first-step losses can be compared), labels i % classes.
 
 Warm-up steps first (the first calls are 2-8x slower), then the median (and p90) over --steps timed steps.
-Threads: torch.set_num_threads(--threads) and set_num_interop_threads(1). Prints one JSON line.
+Threads: torch.set_num_threads(--threads) and set_num_interop_threads(1). --device cuda[:N] runs the step on a GPU;
+--amp adds fp16 autocast and torch.amp.GradScaler (dynamic loss scaling), as the native trainer does with amp.
+Prints one JSON line.
 """
 import argparse
 import json
@@ -64,6 +66,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--amp", action="store_true", help="fp16 autocast + dynamic loss scaling (CUDA only)")
     args = p.parse_args()
     if not args.model and not args.arch:
         p.error("give --model FILE or --arch")
@@ -75,6 +79,11 @@ def main():
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
 
+    if args.device != "cpu" and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: this PyTorch ({torch.__version__}) sees no CUDA device")
+    device = torch.device(args.device)
+    if args.amp and device.type != "cuda":
+        p.error("--amp needs --device cuda")
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     torch.manual_seed(args.seed)
@@ -87,30 +96,43 @@ def main():
     else:
         model = build_eager(args)
         kind = "eager"
+    model.to(device)
     b, s = args.batch, args.size
-    images = pattern(3 * b * 3 * s * s).reshape(3 * b, 3, s, s)
+    images = pattern(3 * b * 3 * s * s).reshape(3 * b, 3, s, s).to(device)
     model.eval()
     with torch.no_grad():
         classes = int(model(images[:2])[0].shape[1])
     model.train()
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    labels = torch.arange(b) % classes
-    ones = torch.ones(b)
+    labels = (torch.arange(b) % classes).to(device)
+    ones = torch.ones(b, device=device)
+    scaler = None
+    if args.amp:  # torch.amp.GradScaler("cuda") from PyTorch 2.3, torch.cuda.amp.GradScaler before
+        scaler = (torch.amp.GradScaler("cuda", init_scale=65536.0) if hasattr(torch.amp, "GradScaler")
+                  else torch.cuda.amp.GradScaler(init_scale=65536.0))
 
     def step():
-        logits, emb = model(images)
-        q_logits = logits[:b]
-        q, pos, neg = emb.split(b)
-        ce = F.cross_entropy(q_logits, labels)
-        lp = F.cosine_embedding_loss(q, pos, ones, margin=0.0)
-        ln = F.cosine_embedding_loss(q, neg, -ones, margin=0.0)
-        loss = ce + lp + ln
+        with torch.autocast("cuda", dtype=torch.float16, enabled=args.amp):
+            logits, emb = model(images)
+            q_logits = logits[:b]
+            q, pos, neg = emb.float().split(b)
+            ce = F.cross_entropy(q_logits.float(), labels)
+            lp = F.cosine_embedding_loss(q, pos, ones, margin=0.0)
+            ln = F.cosine_embedding_loss(q, neg, -ones, margin=0.0)
+            loss = ce + lp + ln
         vals = [loss.item(), ce.item(), lp.item(), ln.item(), int(q_logits.argmax(1).eq(labels).sum())]
         opt.zero_grad()
-        loss.backward()
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, math.inf))
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, math.inf))
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, math.inf))
+            scaler.step(opt)
+            scaler.update()
         return vals[0], grad_norm
 
     losses, times = [], []
@@ -130,6 +152,8 @@ def main():
         "p90_step_ms": round(ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)], 1),
         "min_step_ms": round(ordered[0], 1), "images_per_s": round(3 * b / (median / 1000), 2),
         "first_loss": round(losses[0], 5), "last_loss": round(losses[-1], 5), "torch": torch.__version__,
+        "device": str(device), "amp": args.amp,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }))
 
 

@@ -18,6 +18,8 @@ export interface PythonBenchOptions {
   warmupMs: number;
   durationS: number;
   threads: number;
+  /** 'cpu' (default), 'cuda' or 'cuda:N'. */
+  device?: string | undefined;
   /** Photos to classify, with the class index in the model's class order. */
   evalItems?: readonly [string, number][];
   python?: string | undefined;
@@ -85,6 +87,7 @@ export async function runPythonBench(o: PythonBenchOptions): Promise<PythonBench
       '--resize',
       o.preprocessing.resize,
     ];
+    if (o.device && o.device !== 'cpu') args.push('--device', o.device);
     if (o.arch && ['tiny', 'mobilenet_v2', 'rexnet_150'].includes(o.arch)) args.push('--arch', o.arch);
     if (o.evalItems?.length) {
       const evalList = path.join(dir, 'eval.json');

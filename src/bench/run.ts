@@ -289,11 +289,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
           ? evalSet.items.map((it): [string, number] => [it.path, classes.indexOf(it.label)])
           : undefined;
       log(`timing ${torchEngine.model} in Python PyTorch eager with PIL preprocessing`);
+      // The reference runs where the first libtorch engine ran: a CUDA bench compares GPU with GPU.
+      const pythonDevice = torchEngine.device === 'cpu' ? 'cpu' : torchEngine.device;
       const entry: BenchEngine = {
-        label: 'python-eager fp32 cpu',
+        label: `python-eager fp32 ${pythonDevice}`,
         backend: 'python-eager',
         precision: 'fp32',
-        device: 'cpu',
+        device: pythonDevice,
         model: torchEngine.model,
         status: 'ok',
         preprocessing: torchEngine.preprocessing,
@@ -311,6 +313,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
           warmupMs: s.warmupMs,
           durationS: s.durationS,
           threads: s.threads,
+          device: pythonDevice,
           ...(evalItems ? { evalItems } : {}),
           python: options.pythonPath,
           signal,
