@@ -21,3 +21,15 @@ export function parseNumber(flag: string, lo: number, hi: number): (value: strin
     return n;
   };
 }
+
+/**
+ * Checks that a flag's value is one of `choices` and returns it; otherwise throws RangeError "Expected a, b or c for
+ * <flag> but received '<value>'".
+ */
+export function parseChoice<const T extends string>(flag: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value)) {
+    const list = choices.length > 1 ? `${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}` : choices.join('');
+    throw new RangeError(`Expected ${list} for ${flag} but received '${value}'`);
+  }
+  return value as T;
+}

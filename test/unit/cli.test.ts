@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { createProgram } from '../../src/cli/index.js';
-import { parseInteger, parseNumber } from '../../src/cli/parse.js';
+import { parseChoice, parseInteger, parseNumber } from '../../src/cli/parse.js';
 
 describe('CLI parsing', () => {
   it('registers the commands', () => {
@@ -19,5 +19,15 @@ describe('CLI parsing', () => {
     expect(n('0.5')).toBe(0.5);
     expect(() => n('NaN')).toThrow(/--lr/);
     expect(() => n('')).toThrow(/--lr/);
+  });
+
+  it('choice options list the choices and what was received', () => {
+    expect(parseChoice('--format', 'csv', ['json', 'csv'])).toBe('csv');
+    expect(() => parseChoice('--format', 'xml', ['json', 'csv'])).toThrow(
+      new RangeError("Expected json or csv for --format but received 'xml'"),
+    );
+    expect(() => parseChoice('--device', 'tpu', ['auto', 'cpu', 'cuda'])).toThrow(
+      "Expected auto, cpu or cuda for --device but received 'tpu'",
+    );
   });
 });

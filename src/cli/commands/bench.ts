@@ -4,7 +4,7 @@ import { formatTable, writeReports } from '../../bench/report.js';
 import { runBench } from '../../bench/run.js';
 import type { BenchMode, BenchOptions } from '../../bench/types.js';
 import { withInterrupt } from '../interrupt.js';
-import { parseInteger, parseNumber } from '../parse.js';
+import { parseChoice, parseInteger, parseNumber } from '../parse.js';
 
 interface BenchFlags {
   modelPath: string[];
@@ -120,15 +120,9 @@ export function registerBenchCommand(program: Command): void {
     .option('--markdown <file>', 'write the Markdown report')
     .option('--plot <file.png>', 'write the chart (PNG, and an SVG beside it)')
     .action(async (flags: BenchFlags) => {
-      if (!['auto', 'cpu', 'cuda'].includes(flags.device)) {
-        throw new RangeError(`Expected auto, cpu or cuda for --device but received '${flags.device}'`);
-      }
-      if (flags.evalSplit !== undefined && !['train', 'val', 'test', 'all'].includes(flags.evalSplit)) {
-        throw new RangeError(`Expected train, val, test or all for --eval-split but received '${flags.evalSplit}'`);
-      }
-      if (flags.percentiles !== 'linear' && flags.percentiles !== 'nearest-rank') {
-        throw new RangeError(`Expected linear or nearest-rank for --percentiles but received '${flags.percentiles}'`);
-      }
+      parseChoice('--device', flags.device, ['auto', 'cpu', 'cuda']);
+      if (flags.evalSplit !== undefined) parseChoice('--eval-split', flags.evalSplit, ['train', 'val', 'test', 'all']);
+      parseChoice('--percentiles', flags.percentiles, ['linear', 'nearest-rank']);
       if (flags.images && flags.imagePath) throw new RangeError('give --images or --image-path, not both');
       if (flags.plot && !/\.png$/i.test(flags.plot))
         throw new RangeError(`--plot expects a .png file, received '${flags.plot}'`);

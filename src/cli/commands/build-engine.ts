@@ -14,7 +14,7 @@ import { listImages, spread } from '../../engine/files.js';
 import { readOnnxInfo } from '../../engine/metadata.js';
 import { DEFAULT_DOWNLOAD_DIR, runDataDir } from '../../train/data-source.js';
 import { withInterrupt } from '../interrupt.js';
-import { parseInteger, parseNumber } from '../parse.js';
+import { parseChoice, parseInteger, parseNumber } from '../parse.js';
 
 interface BuildFlags {
   modelPath: string;
@@ -111,21 +111,11 @@ export function registerBuildEngineCommand(program: Command): void {
       parseInteger('--opt-level', 0, 5),
     )
     .action(async (flags: BuildFlags) => {
-      if (!['fp32', 'fp16', 'int8'].includes(flags.precision)) {
-        throw new RangeError(`Expected fp32, fp16 or int8 for --precision but received '${flags.precision}'`);
-      }
-      if (!['auto', 'onnxruntime', 'tensorrt'].includes(flags.backend)) {
-        throw new RangeError(`Expected auto, onnxruntime or tensorrt for --backend but received '${flags.backend}'`);
-      }
-      if (!['entropy', 'max', 'percentile'].includes(flags.method)) {
-        throw new RangeError(`Expected entropy, max or percentile for --method but received '${flags.method}'`);
-      }
-      if (!['auto', 'on', 'off'].includes(flags.reduceRange)) {
-        throw new RangeError(`Expected auto, on or off for --reduce-range but received '${flags.reduceRange}'`);
-      }
-      if (!['qdq', 'calibrator'].includes(flags.int8Mode)) {
-        throw new RangeError(`Expected qdq or calibrator for --int8-mode but received '${flags.int8Mode}'`);
-      }
+      parseChoice('--precision', flags.precision, ['fp32', 'fp16', 'int8']);
+      parseChoice('--backend', flags.backend, ['auto', 'onnxruntime', 'tensorrt']);
+      parseChoice('--method', flags.method, ['entropy', 'max', 'percentile']);
+      parseChoice('--reduce-range', flags.reduceRange, ['auto', 'on', 'off']);
+      parseChoice('--int8-mode', flags.int8Mode, ['qdq', 'calibrator']);
       let calibration: string | { dataDir: string; splitFile: string } | undefined;
       if (flags.precision === 'int8') {
         // The train split of the model's own run when it can be found (no test photo in calibration), else a folder.

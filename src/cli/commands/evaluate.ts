@@ -13,7 +13,7 @@ import { evaluateSplit } from '../../train/evaluate.js';
 import { openEvalData } from '../../train/run.js';
 import { TorchModel } from '../../train/TorchModel.js';
 import { withInterrupt } from '../interrupt.js';
-import { parseInteger } from '../parse.js';
+import { parseChoice, parseInteger } from '../parse.js';
 
 interface EvaluateFlags {
   model: string;
@@ -38,9 +38,7 @@ export function registerEvaluateCommand(program: Command): void {
     .option('--batch-size <n>', 'images per forward', parseInteger('--batch-size', 1, 4096))
     .option('--json', 'print JSON')
     .action(async (overrides: string[], flags: EvaluateFlags) => {
-      if (!['train', 'val', 'test'].includes(flags.split)) {
-        throw new RangeError(`Expected train, val or test for --split but received '${flags.split}'`);
-      }
+      parseChoice('--split', flags.split, ['train', 'val', 'test']);
       let config: TrainConfig;
       if (flags.run) {
         const text = await fs.readFile(path.join(flags.run, 'config.yaml'), 'utf8');

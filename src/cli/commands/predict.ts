@@ -7,7 +7,7 @@ import { batchPredict, collectInputs, toRecord, type BatchFormat } from '../../p
 import { pyJson } from '../../predict/pyjson.js';
 import { resolveProgressMode, type ProgressMode } from '../../train/progress.js';
 import { withInterrupt } from '../interrupt.js';
-import { parseInteger } from '../parse.js';
+import { parseChoice, parseInteger } from '../parse.js';
 
 interface EngineFlags {
   modelPath: string;
@@ -71,14 +71,8 @@ export function registerPredictCommands(program: Command): void {
           progress: ProgressMode;
         },
       ) => {
-        if (flags.format !== 'json' && flags.format !== 'csv') {
-          throw new RangeError(`Expected json or csv for --format but received '${flags.format}'`);
-        }
-        if (!['auto', 'bar', 'plain', 'json', 'none'].includes(flags.progress)) {
-          throw new RangeError(
-            `Expected auto, bar, plain, json or none for --progress but received '${flags.progress}'`,
-          );
-        }
+        parseChoice('--format', flags.format, ['json', 'csv']);
+        parseChoice('--progress', flags.progress, ['auto', 'bar', 'plain', 'json', 'none']);
         const images = await collectInputs({
           ...(flags.inputDir ? { inputDir: flags.inputDir } : {}),
           ...(flags.fileList ? { fileList: flags.fileList } : {}),
