@@ -13,6 +13,7 @@ import { runPythonStep } from '../export/python.js';
 import { runtimeInfo } from '../runtime.js';
 import type { Precision } from './backend.js';
 import { tensorRange, type CalibrationMethod, type Range, type TensorStats } from './calibration.js';
+import { argmax, runPaired } from './compare.js';
 import { Engine } from './Engine.js';
 import { listImages, spread } from './files.js';
 import { parseMetadataJson, type ModelMetadata } from './metadata.js';
@@ -628,41 +629,26 @@ async function splitAccuracy(
   split: NonNullable<BuildEngineOptions['evaluate']>,
 ): Promise<NonNullable<EngineSidecar['evaluation']>> {
   let images = 0;
-  let skipped = 0;
   let refCorrect = 0;
   let builtCorrect = 0;
   let agree = 0;
   const k = reference.info.classes.length;
-  const argmax = (row: Float32Array): number => row.reduce((best, v, i, a) => (v > a[best]! ? i : best), 0);
-  for (let start = 0; start < split.images.length; start += 32) {
-    const files = split.images.slice(start, start + 32);
-    const labels = split.labels.slice(start, start + 32);
-    const good: number[] = [];
-    const tensors: Float32Array[] = [];
-    for (const [i, f] of files.entries()) {
-      try {
-        tensors.push((await reference.preprocess([f])).data);
-        good.push(i);
-      } catch {
-        skipped++;
+  const { skipped } = await runPaired(
+    reference,
+    built,
+    split.images,
+    { batchSize: 32, skipUnreadable: true },
+    ({ indices, a: ra, b: rb }) => {
+      for (const [j, i] of indices.entries()) {
+        const pa = argmax(ra.logits.subarray(j * k, (j + 1) * k));
+        const pb = argmax(rb.logits.subarray(j * k, (j + 1) * k));
+        images++;
+        if (pa === split.labels[i]) refCorrect++;
+        if (pb === split.labels[i]) builtCorrect++;
+        if (pa === pb) agree++;
       }
-    }
-    if (good.length === 0) continue;
-    const per = tensors[0]!.length;
-    const data = new Float32Array(good.length * per);
-    tensors.forEach((t, i) => data.set(t, i * per));
-    const size = reference.info.preprocessing.size;
-    const input = { data, shape: [good.length, 3, size, size] as const };
-    const [ra, rb] = [await reference.run(input), await built.run(input)];
-    for (const [j, i] of good.entries()) {
-      const pa = argmax(ra.logits.subarray(j * k, (j + 1) * k));
-      const pb = argmax(rb.logits.subarray(j * k, (j + 1) * k));
-      images++;
-      if (pa === labels[i]) refCorrect++;
-      if (pb === labels[i]) builtCorrect++;
-      if (pa === pb) agree++;
-    }
-  }
+    },
+  );
   return {
     split: split.name,
     images,
@@ -679,33 +665,29 @@ export async function agreement(
   b: Engine,
   images: readonly string[],
 ): Promise<NonNullable<EngineSidecar['verification']>> {
-  const input = await a.preprocess(images);
-  const ra = await a.run(input);
-  const rb = await b.run(input);
   const k = a.info.classes.length;
   let agree = 0;
   let minCos = 1;
   let sumCos = 0;
-  for (let n = 0; n < images.length; n++) {
-    const x = ra.logits.subarray(n * k, (n + 1) * k);
-    const y = rb.logits.subarray(n * k, (n + 1) * k);
-    let dot = 0;
-    let nx = 0;
-    let ny = 0;
-    let ax = 0;
-    let ay = 0;
-    for (let i = 0; i < k; i++) {
-      dot += x[i]! * y[i]!;
-      nx += x[i]! * x[i]!;
-      ny += y[i]! * y[i]!;
-      if (x[i]! > x[ax]!) ax = i;
-      if (y[i]! > y[ay]!) ay = i;
+  // One batch: the engines split it by their own batch size.
+  await runPaired(a, b, images, { batchSize: images.length }, ({ a: ra, b: rb }) => {
+    for (let n = 0; n < images.length; n++) {
+      const x = ra.logits.subarray(n * k, (n + 1) * k);
+      const y = rb.logits.subarray(n * k, (n + 1) * k);
+      let dot = 0;
+      let nx = 0;
+      let ny = 0;
+      for (let i = 0; i < k; i++) {
+        dot += x[i]! * y[i]!;
+        nx += x[i]! * x[i]!;
+        ny += y[i]! * y[i]!;
+      }
+      const cos = dot / Math.sqrt(nx * ny || 1);
+      minCos = Math.min(minCos, cos);
+      sumCos += cos;
+      if (argmax(x) === argmax(y)) agree++;
     }
-    const cos = dot / Math.sqrt(nx * ny || 1);
-    minCos = Math.min(minCos, cos);
-    sumCos += cos;
-    if (ax === ay) agree++;
-  }
+  });
   return {
     images: images.length,
     top1_agreement: agree / images.length,

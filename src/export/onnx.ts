@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { writeFileAtomic } from '../data/fsutil.js';
+import { argmax, runPaired } from '../engine/compare.js';
 import { Engine } from '../engine/Engine.js';
 import { listImages, spread } from '../engine/files.js';
 import type { ModelMetadata } from '../engine/metadata.js';
@@ -222,16 +223,11 @@ export async function compareEngines(
   let msB = 0;
   const disagreements: OnnxVerification['disagreements'] = [];
   const classes = a.info.classes;
-  for (let start = 0; start < images.length; start += batchSize) {
-    const chunk = images.slice(start, start + batchSize);
-    const input = await a.preprocess(chunk);
-    let t = performance.now();
-    const outA = await a.run(input);
-    msA += performance.now() - t;
-    t = performance.now();
-    const outB = await b.run(input);
-    msB += performance.now() - t;
-    const k = classes.length;
+  const k = classes.length;
+  await runPaired(a, b, images, { batchSize }, (batch) => {
+    msA += batch.msA;
+    msB += batch.msB;
+    const { a: outA, b: outB } = batch;
     for (let i = 0; i < outA.logits.length; i++) {
       const d = Math.abs((outA.logits[i] as number) - (outB.logits[i] as number));
       maxLogits = Math.max(maxLogits, Number.isNaN(d) ? Infinity : d);
@@ -242,18 +238,18 @@ export async function compareEngines(
       const d = Math.abs((outA.embedding[i] as number) - (outB.embedding[i] as number));
       maxEmbedding = Math.max(maxEmbedding, Number.isNaN(d) ? Infinity : d);
     }
-    for (let n = 0; n < chunk.length; n++) {
+    for (const [n, index] of batch.indices.entries()) {
       const ia = argmax(outA.logits.subarray(n * k, (n + 1) * k));
       const ib = argmax(outB.logits.subarray(n * k, (n + 1) * k));
       if (ia === ib) agree++;
       else
         disagreements.push({
-          image: chunk[n] as string,
+          image: images[index] as string,
           libtorch: classes[ia] ?? '?',
           onnxruntime: classes[ib] ?? '?',
         });
     }
-  }
+  });
   const top1 = images.length > 0 ? agree / images.length : 0;
   return {
     images: images.length,
@@ -267,10 +263,4 @@ export async function compareEngines(
     libtorch_ms: msA,
     onnxruntime_ms: msB,
   };
-}
-
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if ((row[i] as number) > (row[best] as number)) best = i;
-  return best;
 }
