@@ -2,16 +2,15 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/nn/functional/loss.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/serialize.h>
 
 #include <cmath>
 #include <filesystem>
-#include <limits>
 
 #include "atomic_file.h"
 #include "compat.h"
 #include "errors.h"
+#include "optim_step.h"
 #include "runtime.h"
 
 namespace tf {
@@ -96,10 +95,14 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
     std::optional<torch::NoGradGuard> noGrad;
     if (!train) noGrad.emplace();
     // One forward over the concatenated triplet: BatchNorm sees all three parts, and it is one big call.
-    auto images = torch::cat({torch::from_blob(const_cast<float*>(batch.query), batch.shape, torch::kFloat32),
-                              torch::from_blob(const_cast<float*>(batch.positive), batch.shape, torch::kFloat32),
-                              torch::from_blob(const_cast<float*>(batch.negative), batch.shape, torch::kFloat32)})
-                      .to(device);
+    // Each part is copied straight into its slice of the device batch (no concatenated copy on the host first).
+    std::vector<int64_t> all = batch.shape;
+    all[0] = 3 * b;
+    auto images = torch::empty(all, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    const float* sources[] = {batch.query, batch.positive, batch.negative};
+    for (int64_t i = 0; i < 3; ++i) {
+      images.narrow(0, i * b, b).copy_(torch::from_blob(const_cast<float*>(sources[i]), batch.shape, torch::kFloat32));
+    }
     auto labels = torch::tensor(batch.labels, torch::kLong);
     const auto numClasses = [&](const at::Tensor& logits) { return logits.size(1); };
     const bool autocast = options_.amp && train;
@@ -132,12 +135,21 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
     auto neg = F::cosine_embedding_loss(emb[0], emb[2], -ones, opts);
     auto contrastive = pos + neg;
     auto loss = options_.ceWeight * ce + options_.contrastiveWeight * contrastive;
-    r.loss = loss.item<double>();
-    r.ce = ce.item<double>();
-    r.contrastive = contrastive.item<double>();
-    r.positiveLoss = pos.item<double>();
-    r.negativeLoss = neg.item<double>();
-    r.correct = qLogits.argmax(1).eq(labels).sum().item<int64_t>();
+    {
+      // One device-to-host copy (one sync) for all the numbers the step reports.
+      const auto correct = qLogits.argmax(1).eq(labels).sum();
+      const auto values = torch::stack({loss.detach().to(torch::kFloat64), ce.detach().to(torch::kFloat64),
+                                        contrastive.detach().to(torch::kFloat64), pos.detach().to(torch::kFloat64),
+                                        neg.detach().to(torch::kFloat64), correct.to(torch::kFloat64)})
+                              .to(torch::kCPU);
+      const double* v = values.data_ptr<double>();
+      r.loss = v[0];
+      r.ce = v[1];
+      r.contrastive = v[2];
+      r.positiveLoss = v[3];
+      r.negativeLoss = v[4];
+      r.correct = static_cast<int64_t>(v[5]);
+    }
     if (!train) {
       auto cpu = qLogits.detach().to(torch::kCPU).contiguous();
       r.logits.assign(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());
@@ -152,10 +164,9 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
     if (scaler_) {
       scaler_->scale(loss).backward();
       const bool finite = scaler_->unscale(params_);
-      r.gradNorm = torch::nn::utils::clip_grad_norm_(
-          params_, options_.gradClipNorm > 0 ? options_.gradClipNorm : std::numeric_limits<double>::infinity());
+      r.gradNorm = gradNormAndClip(params_, options_.gradClipNorm);
       if (finite) {
-        optimizer_->step();
+        multiTensorStep(*optimizer_, options_.optimizer);
       } else {
         r.skipped = true;
       }
@@ -163,9 +174,8 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
       r.scale = scaler_->currentScale();
     } else {
       loss.backward();
-      r.gradNorm = torch::nn::utils::clip_grad_norm_(
-          params_, options_.gradClipNorm > 0 ? options_.gradClipNorm : std::numeric_limits<double>::infinity());
-      optimizer_->step();
+      r.gradNorm = gradNormAndClip(params_, options_.gradClipNorm);
+      multiTensorStep(*optimizer_, options_.optimizer);
     }
     ++steps_;
     return r;
