@@ -5,10 +5,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "serial_executor.h"
 
 namespace tf {
 
@@ -54,6 +57,9 @@ class TorchModel {
   // Serialises every use of the module: a forward must never overlap a training step.
   std::mutex& mutex() { return mutex_; }
 
+  // Runs fn on this model's own thread and waits: every libtorch call of the model runs there (serial_executor.h).
+  void runOnModelThread(const std::function<void()>& fn) { executor_.run(fn); }
+
  private:
   TorchModel(torch::jit::Module module, torch::Device device, std::string path);
   static std::pair<at::Tensor, at::Tensor> splitOutput(const c10::IValue& out);
@@ -65,6 +71,8 @@ class TorchModel {
   std::atomic<bool> training_{false};
   mutable std::mutex metadataMutex_;
   std::string metadata_;
+  // Last: destroyed first, so its thread ends before the module goes.
+  SerialExecutor executor_;
 };
 
 // Checks an NCHW float shape and returns its element count. Throws TypeError naming `what`.
