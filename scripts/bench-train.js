@@ -5,7 +5,7 @@
  *   npx tsc -p tsconfig.build.json   # this script imports dist/
  *   node scripts/bench-train.js --model models/rexnet.pt [--batch 8] [--size 128] [--steps 10] [--warmup 3]
  *        [--threads 2] [--jit-optimize 0|1] [--python-eager --arch rexnet_150 [--freeze-bn]] [--no-python] [--python /usr/bin/python3]
- *        [--device cuda [--amp]]
+ *        [--device cuda [--amp] [--python-inputs host|device]]
  *
  * Both sides: the fixed input pattern x[i] = 1.5 * sin(0.37 * i) over the flat [3B, 3, size, size] batch (query,
  * positive, negative), labels i % classes, AdamW lr 1e-3 (weight decay 0), CE + the two cosine-embedding losses,
@@ -106,6 +106,7 @@ async function benchPython() {
   args.push('--batch', String(batch), '--size', String(size), '--steps', String(steps));
   args.push('--warmup', String(warmup), '--threads', String(threads), '--device', device);
   if (amp) args.push('--amp');
+  if (arg('python-inputs')) args.push('--inputs', arg('python-inputs'));
   if (flag('python-eager')) {
     args.push('--eager', '--arch', arg('arch', ''));
     if (flag('freeze-bn')) args.push('--freeze-bn');

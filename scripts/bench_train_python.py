@@ -11,7 +11,9 @@ same architecture is built as plain Python modules (scripts/export_backbone.py's
 weights, so both run the same numbers. Without --model, --arch builds a fresh eager model (seed --seed).
 
 Inputs: a fixed pattern, x[i] = 1.5 * sin(0.37 * i) over the flat [3B, 3, size, size] batch (scripts/bench-train.js
-uses the same one, so the first-step losses can be compared), labels i % classes.
+uses the same one, so the first-step losses can be compared), labels i % classes. On a GPU the batch starts on the
+host every step, as it does in training (a DataLoader with pin_memory=True, then .to(device, non_blocking=True)),
+and as the native step receives it; --inputs device keeps it on the GPU instead.
 
 Warm-up steps first (the first calls are 2-8x slower), then the median (and p90) over --steps timed steps.
 Threads: torch.set_num_threads(--threads) and set_num_interop_threads(1). --device cuda[:N] runs the step on a GPU;
@@ -68,6 +70,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     p.add_argument("--amp", action="store_true", help="fp16 autocast + dynamic loss scaling (CUDA only)")
+    p.add_argument("--inputs", choices=["host", "device"], default="host",
+                   help="where the batch is at the start of each step (default host: copied in every step)")
     args = p.parse_args()
     if not args.model and not args.arch:
         p.error("give --model FILE or --arch")
@@ -98,10 +102,13 @@ def main():
         kind = "eager"
     model.to(device)
     b, s = args.batch, args.size
-    images = pattern(3 * b * 3 * s * s).reshape(3 * b, 3, s, s).to(device)
+    host = pattern(3 * b * 3 * s * s).reshape(3 * b, 3, s, s)
+    if device.type == "cuda" and args.inputs == "host":
+        host = host.pin_memory()
+    resident = host.to(device) if args.inputs == "device" else None
     model.eval()
     with torch.no_grad():
-        classes = int(model(images[:2])[0].shape[1])
+        classes = int(model(host[:2].to(device))[0].shape[1])
     model.train()
     params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
@@ -113,6 +120,7 @@ def main():
                   else torch.cuda.amp.GradScaler(init_scale=65536.0))
 
     def step():
+        images = resident if resident is not None else host.to(device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.float16, enabled=args.amp):
             logits, emb = model(images)
             q_logits = logits[:b]
@@ -152,7 +160,7 @@ def main():
         "p90_step_ms": round(ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)], 1),
         "min_step_ms": round(ordered[0], 1), "images_per_s": round(3 * b / (median / 1000), 2),
         "first_loss": round(losses[0], 5), "last_loss": round(losses[-1], 5), "torch": torch.__version__,
-        "device": str(device), "amp": args.amp,
+        "device": str(device), "amp": args.amp, "inputs": args.inputs,
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
     }))
 
