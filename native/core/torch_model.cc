@@ -45,7 +45,7 @@ int64_t checkImageShape(const std::vector<int64_t>& shape, const std::string& wh
 TorchModel::TorchModel(torch::jit::Module module, torch::Device device, std::string path)
     : module_(std::move(module)), device_(device), path_(std::move(path)) {}
 
-std::shared_ptr<TorchModel> TorchModel::load(const std::string& path, const std::string& device) {
+std::shared_ptr<TorchModel> TorchModel::load(const std::string& path, const std::string& device, bool inference) {
   const std::string dev = normalizeDevice(device);
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
@@ -62,6 +62,19 @@ std::shared_ptr<TorchModel> TorchModel::load(const std::string& path, const std:
     }
     auto model = std::shared_ptr<TorchModel>(new TorchModel(std::move(module), d, path));
     model->metadata_ = extra[kMetadataFile];
+    for (const auto& p : model->module_.parameters()) model->parameterCount_ += p.numel();
+    if (inference) {
+      model->inferenceOnly_ = true;
+      try {
+        auto frozen = torch::jit::freeze(model->module_);
+        model->module_ = torch::jit::optimize_for_inference(frozen);
+        model->inferenceOptimized_ = true;
+      } catch (const std::exception& e) {
+        const std::string what = e.what();
+        model->inferenceNote_ = "TorchScript inference passes failed, running the module as loaded: " +
+                                what.substr(0, std::min<size_t>(what.find('\n'), 300));
+      }
+    }
     return model;
   } catch (...) {
     rethrowAs<ModelLoadError>("cannot load TorchScript model '" + path + "'");
@@ -117,6 +130,8 @@ ForwardResult TorchModel::forward(const float* data, const std::vector<int64_t>&
 }
 
 std::pair<at::Tensor, at::Tensor> TorchModel::forwardTrain(const at::Tensor& input) {
+  if (inferenceOnly_)
+    throw RangeError("this model was loaded for inference only; load it without `inference` to train");
   return splitOutput(module_.forward({input}));
 }
 
@@ -126,6 +141,9 @@ void TorchModel::setTraining(bool training) {
 }
 
 void TorchModel::setTrainingLocked(bool training) {
+  if (training && inferenceOnly_) {
+    throw RangeError("this model was loaded for inference only; load it without `inference` to train");
+  }
   training_.store(training);
   if (training) {
     module_.train();
@@ -137,6 +155,9 @@ void TorchModel::setTrainingLocked(bool training) {
 bool TorchModel::training() const { return training_.load(); }
 
 void TorchModel::save(const std::string& path) {
+  if (inferenceOnly_) {
+    throw RangeError("this model was loaded for inference only (frozen); save the checkpoint it was loaded from");
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   writeAtomically(path, [&](const std::string& tmp) {
     try {
@@ -166,10 +187,6 @@ std::vector<at::Tensor> TorchModel::parameters() const {
   return params;
 }
 
-int64_t TorchModel::parameterCount() const {
-  int64_t n = 0;
-  for (const auto& p : module_.parameters()) n += p.numel();
-  return n;
-}
+int64_t TorchModel::parameterCount() const { return parameterCount_; }
 
 }  // namespace tf

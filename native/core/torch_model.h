@@ -27,7 +27,11 @@ class TorchModel {
  public:
   // Loads a TorchScript file onto device ("cpu", "cuda", "cuda:N"). Throws ModelLoadError, RangeError or
   // DeviceUnavailableError.
-  static std::shared_ptr<TorchModel> load(const std::string& path, const std::string& device);
+  // inference: freeze the module and apply TorchScript's inference passes (torch.jit.optimize_for_inference: BatchNorm
+  // and other constants folded into convolutions, MKLDNN on the CPU where libtorch has it). The model can then only
+  // run forward(); training, setTraining(true) and save() are refused. When the passes fail (an unusual module) the
+  // model stays as loaded and inferenceOptimized() says so.
+  static std::shared_ptr<TorchModel> load(const std::string& path, const std::string& device, bool inference = false);
 
   // Runs the model without gradients on a float32 NCHW batch read in place from data (no copy on CPU).
   // Throws TypeError for a bad shape and RuntimeFailure when the network rejects the input.
@@ -51,6 +55,10 @@ class TorchModel {
 
   std::vector<at::Tensor> parameters() const;
   int64_t parameterCount() const;
+  // Loaded for inference only, and whether the inference passes ran (else the reason they did not).
+  bool inferenceOnly() const { return inferenceOnly_; }
+  bool inferenceOptimized() const { return inferenceOptimized_; }
+  const std::string& inferenceNote() const { return inferenceNote_; }
   const torch::Device& device() const { return device_; }
   const std::string& path() const { return path_; }
 
@@ -71,6 +79,10 @@ class TorchModel {
   std::atomic<bool> training_{false};
   mutable std::mutex metadataMutex_;
   std::string metadata_;
+  bool inferenceOnly_ = false;
+  bool inferenceOptimized_ = false;
+  std::string inferenceNote_;
+  int64_t parameterCount_ = 0;
   // Last: destroyed first, so its thread ends before the module goes.
   SerialExecutor executor_;
 };

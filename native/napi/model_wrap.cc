@@ -65,15 +65,18 @@ std::shared_ptr<tf::TorchModel> ModelWrap::model(Napi::Env env) const {
 Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path, device;
+  bool inference = false;
   try {
     path = readString(info[0], "path");
     device = info[1].IsUndefined() ? "cpu" : readString(info[1], "device");
+    inference = info[2].IsUndefined() ? false : readBool(info[2], "inference");
   } catch (...) {
     rethrowAsJs(env);
   }
   auto slot = std::make_shared<std::shared_ptr<tf::TorchModel>>();
   return PromiseWorker::Run(
-      env, "trt-flowers:loadModel", [slot, path, device] { *slot = tf::TorchModel::load(path, device); },
+      env, "trt-flowers:loadModel",
+      [slot, path, device, inference] { *slot = tf::TorchModel::load(path, device, inference); },
       [slot](Napi::Env env) -> Napi::Value {
         auto* data = env.GetInstanceData<ModelClass>();
         pendingModel = slot.get();
@@ -181,6 +184,10 @@ Napi::Value ModelWrap::GetInfo(const Napi::CallbackInfo& info) {
   out.Set("device", model->device().str());
   out.Set("parameterCount", Napi::Number::New(env, static_cast<double>(model->parameterCount())));
   out.Set("training", Napi::Boolean::New(env, model->training()));
+  out.Set("inferenceOnly", Napi::Boolean::New(env, model->inferenceOnly()));
+  out.Set("inferenceOptimized", Napi::Boolean::New(env, model->inferenceOptimized()));
+  out.Set("inferenceNote",
+          model->inferenceNote().empty() ? env.Null() : Napi::String::New(env, model->inferenceNote()));
   const auto meta = model->metadata();
   out.Set("metadata", meta.empty() ? env.Null() : Napi::String::New(env, meta));
   return out;

@@ -31,6 +31,12 @@ export interface NativeModelInfo {
   training: boolean;
   /** The project's metadata JSON stored in the TorchScript archive (extra file trt_flowers.json), or null. */
   metadata: string | null;
+  /** Loaded with `inference`: forward only. */
+  inferenceOnly: boolean;
+  /** The module was frozen and optimised for inference (torch.jit.optimize_for_inference). */
+  inferenceOptimized: boolean;
+  /** Why the inference passes did not run, or null. */
+  inferenceNote: string | null;
 }
 
 export interface NativeModel {
@@ -228,7 +234,7 @@ export interface NativeAddon {
   setThreads(n: number): void;
   manualSeed(seed: number): void;
   setJitOptimize(enabled: boolean): void;
-  loadModel(path: string, device?: string): Promise<NativeModel>;
+  loadModel(path: string, device?: string, inference?: boolean): Promise<NativeModel>;
   Trainer: new (model: NativeModel, options?: NativeTrainerOptions) => NativeTrainer;
   /**
    * async; JPEG bytes to size×size×3 RGB uint8 (HWC): libjpeg-turbo decode (DCT-scaled when the image is at least

@@ -2,7 +2,10 @@ import { runtimeInfo, setThreads } from '../runtime.js';
 import { TorchModel } from '../train/TorchModel.js';
 import type { Backend, BackendOutput } from './backend.js';
 
-/** A TorchScript model run by libtorch in the native addon (on the libuv thread pool). */
+/**
+ * A TorchScript model run by libtorch in the native addon, on the model's own native thread. It is loaded for
+ * inference: frozen and optimised by TorchScript's inference passes (see TorchModel.load's `inference`).
+ */
 export class LibtorchBackend implements Backend {
   readonly name = 'libtorch' as const;
   readonly precision = 'fp32' as const;
@@ -18,7 +21,7 @@ export class LibtorchBackend implements Backend {
 
   static async load(path: string, options: { device: string; threads?: number }): Promise<LibtorchBackend> {
     if (options.threads !== undefined) setThreads(options.threads);
-    const model = await TorchModel.load(path, { device: options.device });
+    const model = await TorchModel.load(path, { device: options.device, inference: true });
     return new LibtorchBackend(model, options.device);
   }
 

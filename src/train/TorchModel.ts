@@ -6,6 +6,12 @@ import { callNative, DisposedError } from '../errors.js';
 export interface TorchModelLoadOptions {
   /** 'cpu', 'cuda' or 'cuda:N'. Defaults to 'cpu'. */
   device?: string;
+  /**
+   * Load for inference only: the module is frozen and optimised (torch.jit.optimize_for_inference: BatchNorm and
+   * constants folded into the convolutions, MKLDNN on the CPU), several times faster on the CPU. Training,
+   * setTraining(true) and save() are then refused. Defaults to false.
+   */
+  inference?: boolean;
 }
 
 /**
@@ -30,8 +36,12 @@ export class TorchModel implements AsyncDisposable {
     if (typeof device !== 'string') {
       throw new TypeError(`Expected a string for \`device\` but received ${describe(device)}`);
     }
+    const inference = options.inference ?? false;
+    if (typeof inference !== 'boolean') {
+      throw new TypeError(`Expected a boolean for \`inference\` but received ${describe(inference)}`);
+    }
     const addon = loadAddon();
-    return new TorchModel(await callNative(() => addon.loadModel(path, device)));
+    return new TorchModel(await callNative(() => addon.loadModel(path, device, inference)));
   }
 
   /** Runs a float32 NCHW batch; returns logits [N, C] and embeddings [N, D], row-major. */

@@ -62,6 +62,31 @@ describe.skipIf(!hasFlowers)('TorchModel and Trainer on real photos (libtorch CP
     }
   });
 
+  it('inference loading freezes and optimises the module: same outputs, forward only', async () => {
+    await using plain = await TorchModel.load(tinyModelPath);
+    await using frozen = await TorchModel.load(tinyModelPath, { inference: true });
+    expect(frozen.info).toMatchObject({ inferenceOnly: true, inferenceOptimized: true, inferenceNote: null });
+    expect(plain.info).toMatchObject({ inferenceOnly: false, inferenceOptimized: false });
+    expect(frozen.info.parameterCount).toBe(plain.info.parameterCount);
+    const a = await plain.forward(query, shape);
+    const b = await frozen.forward(query, shape);
+    expect(b.embeddingSize).toBe(a.embeddingSize);
+    const diff = (x: Float32Array, y: Float32Array): number =>
+      x.reduce((m, v, i) => Math.max(m, Math.abs(v - (y[i] as number))), 0);
+    expect(diff(a.logits, b.logits)).toBeLessThan(1e-4);
+    expect(diff(a.embedding, b.embedding)).toBeLessThan(1e-4);
+    // Other batch sizes after the first call.
+    const one = await frozen.forward(query.subarray(0, 3 * SIZE * SIZE), [1, 3, SIZE, SIZE]);
+    expect(diff(one.logits, a.logits.subarray(0, 5))).toBeLessThan(1e-4);
+    await expect(frozen.setTraining(true)).rejects.toThrow(/inference only/);
+    await expect(frozen.save(join(tmp, 'frozen.pt'))).rejects.toThrow(/inference only/);
+    await expect(TorchModel.load(tinyModelPath, { inference: 'yes' as unknown as boolean })).rejects.toThrow(
+      /Expected a boolean for `inference`/,
+    );
+    await frozen.setTraining(false);
+    expect(frozen.info.training).toBe(false);
+  });
+
   it('train mode and eval mode differ (BatchNorm batch statistics)', async () => {
     await using model = await TorchModel.load(tinyModelPath);
     const evalOut = await model.forward(query, shape);
