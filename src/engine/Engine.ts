@@ -115,7 +115,7 @@ export async function detectBackend(file: string): Promise<BackendName> {
 
 /**
  * A loaded classifier on one backend. Every call that does real work runs off the event loop (libtorch on the
- * libuv pool, ONNX Runtime in worker threads). Preprocessing comes from the model's own metadata.
+ * model's own native thread, ONNX Runtime in worker threads). Preprocessing comes from the model's own metadata.
  *
  *   await using engine = await Engine.load('models/flower_classifier.onnx');
  *   const [p] = await engine.infer(['rose.jpg']);

@@ -18,7 +18,7 @@ type Settled = { ok: Uint8Array } | { error: unknown };
 /**
  * The server's path from uploaded bytes to predictions: images are decoded as they arrive (libjpeg-turbo or sharp,
  * on the libuv pool, a bounded number at once), then the Batcher groups the decoded images of concurrent requests
- * into engine calls (libtorch on the libuv pool, ONNX Runtime in worker threads). Only the normalisation of the
+ * into engine calls (libtorch on the model's own native thread, ONNX Runtime in worker threads). Only the normalisation of the
  * batch (a table lookup per byte) runs on the event loop.
  */
 export class Predictor {
