@@ -1,9 +1,12 @@
 #include "image_wrap.h"
 
+#include <array>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "../core/augment.h"
 #include "../core/errors.h"
 #include "../core/jpeg_decoder.h"
 #include "common.h"
@@ -61,9 +64,78 @@ Napi::Value DecodeJpegResized(const Napi::CallbackInfo& info) {
       {info[0]});
 }
 
+double readFinite(const Napi::Object& o, const char* key) {
+  const auto v = o.Get(key);
+  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue())) {
+    throw tf::TypeError(std::string("Expected a finite number for `params.") + key + "`");
+  }
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+void readTriple(const Napi::Value& v, const char* name, double out[3]) {
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) {
+    throw tf::TypeError(std::string("Expected an array of 3 numbers for `") + name + "`");
+  }
+  const auto a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < 3; ++i) {
+    const auto e = a.Get(i);
+    if (!e.IsNumber()) throw tf::TypeError(std::string("Expected an array of 3 numbers for `") + name + "`");
+    out[i] = e.As<Napi::Number>().DoubleValue();
+  }
+}
+
+// async augmentImage(src, size, params, out, offset, mean, std): Promise<void>. src: size*size*3 RGB bytes (HWC);
+// writes the augmented, normalised CHW image into out[offset .. offset + 3*size*size) on the thread pool (see
+// native/core/augment.h). Throws TypeError / RangeError synchronously for bad arguments. Both arrays must stay
+// untouched until the promise settles.
+Napi::Value AugmentImage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ByteView src;
+  int size = 0;
+  tf::AugmentParams params;
+  float* out = nullptr;
+  std::array<double, 3> mean{}, stdev{};
+  try {
+    src = readBytes(info[0], "src");
+    size = static_cast<int>(readInteger(info[1], "size", 1, 8192));
+    const int64_t plane = static_cast<int64_t>(size) * size;
+    if (static_cast<int64_t>(src.length) != plane * 3) {
+      throw tf::RangeError("Expected " + std::to_string(plane * 3) + " source bytes, got " +
+                           std::to_string(src.length));
+    }
+    if (!info[2].IsObject()) throw tf::TypeError("Expected an object for `params`");
+    const auto p = info[2].As<Napi::Object>();
+    params.x = readFinite(p, "x");
+    params.y = readFinite(p, "y");
+    params.width = readFinite(p, "width");
+    params.height = readFinite(p, "height");
+    params.flip = p.Get("flip").ToBoolean().Value();
+    params.brightness = readFinite(p, "brightness");
+    params.contrast = readFinite(p, "contrast");
+    params.saturation = readFinite(p, "saturation");
+    const auto target = readFloat32Array(info[3], "out");
+    const int64_t offset = readInteger(info[4], "offset", 0, (int64_t{1} << 53) - 1);
+    if (offset + 3 * plane > static_cast<int64_t>(target.length)) {
+      throw tf::RangeError("No room for " + std::to_string(3 * plane) + " values at " + std::to_string(offset));
+    }
+    out = const_cast<float*>(target.data) + offset;
+    readTriple(info[5], "mean", mean.data());
+    readTriple(info[6], "std", stdev.data());
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  return PromiseWorker::Run(
+      env, "trt-flowers:augmentImage",
+      [src, size, params, out, mean, stdev] {
+        tf::augmentInto(src.data, size, params, out, mean.data(), stdev.data());
+      },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info[0], info[3]});
+}
+
 }  // namespace
 
 void InitImage(Napi::Env env, Napi::Object exports) {
+  exports.Set("augmentImage", Napi::Function::New(env, AugmentImage, "augmentImage"));
   if (!tf::jpegFastPathAvailable()) return;
   exports.Set("decodeJpegResized", Napi::Function::New(env, DecodeJpegResized, "decodeJpegResized"));
 }

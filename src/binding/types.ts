@@ -250,6 +250,28 @@ export interface NativeAddon {
     mode: 'fill' | 'center-crop',
     maxPixels: number,
   ) => Promise<Uint8Array>;
+  /**
+   * async; the native twin of src/data/augment.ts augmentInto: writes the augmented, normalised CHW image of `src`
+   * (size×size×3 RGB bytes) into out[offset ..] on the thread pool. Throws TypeError / RangeError synchronously.
+   */
+  augmentImage?: (
+    src: Uint8Array,
+    size: number,
+    params: Readonly<{
+      x: number;
+      y: number;
+      width: number;
+      height: number;
+      flip: boolean;
+      brightness: number;
+      contrast: number;
+      saturation: number;
+    }>,
+    out: Float32Array,
+    offset: number,
+    mean: readonly [number, number, number],
+    std: readonly [number, number, number],
+  ) => Promise<void>;
   /** sync; TensorRT and CUDA versions and the visible GPUs. Present only in addons built with TensorRT. */
   tensorrtInfo?: () => NativeTensorRTInfo;
   /**

@@ -1,3 +1,5 @@
+import { loadAddon } from '../binding/loader.js';
+import type { NativeAddon } from '../binding/types.js';
 import type { AugmentConfig } from './config.js';
 import { DEFAULT_AUGMENT } from './config.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
@@ -123,4 +125,36 @@ export function augmentInto(
 
 function clamp(v: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+type NativeAugment = NonNullable<NativeAddon['augmentImage']>;
+let nativeAugment: NativeAugment | null | undefined;
+
+/**
+ * augmentInto off the event loop: the addon's native twin (same arithmetic, value for value) on the libuv pool, so
+ * a batch's images are augmented in parallel while the event loop keeps turning; the TypeScript implementation
+ * when the addon cannot load. `src` and `out` must stay untouched until the promise settles.
+ */
+export async function augmentAsync(
+  src: Uint8Array,
+  size: number,
+  params: AugmentParams,
+  out: Float32Array,
+  offset: number,
+  mean: readonly [number, number, number] = IMAGENET_MEAN,
+  std: readonly [number, number, number] = IMAGENET_STD,
+): Promise<void> {
+  if (nativeAugment === undefined) {
+    try {
+      const fn = loadAddon().augmentImage;
+      nativeAugment = typeof fn === 'function' ? fn : null;
+    } catch {
+      nativeAugment = null;
+    }
+  }
+  if (nativeAugment === null) {
+    augmentInto(src, size, params, out, offset, mean, std);
+    return;
+  }
+  await nativeAugment(src, size, params, out, offset, mean, std);
 }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 
 import { CancelledError } from '../errors.js';
-import { augmentInto, drawAugmentParams } from './augment.js';
+import { augmentAsync, drawAugmentParams } from './augment.js';
 import { DecodedCache } from './cache.js';
 import {
   DEFAULT_AUGMENT,
@@ -251,7 +251,7 @@ export class DataLoader {
     const hwc = o.cacheMiB > 0 ? await this.cache.get(key, decode) : await decode();
     if (augmentKey && o.augment && o.augment.enabled) {
       const params = drawAugmentParams(o.imageSize, new Rng(o.seed, 'augment', ...augmentKey), o.augment);
-      augmentInto(hwc, o.imageSize, params, out, offset, o.mean, o.std);
+      await augmentAsync(hwc, o.imageSize, params, out, offset, o.mean, o.std);
     } else {
       normalizeInto(hwc, out, offset, { mean: o.mean, std: o.std });
     }
