@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { promisify } from 'node:util';
@@ -21,7 +22,25 @@ export interface DoctorReport {
   tensorrt: { compiled: boolean; version: string };
   onnxruntime: { version: string | null; available: boolean; error?: string };
   sharp: { version: string | null; libvips: string | null };
+  /** The malloc in use: 'jemalloc' when preloaded (bin/trt-flowers does it where libjemalloc2 is installed). */
+  allocator: string;
   python: { path: string; torch: string | null; torchvision: string | null; onnx: string | null; error?: string };
+}
+
+/** 'jemalloc (...)' when this process runs with jemalloc loaded, else the system malloc. */
+function allocatorInUse(): string {
+  try {
+    const lib = readFileSync('/proc/self/maps', 'utf8')
+      .split('\n')
+      .map((l) => l.split(/\s+/)[5] ?? '')
+      .find((f) => /libjemalloc/.test(f));
+    if (lib) return `jemalloc (${lib}, MALLOC_CONF=${process.env.MALLOC_CONF ?? 'default'})`;
+  } catch {
+    // not Linux
+  }
+  return process.platform === 'linux'
+    ? 'system malloc (install libjemalloc2 and run bin/trt-flowers for faster training)'
+    : 'system malloc';
 }
 
 /** Collects what is installed and usable. Never throws: a missing part is reported as such. */
@@ -42,6 +61,7 @@ export async function doctor(): Promise<DoctorReport> {
     tensorrt: { compiled: false, version: 'not found' },
     onnxruntime: { version: null, available: false },
     sharp: { version: null, libvips: null },
+    allocator: allocatorInUse(),
     python: { path: defaultPython(), torch: null, torchvision: null, onnx: null },
   };
   try {
@@ -115,6 +135,7 @@ export function formatDoctor(r: DoctorReport): string {
       r.onnxruntime.available ? `${r.onnxruntime.version} (CPU)` : `not available ${r.onnxruntime.error ?? ''}`,
     ],
     ['sharp', r.sharp.version ? `${r.sharp.version} (libvips ${r.sharp.libvips})` : 'not available'],
+    ['allocator', r.allocator],
     [
       'python',
       r.python.torch

@@ -24,6 +24,19 @@ export interface NativeForwardResult {
   embeddingSize: number;
 }
 
+/** One image's augmentation draws (src/data/augment.ts): crop box, flip and colour-jitter factors. */
+export interface NativeAugmentParams {
+  /** Crop box in source pixels. */
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  flip: boolean;
+  brightness: number;
+  contrast: number;
+  saturation: number;
+}
+
 export interface NativeModelInfo {
   path: string;
   device: string;
@@ -257,16 +270,7 @@ export interface NativeAddon {
   augmentImage?: (
     src: Uint8Array,
     size: number,
-    params: Readonly<{
-      x: number;
-      y: number;
-      width: number;
-      height: number;
-      flip: boolean;
-      brightness: number;
-      contrast: number;
-      saturation: number;
-    }>,
+    params: Readonly<NativeAugmentParams>,
     out: Float32Array,
     offset: number,
     mean: readonly [number, number, number],

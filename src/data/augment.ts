@@ -1,22 +1,12 @@
 import { loadAddon } from '../binding/loader.js';
-import type { NativeAddon } from '../binding/types.js';
+import type { NativeAddon, NativeAugmentParams } from '../binding/types.js';
 import type { AugmentConfig } from './config.js';
 import { DEFAULT_AUGMENT } from './config.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import type { Rng } from './rng.js';
 
 /** The random draws for one image, so a test can check them and a caller can log them. */
-export interface AugmentParams {
-  /** Crop box in source pixels. */
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-  flip: boolean;
-  brightness: number;
-  contrast: number;
-  saturation: number;
-}
+export type AugmentParams = NativeAugmentParams;
 
 /** Draws the parameters of one augmentation from `rng` (random resized crop, flip, colour jitter). */
 export function drawAugmentParams(size: number, rng: Rng, config: Partial<AugmentConfig> = {}): AugmentParams {
@@ -135,15 +125,8 @@ let nativeAugment: NativeAugment | null | undefined;
  * a batch's images are augmented in parallel while the event loop keeps turning; the TypeScript implementation
  * when the addon cannot load. `src` and `out` must stay untouched until the promise settles.
  */
-export async function augmentAsync(
-  src: Uint8Array,
-  size: number,
-  params: AugmentParams,
-  out: Float32Array,
-  offset: number,
-  mean: readonly [number, number, number] = IMAGENET_MEAN,
-  std: readonly [number, number, number] = IMAGENET_STD,
-): Promise<void> {
+export async function augmentAsync(...args: Parameters<typeof augmentInto>): Promise<void> {
+  const [src, size, params, out, offset, mean = IMAGENET_MEAN, std = IMAGENET_STD] = args;
   if (nativeAugment === undefined) {
     try {
       const fn = loadAddon().augmentImage;

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -16,6 +17,21 @@ describe('trt-flowers binary', () => {
     const report = JSON.parse(stdout) as { addon: { loaded: boolean }; libtorch: { version: string } };
     expect(report.addon.loaded).toBe(true);
     expect(report.libtorch.version).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('the installed command (bin/trt-flowers) preloads jemalloc where it is installed; TRT_FLOWERS_MALLOC=system opts out', async () => {
+    const sh = join(repoRoot, 'bin', 'trt-flowers');
+    const doctor = async (env: NodeJS.ProcessEnv): Promise<string> => {
+      const { stdout } = await promisify(execFile)(sh, ['doctor', '--json'], { cwd: repoRoot, env });
+      return (JSON.parse(stdout) as { allocator: string }).allocator;
+    };
+    const jemalloc = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'].some((d) =>
+      existsSync(join(d, 'libjemalloc.so.2')),
+    );
+    const env = { ...process.env, LD_PRELOAD: '', MALLOC_CONF: '' };
+    delete env.TRT_FLOWERS_MALLOC;
+    expect(await doctor(env)).toMatch(jemalloc ? /^jemalloc \(.*dirty_decay_ms:-1/ : /^system malloc/);
+    expect(await doctor({ ...env, TRT_FLOWERS_MALLOC: 'system' })).toMatch(/^system malloc/);
   });
 
   it('a bad option exits non-zero with a message naming it', async () => {
