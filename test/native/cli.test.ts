@@ -28,7 +28,7 @@ describe('trt-flowers binary', () => {
     const jemalloc = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib'].some((d) =>
       existsSync(join(d, 'libjemalloc.so.2')),
     );
-    const env = { ...process.env, LD_PRELOAD: '', MALLOC_CONF: '' };
+    const env: NodeJS.ProcessEnv = { ...process.env, LD_PRELOAD: '', MALLOC_CONF: '' };
     delete env.TRT_FLOWERS_MALLOC;
     expect(await doctor(env)).toMatch(jemalloc ? /^jemalloc \(.*dirty_decay_ms:-1/ : /^system malloc/);
     expect(await doctor({ ...env, TRT_FLOWERS_MALLOC: 'system' })).toMatch(/^system malloc/);
