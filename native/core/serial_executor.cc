@@ -15,7 +15,7 @@ SerialExecutor::~SerialExecutor() {
 }
 
 void SerialExecutor::run(const std::function<void()>& fn) {
-  if (std::this_thread::get_id() == threadId_.load()) {
+  if (isCurrentThread()) {
     fn();
     return;
   }

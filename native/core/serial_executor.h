@@ -24,6 +24,9 @@ class SerialExecutor {
   // the executor's own thread, runs fn at once.
   void run(const std::function<void()>& fn);
 
+  // True on the executor's own thread.
+  bool isCurrentThread() const { return std::this_thread::get_id() == threadId_.load(); }
+
  private:
   void loop();
 

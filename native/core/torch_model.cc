@@ -107,6 +107,7 @@ std::pair<at::Tensor, at::Tensor> TorchModel::splitOutput(const c10::IValue& out
 }
 
 ForwardResult TorchModel::forward(const float* data, const std::vector<int64_t>& shape) {
+  if (!onModelThreadNow()) return onModelThread([&] { return forward(data, shape); });
   checkImageShape(shape, "input");
   std::lock_guard<std::mutex> lock(mutex_);
   applyThreadSettings();
@@ -136,6 +137,7 @@ std::pair<at::Tensor, at::Tensor> TorchModel::forwardTrain(const at::Tensor& inp
 }
 
 void TorchModel::setTraining(bool training) {
+  if (!onModelThreadNow()) return onModelThread([&] { setTraining(training); });
   std::lock_guard<std::mutex> lock(mutex_);
   setTrainingLocked(training);
 }
@@ -155,6 +157,7 @@ void TorchModel::setTrainingLocked(bool training) {
 bool TorchModel::training() const { return training_.load(); }
 
 void TorchModel::save(const std::string& path) {
+  if (!onModelThreadNow()) return onModelThread([&] { save(path); });
   if (inferenceOnly_) {
     throw RangeError("this model was loaded for inference only (frozen); save the checkpoint it was loaded from");
   }

@@ -8,7 +8,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "serial_executor.h"
@@ -65,8 +67,21 @@ class TorchModel {
   // Serialises every use of the module: a forward must never overlap a training step.
   std::mutex& mutex() { return mutex_; }
 
-  // Runs fn on this model's own thread and waits: every libtorch call of the model runs there (serial_executor.h).
-  void runOnModelThread(const std::function<void()>& fn) { executor_.run(fn); }
+  // Runs fn on this model's own thread, waits, and returns its result (at once when called there). forward(),
+  // setTraining(), save() and the Trainer's calls go through it, so every libtorch call of the model runs on that
+  // one thread (serial_executor.h).
+  template <typename F>
+  auto onModelThread(F&& fn) -> decltype(fn()) {
+    using R = decltype(fn());
+    if constexpr (std::is_void_v<R>) {
+      executor_.run(fn);
+    } else {
+      std::optional<R> result;
+      executor_.run([&] { result.emplace(fn()); });
+      return std::move(*result);
+    }
+  }
+  bool onModelThreadNow() const { return executor_.isCurrentThread(); }
 
  private:
   TorchModel(torch::jit::Module module, torch::Device device, std::string path);

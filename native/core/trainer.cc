@@ -73,8 +73,12 @@ Trainer::Trainer(std::shared_ptr<TorchModel> model, TrainerOptions options)
   if (options_.amp || options_.gradScaler) scaler_.emplace(options_.scaler, model_->device());
 }
 
-StepResult Trainer::step(const TripletBatch& batch) { return run(batch, true); }
-StepResult Trainer::evaluate(const TripletBatch& batch) { return run(batch, false); }
+StepResult Trainer::step(const TripletBatch& batch) {
+  return model_->onModelThread([&] { return run(batch, true); });
+}
+StepResult Trainer::evaluate(const TripletBatch& batch) {
+  return model_->onModelThread([&] { return run(batch, false); });
+}
 
 StepResult Trainer::run(const TripletBatch& batch, bool train) {
   checkImageShape(batch.shape, "batch");
@@ -194,6 +198,7 @@ void Trainer::setLearningRate(double lr) {
 double Trainer::learningRate() const { return lr_.load(); }
 
 void Trainer::saveState(const std::string& path) {
+  if (!model_->onModelThreadNow()) return model_->onModelThread([&] { saveState(path); });
   std::lock_guard<std::mutex> lock(model_->mutex());
   writeAtomically(path, [&](const std::string& tmp) {
     torch::serialize::OutputArchive archive;
@@ -218,6 +223,7 @@ void Trainer::saveState(const std::string& path) {
 }
 
 void Trainer::loadState(const std::string& path) {
+  if (!model_->onModelThreadNow()) return model_->onModelThread([&] { loadState(path); });
   std::lock_guard<std::mutex> lock(model_->mutex());
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {

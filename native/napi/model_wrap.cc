@@ -112,8 +112,7 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
   }
   auto result = std::make_shared<tf::ForwardResult>();
   return PromiseWorker::Run(
-      env, "trt-flowers:forward",
-      [model, input, shape, result] { model->runOnModelThread([&] { *result = model->forward(input.data, shape); }); },
+      env, "trt-flowers:forward", [model, input, shape, result] { *result = model->forward(input.data, shape); },
       [result](Napi::Env env) -> Napi::Value {
         auto out = Napi::Object::New(env);
         const auto& l = result->logits;
@@ -138,8 +137,7 @@ Napi::Value ModelWrap::SetTraining(const Napi::CallbackInfo& info) {
     rethrowAsJs(env);
   }
   return PromiseWorker::Run(
-      env, "trt-flowers:setTraining",
-      [model, training] { model->runOnModelThread([&] { model->setTraining(training); }); },
+      env, "trt-flowers:setTraining", [model, training] { model->setTraining(training); },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
 }
 
@@ -153,7 +151,7 @@ Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
     rethrowAsJs(env);
   }
   return PromiseWorker::Run(
-      env, "trt-flowers:save", [model, path] { model->runOnModelThread([&] { model->save(path); }); },
+      env, "trt-flowers:save", [model, path] { model->save(path); },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
 }
 

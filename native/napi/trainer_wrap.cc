@@ -130,10 +130,7 @@ Napi::Value TrainerWrap::RunBatch(const Napi::CallbackInfo& info, bool train) {
   auto result = std::make_shared<tf::StepResult>();
   return PromiseWorker::Run(
       env, train ? "trt-flowers:step" : "trt-flowers:evaluate",
-      [trainer, batch, result, train] {
-        trainer->model()->runOnModelThread(
-            [&] { *result = train ? trainer->step(*batch) : trainer->evaluate(*batch); });
-      },
+      [trainer, batch, result, train] { *result = train ? trainer->step(*batch) : trainer->evaluate(*batch); },
       [result, train](Napi::Env env) -> Napi::Value { return stepToJs(env, *result, !train); },
       {info.This(), info[0], info[1], info[2]});
 }
@@ -170,8 +167,7 @@ Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
     rethrowAsJs(env);
   }
   return PromiseWorker::Run(
-      env, "trt-flowers:saveState",
-      [trainer, path] { trainer->model()->runOnModelThread([&] { trainer->saveState(path); }); },
+      env, "trt-flowers:saveState", [trainer, path] { trainer->saveState(path); },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
 }
 
@@ -185,8 +181,7 @@ Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
     rethrowAsJs(env);
   }
   return PromiseWorker::Run(
-      env, "trt-flowers:loadState",
-      [trainer, path] { trainer->model()->runOnModelThread([&] { trainer->loadState(path); }); },
+      env, "trt-flowers:loadState", [trainer, path] { trainer->loadState(path); },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
 }
 
