@@ -290,7 +290,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
           : undefined;
       log(`timing ${torchEngine.model} in Python PyTorch eager with PIL preprocessing`);
       // The reference runs where the first libtorch engine ran: a CUDA bench compares GPU with GPU.
-      const pythonDevice = torchEngine.device === 'cpu' ? 'cpu' : torchEngine.device;
+      const pythonDevice = torchEngine.device;
       const entry: BenchEngine = {
         label: `python-eager fp32 ${pythonDevice}`,
         backend: 'python-eager',

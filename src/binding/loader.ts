@@ -31,6 +31,20 @@ export function loadAddon(root: string = packageRoot): NativeAddon {
   return addon;
 }
 
+/**
+ * One optional function of the addon (a feature it may be built without), bound to it; null when the addon cannot
+ * load or lacks the function.
+ */
+export function optionalAddonFunction<K extends keyof NativeAddon>(name: K): NonNullable<NativeAddon[K]> | null {
+  try {
+    const addon = loadAddon();
+    const fn: unknown = addon[name];
+    return typeof fn === 'function' ? (fn.bind(addon) as NonNullable<NativeAddon[K]>) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Turns a node-gyp-build / dlopen failure into one error that says what is wrong and how to fix it. */
 export function describeLoadFailure(err: Error, root: string): AddonLoadError {
   const message = err.message ?? String(err);

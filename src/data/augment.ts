@@ -1,4 +1,4 @@
-import { loadAddon } from '../binding/loader.js';
+import { optionalAddonFunction } from '../binding/loader.js';
 import type { NativeAddon, NativeAugmentParams } from '../binding/types.js';
 import type { AugmentConfig } from './config.js';
 import { DEFAULT_AUGMENT } from './config.js';
@@ -127,14 +127,7 @@ let nativeAugment: NativeAugment | null | undefined;
  */
 export async function augmentAsync(...args: Parameters<typeof augmentInto>): Promise<void> {
   const [src, size, params, out, offset, mean = IMAGENET_MEAN, std = IMAGENET_STD] = args;
-  if (nativeAugment === undefined) {
-    try {
-      const fn = loadAddon().augmentImage;
-      nativeAugment = typeof fn === 'function' ? fn : null;
-    } catch {
-      nativeAugment = null;
-    }
-  }
+  if (nativeAugment === undefined) nativeAugment = optionalAddonFunction('augmentImage');
   if (nativeAugment === null) {
     augmentInto(src, size, params, out, offset, mean, std);
     return;

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 
 import sharp, { type Sharp } from 'sharp';
 
-import { loadAddon } from '../binding/loader.js';
+import { optionalAddonFunction } from '../binding/loader.js';
 import type { NativeAddon } from '../binding/types.js';
 import { BackendUnavailableError, InvalidImageError } from '../errors.js';
 import { decodeBmp } from './bmp.js';
@@ -71,15 +71,8 @@ let nativeJpeg: NativeJpegDecoder | null | undefined;
 
 /** The addon's JPEG fast path, loaded on first use; null when the addon cannot load or was built without libjpeg. */
 function nativeJpegDecoder(): NativeJpegDecoder | null {
-  if (nativeJpeg === undefined) {
-    try {
-      const addon = loadAddon();
-      const decode = addon.decodeJpegResized;
-      nativeJpeg = typeof decode === 'function' ? (...args) => decode(...args) : null;
-    } catch {
-      nativeJpeg = null; // no usable addon: sharp decodes everything
-    }
-  }
+  // No usable addon, or one built without libjpeg: sharp decodes everything.
+  if (nativeJpeg === undefined) nativeJpeg = optionalAddonFunction('decodeJpegResized');
   return nativeJpeg;
 }
 
