@@ -390,8 +390,9 @@ export class Engine implements AsyncDisposable {
     await this.dispose();
   }
 
-  #preprocessOptions(): { size: number; resize: 'fill' | 'center-crop' } {
-    return { size: this.#info.preprocessing.size, resize: this.#info.preprocessing.resize };
+  #preprocessOptions(): Pick<Preprocessing, 'size' | 'resize' | 'kernel'> {
+    const { size, resize, kernel } = this.#info.preprocessing;
+    return { size, resize, kernel };
   }
 
   #live(): Backend {

@@ -232,6 +232,7 @@ export async function buildTensorRTEngine(
       source_sha256: sha,
       calibration,
       quantization,
+      operators: null,
       verification: null,
       versions,
       tensorrt,

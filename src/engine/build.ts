@@ -36,6 +36,7 @@ import {
 } from './quantize.js';
 
 export type BuildBackend = 'auto' | 'onnxruntime' | 'tensorrt';
+export type GraphOptimization = 'basic' | 'extended';
 
 /** Options of buildEngine. */
 export interface BuildEngineOptions {
@@ -99,6 +100,12 @@ export interface BuildEngineOptions {
   /** TensorRT: builder optimisation level 0..5. Defaults to TensorRT's (3). */
   optimizationLevel?: number;
   /**
+   * ONNX Runtime fp32: 'extended' writes ONNX Runtime's fastest graph, which uses its own com.microsoft operators
+   * (FusedConv and the like) that only ONNX Runtime runs; 'basic' keeps standard ONNX operators only (constant
+   * folding and Conv+BatchNorm style fusions), a model any ONNX runtime or TensorRT takes. Defaults to 'extended'.
+   */
+  graphOptimization?: GraphOptimization;
+  /**
    * TensorRT INT8: 'qdq' builds from our calibrator's symmetric Q/DQ model (TensorRT 10 and 11); 'calibrator' is
    * TensorRT 10's legacy IInt8EntropyCalibrator2 fed by our preprocessing, with its calibration cache. Defaults to
    * 'qdq'.
@@ -132,6 +139,11 @@ export interface EngineSidecar {
     tensorrt_cache: string;
   } | null;
   quantization: QuantizeReport | null;
+  /**
+   * The operator domains the engine uses ('' is standard ONNX) and whether it stays a standard ONNX model; an
+   * engine with com.microsoft operators runs on ONNX Runtime only. null for TensorRT plans.
+   */
+  operators: OperatorSummary | null;
   verification: { images: number; top1_agreement: number; min_logit_cosine: number; mean_logit_cosine: number } | null;
   /** Accuracy of the engine and of the FP32 model on a labelled split. */
   evaluation?: {
@@ -151,6 +163,32 @@ export interface EngineSidecar {
 
 export interface BuildEngineResult extends EngineSidecar {
   sidecar: string;
+}
+
+/** What a written ONNX engine needs of the runtime that loads it. */
+export interface OperatorSummary {
+  /** Operator domains used, '' (standard ONNX) first. */
+  domains: string[];
+  /** True when every node is a standard ONNX operator ('' or 'ai.onnx'). */
+  portable: boolean;
+  /** 'any ONNX runtime', or 'onnxruntime' when the model uses ONNX Runtime's own operators. */
+  runtime: 'any' | 'onnxruntime';
+  /** The non-standard operators, as 'domain:OpType'. */
+  custom_ops: string[];
+}
+
+/** The operator domains of a decoded ONNX model. */
+export function operatorSummary(model: ReturnType<typeof decodeModel>): OperatorSummary {
+  const domains = new Set<string>();
+  const custom = new Set<string>();
+  for (const node of model.graph?.node ?? []) {
+    const domain = node.domain && node.domain !== 'ai.onnx' ? node.domain : '';
+    domains.add(domain);
+    if (domain !== '') custom.add(`${domain}:${node.opType ?? '?'}`);
+  }
+  const sorted = [...domains].sort();
+  const portable = custom.size === 0;
+  return { domains: sorted, portable, runtime: portable ? 'any' : 'onnxruntime', custom_ops: [...custom].sort() };
 }
 
 /** The sidecar path of an engine file. */
@@ -181,9 +219,21 @@ export function chooseBackend(
   return { backend: 'onnxruntime', reason: `${status.reason}: ONNX Runtime on the CPU` };
 }
 
-/** `<model>.<precision>.onnx`, or `.engine` for TensorRT. */
-export function defaultOutput(model: string, precision: Precision, backend: 'onnxruntime' | 'tensorrt'): string {
-  return model.replace(/(\.onnx)?$/i, `.${precision}.${backend === 'tensorrt' ? 'engine' : 'onnx'}`);
+/**
+ * `<model>.<precision>.onnx`, or `.engine` for TensorRT; an fp32 model with ONNX Runtime's own operators (graph
+ * optimisation 'extended') is `<model>.fp32.ort.onnx`, so its name says that only ONNX Runtime runs it.
+ */
+export function defaultOutput(
+  model: string,
+  precision: Precision,
+  backend: 'onnxruntime' | 'tensorrt',
+  graphOptimization: GraphOptimization = 'extended',
+): string {
+  const ortOnly = backend === 'onnxruntime' && precision === 'fp32' && graphOptimization === 'extended';
+  return model.replace(
+    /(\.onnx)?$/i,
+    `.${precision}${ortOnly ? '.ort' : ''}.${backend === 'tensorrt' ? 'engine' : 'onnx'}`,
+  );
 }
 
 /** An FP32 ONNX model read for building: the decoded model, its metadata_props and trt-flowers metadata. */
@@ -216,6 +266,13 @@ export async function readSourceModel(modelPath: string): Promise<SourceModel> {
     );
   }
   const metadata = parseMetadataJson(props.trt_flowers, modelPath);
+  if (metadata.engine !== undefined) {
+    const what = metadata.portable === false ? ", with ONNX Runtime's own operators," : '';
+    throw new ModelLoadError(
+      `'${modelPath}' is already a built ${String(metadata.precision ?? '')} ${String(metadata.engine)} engine${what} ` +
+        'not an exported model: build engines from the FP32 model of `trt-flowers export-onnx`',
+    );
+  }
   const sha = await sha256File(modelPath);
   const staticBatch = typeof metadata.static_batch === 'number' ? metadata.static_batch : null;
   return { model, props, metadata, sha, staticBatch };
@@ -236,7 +293,13 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
   }
   const { backend, reason } = chooseBackend(options.backend ?? 'auto');
   log(`backend: ${backend} (${reason})`);
-  const out = options.out ?? defaultOutput(options.model, precision, backend);
+  const graphOptimization = options.graphOptimization ?? 'extended';
+  if (graphOptimization !== 'basic' && graphOptimization !== 'extended') {
+    throw new RangeError(
+      `Expected basic or extended for graphOptimization but received '${String(graphOptimization as unknown)}'`,
+    );
+  }
+  const out = options.out ?? defaultOutput(options.model, precision, backend, graphOptimization);
   if (backend === 'tensorrt') {
     const { buildTensorRTEngine } = await import('./build-tensorrt.js');
     return buildTensorRTEngine({ ...options, out }, started, log);
@@ -260,23 +323,39 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
 
   let calibration: EngineSidecar['calibration'] = null;
   let quantization: QuantizeReport | null = null;
+  let operators: OperatorSummary;
   let verification: EngineSidecar['verification'] = null;
   let evaluation: NonNullable<EngineSidecar['evaluation']> | null = null;
   const base = out.replace(/\.onnx$/i, '');
   try {
     if (precision === 'fp32') {
-      log('optimising the graph with ONNX Runtime (level: extended)');
+      log(`optimising the graph with ONNX Runtime (level: ${graphOptimization})`);
       const be = await OnnxRuntimeBackend.load(options.model, {
         device: 'cpu',
-        graphOptimizationLevel: 'extended',
+        graphOptimizationLevel: graphOptimization,
         optimizedModelFilePath: tmp,
       });
       await be.dispose();
       // ONNX Runtime's optimised graph does not keep metadata_props: put them back.
       const optimized = decodeModel(await fs.readFile(tmp), 'the optimised model');
+      operators = operatorSummary(optimized);
+      if (!operators.portable) {
+        log(
+          `ONNX Runtime only: the optimised graph uses ${operators.custom_ops.join(', ')} ` +
+            '(--graph-optimization basic keeps standard ONNX operators)',
+        );
+      }
       setMetadataProps(optimized, {
         ...props,
-        trt_flowers: JSON.stringify({ ...metadata, precision: 'fp32', engine: 'onnxruntime' }),
+        trt_flowers: JSON.stringify({
+          ...metadata,
+          precision: 'fp32',
+          engine: 'onnxruntime',
+          graph_optimization: graphOptimization,
+          portable: operators.portable,
+          runtime: operators.runtime,
+          op_domains: operators.domains,
+        }),
       });
       await fs.writeFile(tmp, encodeModel(optimized));
     } else {
@@ -294,10 +373,14 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
       if (reduceRange) log('7-bit weights: this CPU has no VNNI (AVX2 uint8 x int8 sums would saturate)');
       quantization = { ...quantizeModel(model, plan, ranges, { reduceRange }), ...prep };
       calibration = calibrationSummary(base, { method, percentile, used, skipped, source, ranges });
+      operators = operatorSummary(model);
       const engineMeta = {
         ...metadata,
         precision: 'int8',
         engine: 'onnxruntime',
+        portable: operators.portable,
+        runtime: operators.runtime,
+        op_domains: operators.domains,
         calibration: { method, images: used },
         source_model_sha256: sha,
       };
@@ -353,6 +436,7 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
     source_sha256: sha,
     calibration,
     quantization,
+    operators,
     verification,
     evaluation,
     versions,

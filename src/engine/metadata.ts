@@ -17,7 +17,52 @@ export interface Preprocessing {
   std: [number, number, number];
   /** 'fill' stretches to size×size; 'center-crop' resizes the shorter side and crops the centre. */
   resize: ResizeMode;
+  /**
+   * Resampling kernel, by libvips' (sharp's) names. 'linear' is an antialiased triangle filter whose support widens
+   * with the downscale factor, as in PIL's `Image.resize(..., BILINEAR)`; OpenCV's `INTER_LINEAR` and torch's
+   * `interpolate(mode='bilinear', antialias=False)` are not antialiased and give other pixels (and probabilities).
+   */
+  kernel: ResizeKernel;
+  /** How an image is decoded before resizing, for a client that preprocesses by itself. */
+  decoder: DecoderConventions;
 }
+
+export type ResizeKernel = 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
+export const RESIZE_KERNELS: readonly ResizeKernel[] = [
+  'nearest',
+  'linear',
+  'cubic',
+  'mitchell',
+  'lanczos2',
+  'lanczos3',
+];
+
+/** The decoding conventions of trt-flowers' preprocessing (fixed by its implementation, recorded for clients). */
+export interface DecoderConventions {
+  /** 'exif': the EXIF orientation is applied before resizing. */
+  orientation: 'exif';
+  /** Every colour model and embedded ICC profile is converted to 8-bit sRGB. */
+  color: 'srgb-8bit';
+  /** An alpha channel is dropped, not composited over a background. */
+  alpha: 'dropped';
+  /**
+   * JPEGs are decoded by the IDCT at 1/2, 1/4 or 1/8 scale while the shorter side stays at least `size` (one step
+   * less when the shrink factor's integer part equals the scale), as libvips' shrink-on-load does; then resized.
+   */
+  jpeg_shrink_on_load: 'dct-1/2-1/4-1/8';
+  /** The tensor: [N, 3, size, size] float32, RGB planes, each value (v / 255 - mean[c]) / std[c]. */
+  layout: 'NCHW-RGB';
+  value: '(v / 255 - mean) / std';
+}
+
+export const DECODER_CONVENTIONS: Readonly<DecoderConventions> = Object.freeze({
+  orientation: 'exif',
+  color: 'srgb-8bit',
+  alpha: 'dropped',
+  jpeg_shrink_on_load: 'dct-1/2-1/4-1/8',
+  layout: 'NCHW-RGB',
+  value: '(v / 255 - mean) / std',
+});
 
 /**
  * What a model file says about itself. Stored as the extra file trt_flowers.json in TorchScript archives, as
@@ -43,7 +88,14 @@ export type MetadataSource = 'embedded' | 'run-config' | 'defaults';
 export const METADATA_FORMAT = 'trt-flowers/1';
 
 export function defaultPreprocessing(size = 224): Preprocessing {
-  return { size, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], resize: 'fill' };
+  return {
+    size,
+    mean: [...IMAGENET_MEAN],
+    std: [...IMAGENET_STD],
+    resize: 'fill',
+    kernel: 'linear',
+    decoder: { ...DECODER_CONVENTIONS },
+  };
 }
 
 /** Validates parsed metadata; throws ModelLoadError naming `where` and the bad key. */
@@ -76,6 +128,11 @@ export function parseMetadata(raw: unknown, where: string): ModelMetadata {
   if (resize !== 'fill' && resize !== 'center-crop') {
     fail(`\`preprocessing.resize\` must be 'fill' or 'center-crop', got ${JSON.stringify(resize)}`);
   }
+  // Files written before the kernel was recorded were all preprocessed with 'linear'.
+  const kernel = p.kernel ?? 'linear';
+  if (!(RESIZE_KERNELS as readonly unknown[]).includes(kernel)) {
+    fail(`\`preprocessing.kernel\` must be one of ${RESIZE_KERNELS.join(', ')}, got ${JSON.stringify(kernel)}`);
+  }
   return {
     ...m,
     format: METADATA_FORMAT,
@@ -85,6 +142,8 @@ export function parseMetadata(raw: unknown, where: string): ModelMetadata {
       mean: triple('mean', IMAGENET_MEAN),
       std: triple('std', IMAGENET_STD),
       resize: resize as ResizeMode,
+      kernel: kernel as ResizeKernel,
+      decoder: { ...DECODER_CONVENTIONS },
     },
   };
 }

@@ -9,6 +9,7 @@ import { Engine } from '../../src/engine/Engine.js';
 import { OnnxRuntimeBackend } from '../../src/engine/onnxruntime.js';
 import { decodeModel } from '../../src/engine/quantize.js';
 import { BackendUnavailableError, DataError, ModelLoadError } from '../../src/errors.js';
+import { DECODER_CONVENTIONS, readOnnxInfo } from '../../src/engine/metadata.js';
 import { exportOnnx } from '../../src/export/onnx.js';
 import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
 
@@ -82,6 +83,41 @@ describe.skipIf(!hasFlowers)('build-engine (ONNX Runtime, CPU)', () => {
     expect((await b.infer(verify)).map((x) => x.predictedClass)).toEqual(
       (await a.infer(verify)).map((x) => x.predictedClass),
     );
+  });
+
+  it("fp32: says when the model runs on ONNX Runtime only (its own operators), and 'basic' keeps standard ONNX", async () => {
+    // Default name and level: ONNX Runtime's fused operators, named and recorded so.
+    const r = await buildEngine({ model: fp32, precision: 'fp32' });
+    expect(r.file).toBe(join(dir, 'tiny.fp32.ort.onnx'));
+    expect(r.operators).toMatchObject({ portable: false, runtime: 'onnxruntime' });
+    expect(r.operators!.custom_ops.some((op) => op.startsWith('com.microsoft:'))).toBe(true);
+    const domains = new Set((decodeModel(readFileSync(r.file), 'm').graph!.node ?? []).map((n) => n.domain ?? ''));
+    expect(domains.has('com.microsoft')).toBe(true);
+    expect(JSON.parse(readFileSync(r.sidecar, 'utf8')).operators.portable).toBe(false);
+    const meta = JSON.parse(readOnnxInfo(readFileSync(r.file), 'm').props.trt_flowers!);
+    expect(meta).toMatchObject({ portable: false, runtime: 'onnxruntime', graph_optimization: 'extended' });
+    // An engine is not a source model: building from it again is refused with the reason.
+    await expect(buildEngine({ model: r.file, precision: 'int8', calibration })).rejects.toThrow(
+      /already a built fp32 onnxruntime engine, with ONNX Runtime's own operators/,
+    );
+
+    const basic = await buildEngine({ model: fp32, precision: 'fp32', graphOptimization: 'basic' });
+    expect(basic.file).toBe(join(dir, 'tiny.fp32.onnx'));
+    expect(basic.operators).toEqual({ domains: [''], portable: true, runtime: 'any', custom_ops: [] });
+    const ops = new Set((decodeModel(readFileSync(basic.file), 'm').graph!.node ?? []).map((n) => n.domain ?? ''));
+    expect([...ops]).toEqual(['']);
+    await expect(buildEngine({ model: fp32, precision: 'fp32', graphOptimization: 'all' as never })).rejects.toThrow(
+      RangeError,
+    );
+  });
+
+  it('records the resize kernel and decoder conventions in the ONNX model and the sidecar', async () => {
+    const props = readOnnxInfo(readFileSync(fp32), 'm').props;
+    const expected = { kernel: 'linear', decoder: DECODER_CONVENTIONS };
+    expect(JSON.parse(props.preprocessing!)).toMatchObject(expected);
+    expect(JSON.parse(props.trt_flowers!).preprocessing).toMatchObject(expected);
+    const r = await buildEngine({ model: fp32, out: join(dir, 'kernel.fp32.onnx'), precision: 'fp32' });
+    expect(JSON.parse(readFileSync(r.sidecar, 'utf8')).preprocessing).toMatchObject(expected);
   });
 
   it('refuses what cannot be built here, with messages that say why', async () => {

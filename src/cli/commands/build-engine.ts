@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 
 import { resolveDataDir } from '../../data/fetch.js';
 import { readSplitManifest } from '../../data/split.js';
-import { buildEngine, type BuildBackend } from '../../engine/build.js';
+import { buildEngine, type BuildBackend, type GraphOptimization } from '../../engine/build.js';
 import type { CalibrationMethod } from '../../engine/calibration.js';
 import type { Precision } from '../../engine/backend.js';
 import type { Int8Mode } from '../../engine/tensorrt-plan.js';
@@ -29,6 +29,7 @@ interface BuildFlags {
   percentile: number;
   keepFloat?: string;
   reduceRange: string;
+  graphOptimization: string;
   verifyImages?: string;
   verifyCount: number;
   check: boolean;
@@ -53,7 +54,8 @@ export function registerBuildEngineCommand(program: Command): void {
     .option('--model-path <file>', 'FP32 ONNX model from export-onnx', 'models/flower_classifier.onnx')
     .option(
       '--output-path <file>',
-      'engine file (default: <model>.<precision>.onnx, or .engine for TensorRT, beside the model)',
+      'engine file (default: beside the model, <model>.<precision>.onnx; <model>.fp32.ort.onnx for the ONNX ' +
+        'Runtime-only fp32 graph; .engine for TensorRT)',
     )
     .option('--backend <name>', 'auto | onnxruntime | tensorrt', 'auto')
     .option('--precision <p>', 'fp32 | fp16 | int8', 'fp32')
@@ -69,6 +71,12 @@ export function registerBuildEngineCommand(program: Command): void {
     .option('--method <m>', 'entropy | max | percentile', 'entropy')
     .option('--percentile <p>', 'for --method percentile', parseNumber('--percentile', 50, 100), 99.99)
     .option('--keep-float <nodes>', "comma-separated nodes kept in float: names, 'first-conv', 'classifier'")
+    .option(
+      '--graph-optimization <level>',
+      "fp32 on ONNX Runtime: extended (fastest; ONNX Runtime's own com.microsoft operators, runs on ONNX Runtime " +
+        'only) | basic (standard ONNX operators only)',
+      'extended',
+    )
     .option('--reduce-range <mode>', 'auto | on | off: 7-bit weights for x86 CPUs without VNNI', 'auto')
     .option(
       '--verify-images <dir>',
@@ -116,6 +124,7 @@ export function registerBuildEngineCommand(program: Command): void {
       parseChoice('--method', flags.method, ['entropy', 'max', 'percentile']);
       parseChoice('--reduce-range', flags.reduceRange, ['auto', 'on', 'off']);
       parseChoice('--int8-mode', flags.int8Mode, ['qdq', 'calibrator']);
+      parseChoice('--graph-optimization', flags.graphOptimization, ['basic', 'extended']);
       let calibration: string | { dataDir: string; splitFile: string } | undefined;
       if (flags.precision === 'int8') {
         // The train split of the model's own run when it can be found (no test photo in calibration), else a folder.
@@ -160,6 +169,7 @@ export function registerBuildEngineCommand(program: Command): void {
                 .filter(Boolean)
             : [],
           reduceRange: flags.reduceRange === 'auto' ? 'auto' : flags.reduceRange === 'on',
+          graphOptimization: flags.graphOptimization as GraphOptimization,
           check: flags.check,
           verifyImages,
           signal,
@@ -184,6 +194,9 @@ export function registerBuildEngineCommand(program: Command): void {
       process.stdout.write(
         [
           `wrote ${result.file} (${result.backend} ${result.precision}) in ${result.seconds.toFixed(1)} s`,
+          result.operators && !result.operators.portable
+            ? `runs on ONNX Runtime only: it uses ${result.operators.custom_ops.join(', ')}`
+            : '',
           result.calibration
             ? `calibration: ${result.calibration.method} on ${result.calibration.images} photos ` +
               `(${result.calibration.skipped} skipped); table ${result.calibration.table}; TensorRT cache ${result.calibration.tensorrt_cache}`
