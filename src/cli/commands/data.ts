@@ -152,7 +152,7 @@ export function registerDataCommand(program: Command): void {
     .description('write the stratified, seeded train/val/test split shared by training, evaluation and calibration')
     .option('--data-dir <dir>', dataDirHelp)
     .option('--config <file>', 'data config YAML (default: configs/data.yaml)')
-    .requiredOption('--out <file>', 'split manifest JSON to write')
+    .option('--out <file>', 'split manifest JSON to write', 'split.json')
     .option('--drop-conflicts', 'leave out files whose bytes appear under two classes')
     .action(async (opts: CommonOptions & { out: string; dropConflicts?: boolean }) => {
       const cfg = await config(opts);

@@ -33,9 +33,13 @@ export function registerEvaluateCommand(program: Command): void {
     .requiredOption('--model <file>', 'TorchScript model (.pt)')
     .option('--split <name>', 'train | val | test', 'test')
     .option('--run <runDir>', "use a training run's config and split.json")
-    .option('--data-dir <dir>', 'tf_flowers folder')
+    .option('--data-dir <dir>', 'tf_flowers folder (else config data.root, TRT_FLOWERS_DATA, or a download)')
     .option('--device <device>', 'auto | cpu | cuda', 'auto')
-    .option('--batch-size <n>', 'images per forward', parseInteger('--batch-size', 1, 4096))
+    .option(
+      '--batch-size <n>',
+      "images per forward (default: the config's data.batch_size)",
+      parseInteger('--batch-size', 1, 4096),
+    )
     .option('--json', 'print JSON')
     .action(async (overrides: string[], flags: EvaluateFlags) => {
       parseChoice('--split', flags.split, ['train', 'val', 'test']);

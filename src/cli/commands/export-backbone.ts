@@ -9,7 +9,10 @@ export function registerExportBackboneCommand(program: Command): void {
     .description('write a scripted TorchScript classifier returning (logits, embedding)')
     .requiredOption('--arch <arch>', `architecture: ${BACKBONE_ARCHS.join(' | ')}`)
     .requiredOption('--out <file>', 'output TorchScript file (.pt)')
-    .option('--weights <file>', 'pretrained .safetensors (torchvision keys: mobilenet_v2; timm keys: rexnet_150)')
+    .option(
+      '--weights <file>',
+      'pretrained .safetensors (torchvision keys: mobilenet_v2; timm keys: rexnet_150; default: none (random initialisation))',
+    )
     .option('--timm', 'rexnet_150 from the timm package with its pretrained weights (needs timm)')
     .option('--num-classes <n>', 'classes of the new head', parseInteger('--num-classes', 2, 100_000), 5)
     .option(

@@ -30,7 +30,11 @@ function addEngineOptions(cmd: Command): Command {
     .requiredOption('--model-path <file>', 'TorchScript .pt, .onnx or TensorRT .engine')
     .option('--device <device>', 'auto | cpu | cuda | cuda:N', 'auto')
     .option('--backend <name>', 'auto | libtorch | onnxruntime | tensorrt', 'auto')
-    .option('--threads <n>', 'intra-op threads of the backend', parseInteger('--threads', 1, 256));
+    .option(
+      '--threads <n>',
+      'intra-op threads of the backend (default: the cores; ONNX Runtime divides them among its workers)',
+      parseInteger('--threads', 1, 256),
+    );
 }
 
 export function registerPredictCommands(program: Command): void {

@@ -26,7 +26,10 @@ export function registerTrainCommand(program: Command): void {
     .option('--data-dir <dir>', 'tf_flowers folder (else config data.root, TRT_FLOWERS_DATA, or a download)')
     .option('--resume <runDir>', 'continue a run from its last checkpoint (its own config is used)')
     .option('--progress <mode>', 'auto | bar | plain | json | none (default: trainer.progress)')
-    .option('--python <path>', 'Python with torch for the backbone export')
+    .option(
+      '--python <path>',
+      'Python with torch for the backbone export (default: TRT_FLOWERS_PYTHON or /usr/bin/python3)',
+    )
     .action(async (overrides: string[], flags: TrainFlags) => {
       if (flags.resume && overrides.length) {
         throw new RangeError('--resume continues a run with its saved config: drop the key=value overrides');
