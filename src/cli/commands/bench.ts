@@ -1,7 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
 
-import { formatTable, writeReports } from '../../bench/report.js';
-import { runBench } from '../../bench/run.js';
 import type { BenchMode, BenchOptions } from '../../bench/types.js';
 import { withInterrupt } from '../interrupt.js';
 import { parseChoice, parseInteger, parseNumber } from '../parse.js';
@@ -148,6 +146,10 @@ export function registerBenchCommand(program: Command): void {
         command: commandLine(),
         onLog: (line) => process.stderr.write(`[bench] ${line}\n`),
       };
+      const [{ runBench }, { formatTable, writeReports }] = await Promise.all([
+        import('../../bench/run.js'),
+        import('../../bench/report.js'),
+      ]);
       const report = await withInterrupt((signal) => runBench({ ...options, signal }));
       process.stdout.write(`${formatTable(report)}\n`);
       if (report.notes.length) process.stdout.write(`${report.notes.map((n) => `note: ${n}`).join('\n')}\n`);

@@ -4,15 +4,10 @@ import path from 'node:path';
 
 import type { Command } from 'commander';
 
-import { resolveDataDir } from '../../data/fetch.js';
-import { readSplitManifest } from '../../data/split.js';
-import { buildEngine, type BuildBackend, type GraphOptimization } from '../../engine/build.js';
+import type { BuildBackend, GraphOptimization } from '../../engine/build.js';
 import type { CalibrationMethod } from '../../engine/calibration.js';
 import type { Precision } from '../../engine/backend.js';
 import type { Int8Mode } from '../../engine/tensorrt-plan.js';
-import { listImages, spread } from '../../engine/files.js';
-import { readOnnxInfo } from '../../engine/metadata.js';
-import { DEFAULT_DOWNLOAD_DIR, runDataDir } from '../../train/data-source.js';
 import { withInterrupt } from '../interrupt.js';
 import { parseChoice, parseInteger, parseNumber } from '../parse.js';
 
@@ -125,6 +120,14 @@ export function registerBuildEngineCommand(program: Command): void {
       parseChoice('--reduce-range', flags.reduceRange, ['auto', 'on', 'off']);
       parseChoice('--int8-mode', flags.int8Mode, ['qdq', 'calibrator']);
       parseChoice('--graph-optimization', flags.graphOptimization, ['basic', 'extended']);
+      const [{ resolveDataDir }, { readSplitManifest }, { buildEngine }, { listImages, spread }, { runDataDir }] =
+        await Promise.all([
+          import('../../data/fetch.js'),
+          import('../../data/split.js'),
+          import('../../engine/build.js'),
+          import('../../engine/files.js'),
+          import('../../train/data-source.js'),
+        ]);
       let calibration: string | { dataDir: string; splitFile: string } | undefined;
       if (flags.precision === 'int8') {
         // The train split of the model's own run when it can be found (no test photo in calibration), else a folder.
@@ -134,7 +137,7 @@ export function registerBuildEngineCommand(program: Command): void {
           const dataDir = flags.dataDir ?? (await runDataDir(run)) ?? resolveDataDir({});
           calibration = { dataDir, splitFile: path.join(run, 'split.json') };
         } else {
-          calibration = defaultDataDir(flags.dataDir);
+          calibration = await defaultDataDir(flags.dataDir);
         }
       }
       // With a training run's split, the engine's accuracy is measured on its test split next to the FP32 model's.
@@ -148,7 +151,7 @@ export function registerBuildEngineCommand(program: Command): void {
         };
       }
       const verifySource =
-        flags.verifyImages ?? (typeof calibration === 'string' ? calibration : defaultDataDir(flags.dataDir));
+        flags.verifyImages ?? (typeof calibration === 'string' ? calibration : await defaultDataDir(flags.dataDir));
       const verifyImages =
         flags.verifyCount > 0 && verifySource && !evaluate
           ? spread(await listImages(verifySource), flags.verifyCount)
@@ -226,6 +229,7 @@ export function registerBuildEngineCommand(program: Command): void {
 /** runs/<run_id> of the model's metadata when that folder has a split.json. */
 async function modelRunDir(model: string): Promise<string | undefined> {
   try {
+    const { readOnnxInfo } = await import('../../engine/metadata.js');
     const info = readOnnxInfo(await fs.readFile(model), model);
     const runId = (JSON.parse(info.props.trt_flowers ?? '{}') as { run_id?: unknown }).run_id;
     if (typeof runId !== 'string') return undefined;
@@ -237,7 +241,11 @@ async function modelRunDir(model: string): Promise<string | undefined> {
 }
 
 /** --data-dir, TRT_FLOWERS_DATA, or ./data/flower_photos when present. */
-function defaultDataDir(flag: string | undefined): string | undefined {
+async function defaultDataDir(flag: string | undefined): Promise<string | undefined> {
+  const [{ resolveDataDir }, { DEFAULT_DOWNLOAD_DIR }] = await Promise.all([
+    import('../../data/fetch.js'),
+    import('../../train/data-source.js'),
+  ]);
   try {
     return resolveDataDir({ flag });
   } catch {

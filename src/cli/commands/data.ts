@@ -5,11 +5,6 @@ import type { Command } from 'commander';
 
 import { DataError } from '../../errors.js';
 import { DEFAULT_DATA_CONFIG, loadDataConfig, type DataConfig } from '../../data/config.js';
-import { fetchDataset, resolveDataDir } from '../../data/fetch.js';
-import { indexDataset } from '../../data/indexer.js';
-import { createManifest, formatVerify, readManifest, verifyDataDir, writeManifest } from '../../data/manifest.js';
-import { createSplit, writeSplitManifest } from '../../data/split.js';
-import { computeStats, formatStats } from '../../data/stats.js';
 
 /** The package root (three levels up from src/cli/commands or dist/cli/commands). */
 const packagePath = (rel: string): string => fileURLToPath(new URL(`../../../${rel}`, import.meta.url));
@@ -27,6 +22,24 @@ async function config(opts: CommonOptions): Promise<DataConfig> {
   const file = opts.config ?? packagePath('configs/data.yaml');
   if (!opts.config && !existsSync(file)) return DEFAULT_DATA_CONFIG;
   return loadDataConfig(file);
+}
+
+/** The data modules, loaded when a subcommand runs (not for --help). */
+async function dataLib(): Promise<
+  typeof import('../../data/fetch.js') &
+    typeof import('../../data/indexer.js') &
+    typeof import('../../data/manifest.js') &
+    typeof import('../../data/split.js') &
+    typeof import('../../data/stats.js')
+> {
+  const modules = await Promise.all([
+    import('../../data/fetch.js'),
+    import('../../data/indexer.js'),
+    import('../../data/manifest.js'),
+    import('../../data/split.js'),
+    import('../../data/stats.js'),
+  ]);
+  return Object.assign({}, ...modules) as Awaited<ReturnType<typeof dataLib>>;
 }
 
 const print = (text: string): void => void process.stdout.write(`${text}\n`);
@@ -53,6 +66,7 @@ export function registerDataCommand(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (opts: CommonOptions) => {
       const cfg = await config(opts);
+      const { resolveDataDir, indexDataset, computeStats, formatStats } = await dataLib();
       const root = resolveDataDir({ flag: opts.dataDir, config: cfg.root });
       const onProgress = progress('indexing');
       const index = await indexDataset(root, {
@@ -73,6 +87,7 @@ export function registerDataCommand(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (opts: CommonOptions & { manifest: string }) => {
       const cfg = await config(opts);
+      const { resolveDataDir, readManifest, verifyDataDir, formatVerify } = await dataLib();
       const root = resolveDataDir({ flag: opts.dataDir, config: cfg.root });
       const manifest = await readManifest(opts.manifest);
       const result = await verifyDataDir(root, manifest);
@@ -108,6 +123,7 @@ export function registerDataCommand(program: Command): void {
         },
       ) => {
         const cfg = await config(opts);
+        const { readManifest, verifyDataDir, formatVerify, fetchDataset } = await dataLib();
         const out = opts.out ?? cfg.root ?? 'data/flower_photos';
         const result = await fetchDataset({
           url: opts.url ?? cfg.url,
@@ -138,6 +154,7 @@ export function registerDataCommand(program: Command): void {
     .option('--manifest <file>', 'manifest YAML to write', DEFAULT_MANIFEST)
     .action(async (opts: CommonOptions & { manifest: string }) => {
       const cfg = await config(opts);
+      const { resolveDataDir, createManifest, writeManifest } = await dataLib();
       const root = resolveDataDir({ flag: opts.dataDir, config: cfg.root });
       const manifest = await createManifest(root, {
         name: 'flower_photos',
@@ -156,6 +173,7 @@ export function registerDataCommand(program: Command): void {
     .option('--drop-conflicts', 'leave out files whose bytes appear under two classes')
     .action(async (opts: CommonOptions & { out: string; dropConflicts?: boolean }) => {
       const cfg = await config(opts);
+      const { resolveDataDir, indexDataset, createSplit, writeSplitManifest } = await dataLib();
       const root = resolveDataDir({ flag: opts.dataDir, config: cfg.root });
       const index = await indexDataset(root, { classes: cfg.classes, maxPixels: cfg.maxPixels });
       const split = createSplit(index, {

@@ -7,11 +7,6 @@ import YAML from 'yaml';
 import { loadTrainConfig, parseTrainConfig, type TrainConfig } from '../../config/index.js';
 import type { RawConfig } from '../../config/load.js';
 import type { SplitName } from '../../data/split.js';
-import { runtimeInfo } from '../../runtime.js';
-import { resolveTrainingData } from '../../train/data-source.js';
-import { evaluateSplit } from '../../train/evaluate.js';
-import { openEvalData } from '../../train/run.js';
-import { TorchModel } from '../../train/TorchModel.js';
 import { withInterrupt } from '../interrupt.js';
 import { parseChoice, parseInteger } from '../parse.js';
 
@@ -50,6 +45,14 @@ export function registerEvaluateCommand(program: Command): void {
       } else {
         config = loadTrainConfig({ overrides }).config;
       }
+      const [{ runtimeInfo }, { resolveTrainingData }, { evaluateSplit }, { openEvalData }, { TorchModel }] =
+        await Promise.all([
+          import('../../runtime.js'),
+          import('../../train/data-source.js'),
+          import('../../train/evaluate.js'),
+          import('../../train/run.js'),
+          import('../../train/TorchModel.js'),
+        ]);
       await withInterrupt(async (signal) => {
         const dataDir = await resolveTrainingData(flags.dataDir, config, signal);
         const splitFile = flags.run ? path.join(flags.run, 'split.json') : undefined;

@@ -3,9 +3,6 @@ import path from 'node:path';
 
 import type { Command } from 'commander';
 
-import { resolveDataDir } from '../../data/fetch.js';
-import { exportOnnx } from '../../export/onnx.js';
-import { DEFAULT_DOWNLOAD_DIR, runDataDir } from '../../train/data-source.js';
 import { withInterrupt } from '../interrupt.js';
 import { parseInteger, parseNumber } from '../parse.js';
 
@@ -26,6 +23,10 @@ interface ExportOnnxFlags {
 /** Photos for the verification: --verify-images, else the checkpoint's run data, else --data-dir / TRT_FLOWERS_DATA. */
 async function verificationImages(flags: ExportOnnxFlags): Promise<string | undefined> {
   if (flags.verifyImages) return flags.verifyImages;
+  const [{ resolveDataDir }, { DEFAULT_DOWNLOAD_DIR, runDataDir }] = await Promise.all([
+    import('../../data/fetch.js'),
+    import('../../train/data-source.js'),
+  ]);
   const runDir = path.join(path.dirname(path.resolve(flags.checkpointPath)), '..', '..');
   const fromRun = await runDataDir(runDir);
   if (fromRun && !flags.dataDir) return fromRun;
@@ -65,6 +66,7 @@ export function registerExportOnnxCommand(program: Command): void {
           : flags.staticBatch === true
             ? 1
             : parseInteger('--static-batch', 1, 4096)(String(flags.staticBatch));
+      const { exportOnnx } = await import('../../export/onnx.js');
       const images = flags.verify ? await verificationImages(flags) : undefined;
       const report = await withInterrupt((signal) =>
         exportOnnx({

@@ -2,8 +2,8 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 
 import { writeFileAtomic } from '../../data/fsutil.js';
-import { Engine, type EngineLoadOptions } from '../../engine/Engine.js';
-import { batchPredict, collectInputs, toRecord, type BatchFormat } from '../../predict/predict.js';
+import type { EngineLoadOptions } from '../../engine/Engine.js';
+import type { BatchFormat } from '../../predict/predict.js';
 import { pyJson } from '../../predict/pyjson.js';
 import { resolveProgressMode, type ProgressMode } from '../../train/progress.js';
 import { withInterrupt } from '../interrupt.js';
@@ -32,7 +32,7 @@ function addEngineOptions(cmd: Command): Command {
     .option('--backend <name>', 'auto | libtorch | onnxruntime | tensorrt', 'auto')
     .option(
       '--threads <n>',
-      'intra-op threads of the backend (default: the cores; ONNX Runtime divides them among its workers)',
+      'intra-op threads of the backend (default: libtorch min(cores, 4); ONNX Runtime the cores shared by its workers)',
       parseInteger('--threads', 1, 256),
     );
 }
@@ -46,6 +46,10 @@ export function registerPredictCommands(program: Command): void {
   )
     .option('--output-file <file>', 'also write the JSON here')
     .action(async (flags: EngineFlags & { imagePath: string; outputFile?: string }) => {
+      const [{ Engine }, { toRecord }] = await Promise.all([
+        import('../../engine/Engine.js'),
+        import('../../predict/predict.js'),
+      ]);
       await using engine = await Engine.load(flags.modelPath, engineOptions(flags));
       const [prediction] = await engine.infer([flags.imagePath]);
       const text = `${pyJson(toRecord(flags.imagePath, prediction!))}\n`;
@@ -77,6 +81,10 @@ export function registerPredictCommands(program: Command): void {
       ) => {
         parseChoice('--format', flags.format, ['json', 'csv']);
         parseChoice('--progress', flags.progress, ['auto', 'bar', 'plain', 'json', 'none']);
+        const [{ Engine }, { batchPredict, collectInputs }] = await Promise.all([
+          import('../../engine/Engine.js'),
+          import('../../predict/predict.js'),
+        ]);
         const images = await collectInputs({
           ...(flags.inputDir ? { inputDir: flags.inputDir } : {}),
           ...(flags.fileList ? { fileList: flags.fileList } : {}),

@@ -2,8 +2,7 @@ import os from 'node:os';
 
 import type { Command } from 'commander';
 
-import { Engine, type EngineLoadOptions } from '../../engine/Engine.js';
-import { InferenceServer } from '../../serve/InferenceServer.js';
+import type { EngineLoadOptions } from '../../engine/Engine.js';
 import { SERVE_DEFAULTS } from '../../serve/options.js';
 import { parseInteger } from '../parse.js';
 
@@ -107,6 +106,10 @@ export function registerServeCommand(program: Command): void {
     .action(async (flags: ServeFlags) => {
       // Small single-threaded engine calls side by side use the cores better than one call with many threads, which
       // spins against the decoders: with 2 cores, 2 workers of 1 thread serve about 1.6x the requests of 1 worker.
+      const [{ Engine }, { InferenceServer }] = await Promise.all([
+        import('../../engine/Engine.js'),
+        import('../../serve/InferenceServer.js'),
+      ]);
       const cores = os.availableParallelism();
       const workers = flags.workers ?? Math.min(4, cores);
       const threads = flags.threads ?? Math.max(1, Math.floor(cores / 2 / workers));

@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
 
 import { loadTrainConfig } from '../../config/index.js';
-import { resolveTrainingData, runDataDir } from '../../train/data-source.js';
-import { createProgress, type ProgressMode } from '../../train/progress.js';
-import { train } from '../../train/train.js';
+import type { ProgressMode } from '../../train/progress.js';
 import { withInterrupt } from '../interrupt.js';
 
 interface TrainFlags {
@@ -38,6 +36,11 @@ export function registerTrainCommand(program: Command): void {
         ...(flags.config ? { file: flags.config } : {}),
         overrides: flags.progress ? [...overrides, `trainer.progress=${flags.progress}`] : overrides,
       });
+      const [{ resolveTrainingData, runDataDir }, { createProgress }, { train }] = await Promise.all([
+        import('../../train/data-source.js'),
+        import('../../train/progress.js'),
+        import('../../train/train.js'),
+      ]);
       await withInterrupt(async (signal) => {
         const dataDir = await resolveTrainingData(
           flags.dataDir ?? (flags.resume ? await runDataDir(flags.resume) : undefined),
