@@ -1,9 +1,19 @@
+import type { Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { DataError } from '../errors.js';
 import { DEFAULT_CLASSES, SUPPORTED_EXTENSIONS } from './config.js';
-import { compareStrings, directoryChecksum, listFiles, mapLimit, md5 } from './fsutil.js';
+import {
+  compareStrings,
+  DEFAULT_MAX_FILE_BYTES,
+  directoryChecksum,
+  listFiles,
+  mapLimit,
+  md5,
+  readRegularFile,
+  type SkippedEntry,
+} from './fsutil.js';
 import { probeImage } from './probe.js';
 
 /** One readable image of the data set. */
@@ -54,6 +64,8 @@ export interface IndexOptions {
   classes?: readonly string[];
   /** Largest accepted image in pixels. Defaults to 50,000,000. */
   maxPixels?: number;
+  /** Largest image file read, in bytes; bigger files are excluded without being read whole. Defaults to 64 MiB. */
+  maxFileBytes?: number;
   /** Files read and probed at once. Defaults to 8. */
   concurrency?: number;
   /** Fully decode every image instead of header + structure checks. Defaults to false. */
@@ -68,18 +80,27 @@ const SUPPORTED = new Set<string>(SUPPORTED_EXTENSIONS);
 
 /**
  * Scans `root/<class>/**` for images: every file is read once (md5) and probed (header, pixel limit, truncation).
- * Bad files are reported in `invalid` and excluded; nothing throws for bad images. Throws DataError when the root or
- * a class folder is missing.
+ * Symbolic links to photos and to folders are followed. Bad files are reported in `invalid` and excluded; nothing
+ * throws for bad images. Throws DataError when the root or a class folder is missing, or when no image is usable.
  */
 export async function indexDataset(root: string, options: IndexOptions = {}): Promise<DatasetIndex> {
   const classes = [...(options.classes ?? DEFAULT_CLASSES)];
-  let entries: import('node:fs').Dirent[];
+  let entries: Dirent[];
   try {
     entries = await fs.readdir(root, { withFileTypes: true });
   } catch (err) {
     throw new DataError(`cannot read data folder '${root}': ${(err as Error).message}`, { cause: err });
   }
-  const dirs = new Set(entries.filter((e) => e.isDirectory()).map((e) => e.name));
+  // A class folder may be a symbolic link to a folder elsewhere.
+  const isDir = async (e: Dirent): Promise<boolean> =>
+    e.isDirectory() ||
+    (e.isSymbolicLink() &&
+      (await fs.stat(path.join(root, e.name)).then(
+        (s) => s.isDirectory(),
+        () => false,
+      )));
+  const dirs = new Set<string>();
+  for (const e of entries) if (await isDir(e)) dirs.add(e.name);
   const missing = classes.filter((c) => !dirs.has(c));
   if (missing.length > 0) {
     throw new DataError(
@@ -90,14 +111,22 @@ export async function indexDataset(root: string, options: IndexOptions = {}): Pr
   const ignored: ExcludedFile[] = [...dirs]
     .filter((d) => !classes.includes(d) && !d.startsWith('.'))
     .map((d) => ({ path: `${d}/`, reason: 'folder is not a configured class' }));
+  const unusable: ExcludedFile[] = [];
   const candidates: { path: string; label: number }[] = [];
   for (const [label, name] of classes.entries()) {
-    for (const rel of await listFiles(path.join(root, name))) {
+    // A broken link or a FIFO named like a photo was meant as one: it is reported with the unreadable files.
+    const skipped = (e: SkippedEntry): void =>
+      void (SUPPORTED.has(path.extname(e.path).toLowerCase()) ? unusable : ignored).push({
+        path: `${name}/${e.path}`,
+        reason: e.reason,
+      });
+    for (const rel of await listFiles(path.join(root, name), skipped)) {
       const file = `${name}/${rel}`;
       if (SUPPORTED.has(path.extname(rel).toLowerCase())) candidates.push({ path: file, label });
       else ignored.push({ path: file, reason: `unsupported extension '${path.extname(rel) || '(none)'}'` });
     }
   }
+  const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   let done = 0;
   const probed = await mapLimit(
     candidates,
@@ -105,7 +134,7 @@ export async function indexDataset(root: string, options: IndexOptions = {}): Pr
     async ({ path: rel, label }) => {
       let result: IndexedImage | ExcludedFile;
       try {
-        const bytes = await fs.readFile(path.join(root, rel));
+        const bytes = await readRegularFile(path.join(root, rel), maxFileBytes);
         const probe = await probeImage(bytes, {
           maxPixels: options.maxPixels ?? 50_000_000,
           deep: options.deep ?? false,
@@ -131,7 +160,16 @@ export async function indexDataset(root: string, options: IndexOptions = {}): Pr
     options.signal,
   );
   const images = probed.filter((p): p is IndexedImage => 'md5' in p);
-  const invalid = probed.filter((p): p is ExcludedFile => 'reason' in p);
+  const invalid = [...unusable, ...probed.filter((p): p is ExcludedFile => 'reason' in p)].sort((a, b) =>
+    compareStrings(a.path, b.path),
+  );
+  if (images.length === 0) {
+    const first = invalid[0] ? `; first: ${invalid[0].path}: ${invalid[0].reason}` : '';
+    throw new DataError(
+      `no images found in '${root}': its class folders (${classes.join(', ')}) hold no readable image ` +
+        `(${invalid.length} unreadable, ${ignored.length} other entries${first})`,
+    );
+  }
   return {
     root,
     classes,

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
+import { DEFAULT_MAX_FILE_BYTES } from '../data/fsutil.js';
 import { decodeResized, normalizeInto } from '../data/preprocess.js';
 import { BackendUnavailableError, DisposedError, InferenceError, ModelLoadError } from '../errors.js';
 import { runtimeInfo } from '../runtime.js';
@@ -41,6 +42,11 @@ export interface EngineLoadOptions {
   cudaGraph?: boolean;
   /** Images decoded at once during preprocessing. Defaults to 4. */
   concurrency?: number;
+  /**
+   * Largest image file read from a path, in bytes: a FIFO, a device, a folder or a bigger file is refused with
+   * InvalidImageError without being read whole (Buffers are taken as they are). Defaults to 64 MiB.
+   */
+  maxFileBytes?: number;
   /** Run one image through the model at load to check its input size and class count. Defaults to true. */
   warmup?: boolean;
 }
@@ -54,7 +60,17 @@ export interface TensorInput {
   shape: readonly [number, number, number, number];
 }
 
+/** Options of Engine.preprocess. */
+export interface PreprocessCallOptions {
+  /** Cancels the call. Defaults to none. */
+  signal?: AbortSignal;
+  /** Largest image file read from a path, in bytes. Defaults to the engine's (Engine.load's `maxFileBytes`). */
+  maxFileBytes?: number;
+}
+
 export interface InferOptions {
+  /** Largest image file read from a path, in bytes. Defaults to the engine's (Engine.load's `maxFileBytes`). */
+  maxFileBytes?: number;
   /** Include each image's embedding. Defaults to false. */
   embeddings?: boolean;
   /** Include each image's raw logits. Defaults to false. */
@@ -125,6 +141,7 @@ export class Engine implements AsyncDisposable {
   readonly #info: EngineInfo;
   readonly #batchSize: number;
   readonly #concurrency: number;
+  readonly #maxFileBytes: number;
   /** The batch size of an artifact exported with a static batch: smaller batches are padded to it. */
   readonly #fixedBatch: number | undefined;
 
@@ -133,12 +150,14 @@ export class Engine implements AsyncDisposable {
     info: EngineInfo,
     batchSize: number,
     concurrency: number,
+    maxFileBytes: number,
     fixedBatch: number | undefined,
   ) {
     this.#backend = backend;
     this.#info = info;
     this.#batchSize = batchSize;
     this.#concurrency = concurrency;
+    this.#maxFileBytes = maxFileBytes;
     this.#fixedBatch = fixedBatch;
   }
 
@@ -155,6 +174,7 @@ export class Engine implements AsyncDisposable {
     }
     const batchSize = checkInt(options.batchSize ?? 32, 'batchSize', 1, 4096);
     const concurrency = checkInt(options.concurrency ?? 4, 'concurrency', 1, 64);
+    const maxFileBytes = checkInt(options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES, 'maxFileBytes', 1, 2 ** 31);
     if (options.threads !== undefined) checkInt(options.threads, 'threads', 0, 256);
     if (options.cudaGraph !== undefined && typeof options.cudaGraph !== 'boolean') {
       throw new TypeError(`Expected a boolean for \`cudaGraph\` but received ${describe(options.cudaGraph)}`);
@@ -273,7 +293,7 @@ export class Engine implements AsyncDisposable {
         versions: backend.versions,
       };
       const limit = fixedBatch ?? backend.maxBatchSize ?? batchSize;
-      return new Engine(backend, info, Math.min(batchSize, limit), concurrency, fixedBatch);
+      return new Engine(backend, info, Math.min(batchSize, limit), concurrency, maxFileBytes, fixedBatch);
     } catch (err) {
       await backend.dispose();
       throw err;
@@ -289,10 +309,21 @@ export class Engine implements AsyncDisposable {
   }
 
   /**
-   * Decodes and normalises images as the model expects (its metadata's size, resize, mean and std). Rejects with
-   * InvalidImageError naming the first bad image.
+   * Decodes and normalises images as the model expects (its metadata's size, resize, mean and std). Takes an
+   * AbortSignal or options. Rejects with InvalidImageError naming the first bad image.
    */
-  async preprocess(images: readonly ImageInput[], signal?: AbortSignal): Promise<TensorInput> {
+  async preprocess(
+    images: readonly ImageInput[],
+    options: AbortSignal | PreprocessCallOptions = {},
+  ): Promise<TensorInput> {
+    const { signal, maxFileBytes } =
+      options instanceof AbortSignal ? { signal: options, maxFileBytes: undefined } : options;
+    const decodeOptions = {
+      size: this.#info.preprocessing.size,
+      resize: this.#info.preprocessing.resize,
+      maxFileBytes:
+        maxFileBytes === undefined ? this.#maxFileBytes : checkInt(maxFileBytes, 'maxFileBytes', 1, 2 ** 31),
+    };
     const { size } = this.#info.preprocessing;
     const per = 3 * size * size;
     const out = new Float32Array(images.length * per);
@@ -303,7 +334,7 @@ export class Engine implements AsyncDisposable {
         const i = next++;
         const image = images[i] as ImageInput;
         const input = typeof image === 'string' || Buffer.isBuffer(image) ? image : Buffer.from(image);
-        const hwc = await decodeResized(input, this.#preprocessOptions());
+        const hwc = await decodeResized(input, decodeOptions);
         normalizeInto(hwc, out, i * per, this.#info.preprocessing);
       }
     };
@@ -338,8 +369,12 @@ export class Engine implements AsyncDisposable {
     const results: Prediction[] = [];
     // Preprocessing of the next batch overlaps inference of the current one.
     let nextBatch: Promise<TensorInput> | undefined;
+    const preprocessOptions: PreprocessCallOptions = {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes } : {}),
+    };
     const batchAt = (start: number): Promise<TensorInput> =>
-      this.preprocess(list.slice(start, start + this.#batchSize), options.signal);
+      this.preprocess(list.slice(start, start + this.#batchSize), preprocessOptions);
     for (let start = 0; start < list.length; start += this.#batchSize) {
       const current = await (nextBatch ?? batchAt(start));
       nextBatch = start + this.#batchSize < list.length ? batchAt(start + this.#batchSize) : undefined;
@@ -388,10 +423,6 @@ export class Engine implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.dispose();
-  }
-
-  #preprocessOptions(): { size: number; resize: 'fill' | 'center-crop' } {
-    return { size: this.#info.preprocessing.size, resize: this.#info.preprocessing.resize };
   }
 
   #live(): Backend {
