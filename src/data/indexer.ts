@@ -2,6 +2,8 @@ import type { Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
+import sharp from 'sharp';
+
 import { DataError } from '../errors.js';
 import { DEFAULT_CLASSES, SUPPORTED_EXTENSIONS } from './config.js';
 import {
@@ -14,7 +16,8 @@ import {
   readRegularFile,
   type SkippedEntry,
 } from './fsutil.js';
-import { probeImage } from './probe.js';
+import { DecodeCheckCache, defaultCheckCacheFile } from './manifest.js';
+import { decodeCheck, probeImage } from './probe.js';
 
 /** One readable image of the data set. */
 export interface IndexedImage {
@@ -56,6 +59,8 @@ export interface DatasetIndex {
   duplicates: DuplicateGroup[];
   /** DVC-style md5 over sorted "relpath md5" lines of the readable images: identifies the data in split manifests. */
   checksum: string;
+  /** Files fully decoded by this index, and files whose decode-check outcome came from the cache. */
+  check: { decoded: number; cached: number };
 }
 
 /** Options of indexDataset. */
@@ -68,8 +73,14 @@ export interface IndexOptions {
   maxFileBytes?: number;
   /** Files read and probed at once. Defaults to 8. */
   concurrency?: number;
-  /** Fully decode every image instead of header + structure checks. Defaults to false. */
+  /** Decode every image again, ignoring the outcomes in `checkCache`. Defaults to false. */
   deep?: boolean;
+  /**
+   * File keeping the outcome of each file's full decode check by content md5, so each photo is decoded once (a
+   * changed file is checked again); false keeps nothing. Defaults to a file per data folder under
+   * TRT_FLOWERS_CACHE_DIR, else $XDG_CACHE_HOME/trt-flowers, else ~/.cache/trt-flowers.
+   */
+  checkCache?: string | false;
   /** Called after each file with (done, total). Defaults to none. */
   onProgress?: (done: number, total: number) => void;
   /** Cancels the scan (CancelledError). Defaults to none. */
@@ -79,7 +90,8 @@ export interface IndexOptions {
 const SUPPORTED = new Set<string>(SUPPORTED_EXTENSIONS);
 
 /**
- * Scans `root/<class>/**` for images: every file is read once (md5) and probed (header, pixel limit, truncation).
+ * Scans `root/<class>/**` for images: every file is read once (md5), probed (header, pixel limit, truncation) and,
+ * once per content (see `checkCache`), fully decoded, so that a photo libjpeg only warns about never reaches a batch.
  * Symbolic links to photos and to folders are followed. Bad files are reported in `invalid` and excluded; nothing
  * throws for bad images. Throws DataError when the root or a class folder is missing, or when no image is usable.
  */
@@ -127,6 +139,12 @@ export async function indexDataset(root: string, options: IndexOptions = {}): Pr
     }
   }
   const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  const maxPixels = options.maxPixels ?? 50_000_000;
+  const checks = await DecodeCheckCache.open(
+    options.checkCache === false ? undefined : (options.checkCache ?? (await defaultCheckCacheFile(root))),
+    `libvips ${sharp.versions.vips}`,
+  );
+  const check = { decoded: 0, cached: 0 };
   let done = 0;
   const probed = await mapLimit(
     candidates,
@@ -135,22 +153,34 @@ export async function indexDataset(root: string, options: IndexOptions = {}): Pr
       let result: IndexedImage | ExcludedFile;
       try {
         const bytes = await readRegularFile(path.join(root, rel), maxFileBytes);
-        const probe = await probeImage(bytes, {
-          maxPixels: options.maxPixels ?? 50_000_000,
-          deep: options.deep ?? false,
-        });
-        result = probe.ok
-          ? {
-              path: rel,
-              label,
-              className: classes[label] as string,
-              md5: md5(bytes),
-              bytes: bytes.length,
-              format: probe.format,
-              width: probe.width,
-              height: probe.height,
-            }
-          : { path: rel, reason: probe.reason };
+        const probe = await probeImage(bytes, { maxPixels });
+        const hash = md5(bytes);
+        let failure = probe.ok ? undefined : probe.reason;
+        if (probe.ok && probe.format !== 'bmp') {
+          // The full decode runs once per content: its outcome does not depend on the options.
+          const known = options.deep ? undefined : checks.get(hash);
+          if (known === undefined) {
+            failure = await decodeCheck(bytes, probe.format, maxPixels);
+            checks.set(hash, failure ?? null);
+            check.decoded++;
+          } else {
+            failure = known ?? undefined;
+            check.cached++;
+          }
+        }
+        result =
+          probe.ok && failure === undefined
+            ? {
+                path: rel,
+                label,
+                className: classes[label] as string,
+                md5: hash,
+                bytes: bytes.length,
+                format: probe.format,
+                width: probe.width,
+                height: probe.height,
+              }
+            : { path: rel, reason: failure as string };
       } catch (err) {
         result = { path: rel, reason: `cannot read: ${(err as Error).message}` };
       }
@@ -159,6 +189,7 @@ export async function indexDataset(root: string, options: IndexOptions = {}): Pr
     },
     options.signal,
   );
+  await checks.save();
   const images = probed.filter((p): p is IndexedImage => 'md5' in p);
   const invalid = [...unusable, ...probed.filter((p): p is ExcludedFile => 'reason' in p)].sort((a, b) =>
     compareStrings(a.path, b.path),
@@ -178,6 +209,7 @@ export async function indexDataset(root: string, options: IndexOptions = {}): Pr
     ignored,
     duplicates: findDuplicates(images),
     checksum: directoryChecksum(images),
+    check,
   };
 }
 

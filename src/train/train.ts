@@ -5,7 +5,7 @@ import { runtimeInfo, manualSeed, setThreads } from '../runtime.js';
 import { Checkpoints, emptyPartial, type TrainState } from './checkpoint.js';
 import { EarlyStopping } from './EarlyStopping.js';
 import { evaluateSplit, type SplitEvaluation } from './evaluate.js';
-import { createProgress, type ProgressReporter } from './progress.js';
+import { createProgress, reportExcluded, type ProgressReporter } from './progress.js';
 import { indexTrainingData, prepareData, prepareModel, type RunContext, openRun, finishRun } from './run.js';
 import { learningRateAt } from './schedule.js';
 import { TorchModel } from './TorchModel.js';
@@ -96,6 +96,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       `${resumed ? 'resuming' : 'training'} ${run.dir}: ${m.arch} on ${device}, ${loader.split.train.length} train / ` +
         `${loader.split.val.length} val images, ${config.data.imageSize}px, batch ${loader.batchSize} triplets`,
     );
+    reportExcluded(progress, loader.split.excluded);
     const schedule = {
       kind: m.scheduler,
       learningRate: m.learning_rate,
