@@ -68,7 +68,16 @@ export interface PreprocessCallOptions {
   maxFileBytes?: number;
 }
 
-export interface InferOptions {
+/** Options of Engine.run. */
+export interface RunOptions {
+  /**
+   * Let NaN and ±Infinity in a TensorInput through to the model. They are refused by default (RangeError naming
+   * the first one): a model given them answers with NaN probabilities or finite nonsense. Defaults to false.
+   */
+  allowNonFinite?: boolean;
+}
+
+export interface InferOptions extends RunOptions {
   /** Largest image file read from a path, in bytes. Defaults to the engine's (Engine.load's `maxFileBytes`). */
   maxFileBytes?: number;
   /** Include each image's embedding. Defaults to false. */
@@ -142,6 +151,10 @@ export class Engine implements AsyncDisposable {
   readonly #batchSize: number;
   readonly #concurrency: number;
   readonly #maxFileBytes: number;
+  /** Calls that use the backend, counted so that dispose() waits for them. */
+  #inFlight = 0;
+  readonly #idle: (() => void)[] = [];
+  #disposing: Promise<void> | undefined;
   /** The batch size of an artifact exported with a static batch: smaller batches are padded to it. */
   readonly #fixedBatch: number | undefined;
 
@@ -347,13 +360,17 @@ export class Engine implements AsyncDisposable {
    * Prediction per image, in order. Rejects with InvalidImageError (bad image), TypeError / RangeError (bad
    * arguments), InferenceError, DisposedError.
    */
-  async infer(
+  infer(inputs: ImageInput | readonly ImageInput[] | TensorInput, options: InferOptions = {}): Promise<Prediction[]> {
+    return this.#track((backend) => this.#infer(backend, inputs, options));
+  }
+
+  async #infer(
+    backend: Backend,
     inputs: ImageInput | readonly ImageInput[] | TensorInput,
-    options: InferOptions = {},
+    options: InferOptions,
   ): Promise<Prediction[]> {
-    const backend = this.#live();
     if (isTensorInput(inputs)) {
-      this.#checkTensor(inputs);
+      this.#checkTensor(inputs, options);
       const results: Prediction[] = [];
       const [n, c, h, w] = inputs.shape;
       const per = c * h * w;
@@ -389,9 +406,16 @@ export class Engine implements AsyncDisposable {
    * Runs a preprocessed batch and returns the raw outputs, row-major (for benchmarks, verification and custom
    * heads). Batches larger than the engine's batch size are split.
    */
-  async run(input: TensorInput): Promise<{ logits: Float32Array; embedding: Float32Array }> {
-    const backend = this.#live();
-    this.#checkTensor(input);
+  run(input: TensorInput, options: RunOptions = {}): Promise<{ logits: Float32Array; embedding: Float32Array }> {
+    return this.#track((backend) => this.#run(backend, input, options));
+  }
+
+  async #run(
+    backend: Backend,
+    input: TensorInput,
+    options: RunOptions,
+  ): Promise<{ logits: Float32Array; embedding: Float32Array }> {
+    this.#checkTensor(input, options);
     const [n, c, h, w] = input.shape;
     if (n <= this.#batchSize) {
       const out = await runPadded(backend, input.data, input.shape, this.#fixedBatch);
@@ -414,23 +438,37 @@ export class Engine implements AsyncDisposable {
     return { logits: concat(logits), embedding: concat(embedding) };
   }
 
-  /** Waits for calls in flight, then frees the backend. Idempotent. */
-  async dispose(): Promise<void> {
-    const backend = this.#backend;
-    this.#backend = undefined;
-    await backend?.dispose();
+  /**
+   * Refuses new calls (DisposedError), waits for the calls in flight to finish, every batch of them, then frees the
+   * backend. Idempotent: every call returns the same promise.
+   */
+  dispose(): Promise<void> {
+    this.#disposing ??= (async () => {
+      const backend = this.#backend;
+      this.#backend = undefined;
+      while (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+      await backend?.dispose();
+    })();
+    return this.#disposing;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.dispose();
   }
 
-  #live(): Backend {
+  /** Runs a call that uses the backend, counted in flight until it settles, so that dispose() waits for it. */
+  async #track<T>(call: (backend: Backend) => Promise<T>): Promise<T> {
     if (!this.#backend) throw new DisposedError('this Engine');
-    return this.#backend;
+    const backend = this.#backend;
+    this.#inFlight++;
+    try {
+      return await call(backend);
+    } finally {
+      if (--this.#inFlight === 0) for (const wake of this.#idle.splice(0)) wake();
+    }
   }
 
-  #checkTensor(input: TensorInput): void {
+  #checkTensor(input: TensorInput, options: RunOptions): void {
     if (!(input.data instanceof Float32Array)) {
       throw new TypeError(`Expected a Float32Array for \`data\` but received ${describe(input.data)}`);
     }
@@ -447,6 +485,15 @@ export class Engine implements AsyncDisposable {
       throw new RangeError(
         `Expected ${expected} values for shape [${shape.join(', ')}] but received ${input.data.length}`,
       );
+    }
+    if (!options.allowNonFinite) {
+      const bad = firstNonFinite(input.data);
+      if (bad >= 0) {
+        throw new RangeError(
+          `Expected finite values in \`data\` but index ${bad} holds ${String(input.data[bad])} (image ` +
+            `${Math.floor(bad / (expected / shape[0]))}); pass \`allowNonFinite: true\` to run it anyway`,
+        );
+      }
     }
   }
 
@@ -487,6 +534,16 @@ export class Engine implements AsyncDisposable {
     }
     return predictions;
   }
+}
+
+/** Index of the first NaN or ±Infinity, or -1. One pass, no allocation: about 2 ms for 16 images at 224 px here. */
+function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] as number;
+    // v - v is 0 for every finite v and NaN for NaN and ±Infinity.
+    if (v - v !== 0) return i;
+  }
+  return -1;
 }
 
 /** The precision an engine file declares (int8 Q/DQ models, fp16 plans), else the backend's. */
