@@ -6,7 +6,7 @@ import { BackendUnavailableError, InvalidImageError } from '../errors.js';
 import { decodeBmp } from './bmp.js';
 import type { ResizeMode } from './config.js';
 import { DEFAULT_MAX_FILE_BYTES, readRegularFile } from './fsutil.js';
-import { sniffFormat } from './probe.js';
+import { oneLine, sniffFormat } from './probe.js';
 
 /** How an image becomes a model input. */
 export interface PreprocessOptions {
@@ -64,7 +64,7 @@ export function setDecodeThreads(threads: number): number {
 const where = (input: string | Buffer): string => (typeof input === 'string' ? `'${input}'` : 'the image buffer');
 
 function invalid(input: string | Buffer, err: unknown): InvalidImageError {
-  return new InvalidImageError(`cannot decode ${where(input)}: ${(err as Error).message}`, {
+  return new InvalidImageError(`cannot decode ${where(input)}: ${oneLine((err as Error).message)}`, {
     cause: err,
     ...(typeof input === 'string' ? { path: input } : {}),
   });

@@ -58,6 +58,7 @@ export function registerDataCommand(program: Command): void {
       const index = await indexDataset(root, {
         classes: cfg.classes,
         maxPixels: cfg.maxPixels,
+        maxFileBytes: cfg.maxFileBytes,
         ...(onProgress ? { onProgress } : {}),
       });
       const stats = computeStats(index);
@@ -157,7 +158,11 @@ export function registerDataCommand(program: Command): void {
     .action(async (opts: CommonOptions & { out: string; dropConflicts?: boolean }) => {
       const cfg = await config(opts);
       const root = resolveDataDir({ flag: opts.dataDir, config: cfg.root });
-      const index = await indexDataset(root, { classes: cfg.classes, maxPixels: cfg.maxPixels });
+      const index = await indexDataset(root, {
+        classes: cfg.classes,
+        maxPixels: cfg.maxPixels,
+        maxFileBytes: cfg.maxFileBytes,
+      });
       const split = createSplit(index, {
         ratios: cfg.split,
         seed: cfg.seed,
