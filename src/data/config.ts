@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import YAML from 'yaml';
 
 import { ConfigError } from '../errors.js';
+import { DEFAULT_MAX_FILE_BYTES } from './fsutil.js';
 
 /** The five tf_flowers classes, in label order. */
 export const DEFAULT_CLASSES = ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips'] as const;
@@ -47,6 +48,8 @@ export interface DataConfig {
   resize: ResizeMode;
   /** Largest accepted image in pixels (decompression-bomb guard). Defaults to 50,000,000. */
   maxPixels: number;
+  /** Largest image file read, in bytes (a FIFO, a device or a huge file is refused without being read). Defaults to 64 MiB. */
+  maxFileBytes: number;
   /** Train / val / test fractions; they must sum to 1. Defaults to [0.7, 0.15, 0.15]. */
   split: [number, number, number];
   /** Seed of the split, the triplet sampler and augmentation. Defaults to 42. */
@@ -82,6 +85,7 @@ export const DEFAULT_DATA_CONFIG: DataConfig = {
   imageSize: 224,
   resize: 'fill',
   maxPixels: 50_000_000,
+  maxFileBytes: DEFAULT_MAX_FILE_BYTES,
   split: [0.7, 0.15, 0.15],
   seed: 42,
   concurrency: 4,
@@ -100,6 +104,7 @@ export const DATA_KEYS = [
   'image_size',
   'resize',
   'max_pixels',
+  'max_file_bytes',
   'split',
   'seed',
   'concurrency',
@@ -222,6 +227,8 @@ export function parseDataConfig(raw: unknown = {}): DataConfig {
     imageSize: r.image_size === undefined ? d.imageSize : num('image_size', r.image_size, 8, 4096, true),
     resize: (r.resize as ResizeMode | undefined) ?? d.resize,
     maxPixels: r.max_pixels === undefined ? d.maxPixels : num('max_pixels', r.max_pixels, 1, 2 ** 40, true),
+    maxFileBytes:
+      r.max_file_bytes === undefined ? d.maxFileBytes : num('max_file_bytes', r.max_file_bytes, 1, 2 ** 31, true),
     split,
     seed: r.seed === undefined ? d.seed : num('seed', r.seed, 0, 2 ** 32 - 1, true),
     concurrency: r.concurrency === undefined ? d.concurrency : num('concurrency', r.concurrency, 1, 64, true),

@@ -1,10 +1,23 @@
+import type { Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
+import sharp from 'sharp';
+
 import { DataError } from '../errors.js';
 import { DEFAULT_CLASSES, SUPPORTED_EXTENSIONS } from './config.js';
-import { compareStrings, directoryChecksum, listFiles, mapLimit, md5 } from './fsutil.js';
-import { probeImage } from './probe.js';
+import {
+  compareStrings,
+  DEFAULT_MAX_FILE_BYTES,
+  directoryChecksum,
+  listFiles,
+  mapLimit,
+  md5,
+  readRegularFile,
+  type SkippedEntry,
+} from './fsutil.js';
+import { DecodeCheckCache, defaultCheckCacheFile } from './manifest.js';
+import { decodeCheck, probeImage } from './probe.js';
 
 /** One readable image of the data set. */
 export interface IndexedImage {
@@ -46,6 +59,8 @@ export interface DatasetIndex {
   duplicates: DuplicateGroup[];
   /** DVC-style md5 over sorted "relpath md5" lines of the readable images: identifies the data in split manifests. */
   checksum: string;
+  /** Files fully decoded by this index, and files whose decode-check outcome came from the cache. */
+  check: { decoded: number; cached: number };
 }
 
 /** Options of indexDataset. */
@@ -54,10 +69,18 @@ export interface IndexOptions {
   classes?: readonly string[];
   /** Largest accepted image in pixels. Defaults to 50,000,000. */
   maxPixels?: number;
+  /** Largest image file read, in bytes; bigger files are excluded without being read whole. Defaults to 64 MiB. */
+  maxFileBytes?: number;
   /** Files read and probed at once. Defaults to 8. */
   concurrency?: number;
-  /** Fully decode every image instead of header + structure checks. Defaults to false. */
+  /** Decode every image again, ignoring the outcomes in `checkCache`. Defaults to false. */
   deep?: boolean;
+  /**
+   * File keeping the outcome of each file's full decode check by content md5, so each photo is decoded once (a
+   * changed file is checked again); false keeps nothing. Defaults to a file per data folder under
+   * TRT_FLOWERS_CACHE_DIR, else $XDG_CACHE_HOME/trt-flowers, else ~/.cache/trt-flowers.
+   */
+  checkCache?: string | false;
   /** Called after each file with (done, total). Defaults to none. */
   onProgress?: (done: number, total: number) => void;
   /** Cancels the scan (CancelledError). Defaults to none. */
@@ -67,19 +90,29 @@ export interface IndexOptions {
 const SUPPORTED = new Set<string>(SUPPORTED_EXTENSIONS);
 
 /**
- * Scans `root/<class>/**` for images: every file is read once (md5) and probed (header, pixel limit, truncation).
- * Bad files are reported in `invalid` and excluded; nothing throws for bad images. Throws DataError when the root or
- * a class folder is missing.
+ * Scans `root/<class>/**` for images: every file is read once (md5), probed (header, pixel limit, truncation) and,
+ * once per content (see `checkCache`), fully decoded, so that a photo libjpeg only warns about never reaches a batch.
+ * Symbolic links to photos and to folders are followed. Bad files are reported in `invalid` and excluded; nothing
+ * throws for bad images. Throws DataError when the root or a class folder is missing, or when no image is usable.
  */
 export async function indexDataset(root: string, options: IndexOptions = {}): Promise<DatasetIndex> {
   const classes = [...(options.classes ?? DEFAULT_CLASSES)];
-  let entries: import('node:fs').Dirent[];
+  let entries: Dirent[];
   try {
     entries = await fs.readdir(root, { withFileTypes: true });
   } catch (err) {
     throw new DataError(`cannot read data folder '${root}': ${(err as Error).message}`, { cause: err });
   }
-  const dirs = new Set(entries.filter((e) => e.isDirectory()).map((e) => e.name));
+  // A class folder may be a symbolic link to a folder elsewhere.
+  const isDir = async (e: Dirent): Promise<boolean> =>
+    e.isDirectory() ||
+    (e.isSymbolicLink() &&
+      (await fs.stat(path.join(root, e.name)).then(
+        (s) => s.isDirectory(),
+        () => false,
+      )));
+  const dirs = new Set<string>();
+  for (const e of entries) if (await isDir(e)) dirs.add(e.name);
   const missing = classes.filter((c) => !dirs.has(c));
   if (missing.length > 0) {
     throw new DataError(
@@ -90,14 +123,28 @@ export async function indexDataset(root: string, options: IndexOptions = {}): Pr
   const ignored: ExcludedFile[] = [...dirs]
     .filter((d) => !classes.includes(d) && !d.startsWith('.'))
     .map((d) => ({ path: `${d}/`, reason: 'folder is not a configured class' }));
+  const unusable: ExcludedFile[] = [];
   const candidates: { path: string; label: number }[] = [];
   for (const [label, name] of classes.entries()) {
-    for (const rel of await listFiles(path.join(root, name))) {
+    // A broken link or a FIFO named like a photo was meant as one: it is reported with the unreadable files.
+    const skipped = (e: SkippedEntry): void =>
+      void (SUPPORTED.has(path.extname(e.path).toLowerCase()) ? unusable : ignored).push({
+        path: `${name}/${e.path}`,
+        reason: e.reason,
+      });
+    for (const rel of await listFiles(path.join(root, name), skipped)) {
       const file = `${name}/${rel}`;
       if (SUPPORTED.has(path.extname(rel).toLowerCase())) candidates.push({ path: file, label });
       else ignored.push({ path: file, reason: `unsupported extension '${path.extname(rel) || '(none)'}'` });
     }
   }
+  const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  const maxPixels = options.maxPixels ?? 50_000_000;
+  const checks = await DecodeCheckCache.open(
+    options.checkCache === false ? undefined : (options.checkCache ?? (await defaultCheckCacheFile(root))),
+    `libvips ${sharp.versions.vips}`,
+  );
+  const check = { decoded: 0, cached: 0 };
   let done = 0;
   const probed = await mapLimit(
     candidates,
@@ -105,23 +152,35 @@ export async function indexDataset(root: string, options: IndexOptions = {}): Pr
     async ({ path: rel, label }) => {
       let result: IndexedImage | ExcludedFile;
       try {
-        const bytes = await fs.readFile(path.join(root, rel));
-        const probe = await probeImage(bytes, {
-          maxPixels: options.maxPixels ?? 50_000_000,
-          deep: options.deep ?? false,
-        });
-        result = probe.ok
-          ? {
-              path: rel,
-              label,
-              className: classes[label] as string,
-              md5: md5(bytes),
-              bytes: bytes.length,
-              format: probe.format,
-              width: probe.width,
-              height: probe.height,
-            }
-          : { path: rel, reason: probe.reason };
+        const bytes = await readRegularFile(path.join(root, rel), maxFileBytes);
+        const probe = await probeImage(bytes, { maxPixels });
+        const hash = md5(bytes);
+        let failure = probe.ok ? undefined : probe.reason;
+        if (probe.ok && probe.format !== 'bmp') {
+          // The full decode runs once per content: its outcome does not depend on the options.
+          const known = options.deep ? undefined : checks.get(hash);
+          if (known === undefined) {
+            failure = await decodeCheck(bytes, probe.format, maxPixels);
+            checks.set(hash, failure ?? null);
+            check.decoded++;
+          } else {
+            failure = known ?? undefined;
+            check.cached++;
+          }
+        }
+        result =
+          probe.ok && failure === undefined
+            ? {
+                path: rel,
+                label,
+                className: classes[label] as string,
+                md5: hash,
+                bytes: bytes.length,
+                format: probe.format,
+                width: probe.width,
+                height: probe.height,
+              }
+            : { path: rel, reason: failure as string };
       } catch (err) {
         result = { path: rel, reason: `cannot read: ${(err as Error).message}` };
       }
@@ -130,8 +189,18 @@ export async function indexDataset(root: string, options: IndexOptions = {}): Pr
     },
     options.signal,
   );
+  await checks.save();
   const images = probed.filter((p): p is IndexedImage => 'md5' in p);
-  const invalid = probed.filter((p): p is ExcludedFile => 'reason' in p);
+  const invalid = [...unusable, ...probed.filter((p): p is ExcludedFile => 'reason' in p)].sort((a, b) =>
+    compareStrings(a.path, b.path),
+  );
+  if (images.length === 0) {
+    const first = invalid[0] ? `; first: ${invalid[0].path}: ${invalid[0].reason}` : '';
+    throw new DataError(
+      `no images found in '${root}': its class folders (${classes.join(', ')}) hold no readable image ` +
+        `(${invalid.length} unreadable, ${ignored.length} other entries${first})`,
+    );
+  }
   return {
     root,
     classes,
@@ -140,6 +209,7 @@ export async function indexDataset(root: string, options: IndexOptions = {}): Pr
     ignored,
     duplicates: findDuplicates(images),
     checksum: directoryChecksum(images),
+    check,
   };
 }
 

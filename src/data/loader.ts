@@ -57,6 +57,8 @@ export interface DataLoaderOptions {
   resize?: ResizeMode;
   /** Largest accepted image in pixels. Defaults to 50,000,000. */
   maxPixels?: number;
+  /** Largest image file read, in bytes; a FIFO, a device or a bigger file fails its batch. Defaults to 64 MiB. */
+  maxFileBytes?: number;
   /** Images decoded at once, across all batches in preparation. Defaults to 4. */
   concurrency?: number;
   /** Batches prepared ahead of the consumer (0: prepare only on demand). Defaults to 2. */
@@ -124,6 +126,7 @@ export class DataLoader {
       prefetch: this.prefetch,
       resize: options.resize ?? 'fill',
       maxPixels: options.maxPixels ?? DEFAULT_DATA_CONFIG.maxPixels,
+      maxFileBytes: int('maxFileBytes', options.maxFileBytes ?? DEFAULT_DATA_CONFIG.maxFileBytes, 1),
       concurrency: int('concurrency', options.concurrency ?? DEFAULT_DATA_CONFIG.concurrency, 1),
       cacheMiB: options.cacheMiB ?? DEFAULT_DATA_CONFIG.cacheMiB,
       augment: options.augment === false ? false : { ...DEFAULT_AUGMENT, ...options.augment },
@@ -146,6 +149,7 @@ export class DataLoader {
     const index = await indexDataset(root, {
       classes: config.classes,
       maxPixels: config.maxPixels,
+      maxFileBytes: config.maxFileBytes,
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const split = await loadOrCreateSplit(options.splitFile, index, {
@@ -159,6 +163,7 @@ export class DataLoader {
       imageSize: config.imageSize,
       resize: config.resize,
       maxPixels: config.maxPixels,
+      maxFileBytes: config.maxFileBytes,
       concurrency: config.concurrency,
       prefetch: config.prefetch,
       cacheMiB: config.cacheMiB,
@@ -246,6 +251,7 @@ export class DataLoader {
           size: o.imageSize,
           resize: o.resize,
           maxPixels: o.maxPixels,
+          maxFileBytes: o.maxFileBytes,
         });
       });
     const hwc = o.cacheMiB > 0 ? await this.cache.get(key, decode) : await decode();

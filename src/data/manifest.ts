@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 
 import YAML from 'yaml';
@@ -190,4 +191,79 @@ export function formatVerify(root: string, r: VerifyResult): string {
   list('missing', r.missing);
   list('extra', r.extra);
   return lines.join('\n');
+}
+
+/** Bumped when the decode check changes, so outcomes of an older check are not reused. */
+const DECODE_CHECK_VERSION = 1;
+
+/** The folder of trt-flowers' caches: TRT_FLOWERS_CACHE_DIR, else $XDG_CACHE_HOME/trt-flowers, else ~/.cache/trt-flowers. */
+export function cacheDir(): string {
+  if (process.env.TRT_FLOWERS_CACHE_DIR) return process.env.TRT_FLOWERS_CACHE_DIR;
+  return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'trt-flowers');
+}
+
+/** Where the decode-check outcomes of a data folder are kept by default: one file per folder (by real path). */
+export async function defaultCheckCacheFile(root: string): Promise<string> {
+  const real = await fs.realpath(root).catch(() => path.resolve(root));
+  return path.join(cacheDir(), 'decode-check', `${md5(real).slice(0, 16)}.json`);
+}
+
+/**
+ * The outcomes of the full decode check of a data folder's files, keyed by each file's md5: a changed file has
+ * another md5 and is checked again, and a renamed or copied one is not. The record is tied to the check's version
+ * and the decoder's, and holds only the files of the last index, so it never outgrows the folder.
+ */
+export class DecodeCheckCache {
+  readonly file: string | undefined;
+  readonly #stamp: string;
+  readonly #stored: Map<string, string | null>;
+  readonly #current = new Map<string, string | null>();
+  #changed = false;
+
+  private constructor(file: string | undefined, stamp: string, stored: Map<string, string | null>) {
+    this.file = file;
+    this.#stamp = stamp;
+    this.#stored = stored;
+  }
+
+  /** Reads the record in `file` (none, unreadable or from another check: empty). `undefined`: nothing is kept. */
+  static async open(file: string | undefined, decoder: string): Promise<DecodeCheckCache> {
+    const stamp = `v${DECODE_CHECK_VERSION} ${decoder}`;
+    const stored = new Map<string, string | null>();
+    if (file) {
+      try {
+        const doc = JSON.parse(await fs.readFile(file, 'utf8')) as { stamp?: unknown; results?: unknown };
+        if (doc.stamp === stamp && doc.results && typeof doc.results === 'object') {
+          for (const [hash, outcome] of Object.entries(doc.results as Record<string, unknown>)) {
+            if (typeof outcome === 'string' || outcome === null) stored.set(hash, outcome);
+          }
+        }
+      } catch {
+        // no record yet, or an unreadable one: every file is checked
+      }
+    }
+    return new DecodeCheckCache(file, stamp, stored);
+  }
+
+  /** The stored outcome for a file's md5: null (decodes cleanly), the reason it does not, or undefined (unchecked). */
+  get(hash: string): string | null | undefined {
+    const outcome = this.#stored.get(hash);
+    if (outcome !== undefined) this.#current.set(hash, outcome);
+    return outcome;
+  }
+
+  /** Records the outcome of checking a file. */
+  set(hash: string, outcome: string | null): void {
+    this.#current.set(hash, outcome);
+    this.#changed = true;
+  }
+
+  /** Writes the outcomes of this index (atomically) when they differ from the record; a failed write is ignored. */
+  async save(): Promise<void> {
+    if (!this.file) return;
+    if (!this.#changed && this.#current.size === this.#stored.size) return;
+    const results = Object.fromEntries([...this.#current].sort((a, b) => compareStrings(a[0], b[0])));
+    // The record only saves time: a read-only cache folder must not stop indexing.
+    await writeFileAtomic(this.file, `${JSON.stringify({ stamp: this.#stamp, results })}\n`).catch(() => undefined);
+  }
 }

@@ -1,5 +1,3 @@
-import fs from 'node:fs/promises';
-
 import sharp, { type Sharp } from 'sharp';
 
 import { optionalAddonFunction } from '../binding/loader.js';
@@ -7,7 +5,8 @@ import type { NativeAddon } from '../binding/types.js';
 import { BackendUnavailableError, InvalidImageError } from '../errors.js';
 import { decodeBmp } from './bmp.js';
 import type { ResizeMode } from './config.js';
-import { sniffFormat } from './probe.js';
+import { DEFAULT_MAX_FILE_BYTES, readRegularFile } from './fsutil.js';
+import { oneLine, sniffFormat } from './probe.js';
 
 /** How an image becomes a model input. */
 export interface PreprocessOptions {
@@ -19,6 +18,11 @@ export interface PreprocessOptions {
   std?: readonly [number, number, number];
   /** Largest accepted input in pixels (decompression-bomb guard). Defaults to 50 megapixels. */
   maxPixels?: number;
+  /**
+   * Largest image file read from a path, in bytes: a FIFO, a device, a folder or a bigger file is refused with
+   * InvalidImageError without being read whole. Buffers are taken as they are. Defaults to 64 MiB.
+   */
+  maxFileBytes?: number;
   /** Images decoded at once. Defaults to 4. */
   concurrency?: number;
   /** 'fill' stretches to size×size (the original behaviour); 'center-crop' resizes the shorter side and crops the centre. Defaults to 'fill'. */
@@ -60,7 +64,7 @@ export function setDecodeThreads(threads: number): number {
 const where = (input: string | Buffer): string => (typeof input === 'string' ? `'${input}'` : 'the image buffer');
 
 function invalid(input: string | Buffer, err: unknown): InvalidImageError {
-  return new InvalidImageError(`cannot decode ${where(input)}: ${(err as Error).message}`, {
+  return new InvalidImageError(`cannot decode ${where(input)}: ${oneLine((err as Error).message)}`, {
     cause: err,
     ...(typeof input === 'string' ? { path: input } : {}),
   });
@@ -141,6 +145,7 @@ function open(bytes: Buffer, maxPixels: number): Sharp {
 export async function decodeResized(input: string | Buffer, options: PreprocessOptions = {}): Promise<Uint8Array> {
   const size = options.size ?? 224;
   const maxPixels = options.maxPixels ?? 50_000_000;
+  const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   const choice = jpegChoice(options.jpeg);
   const native = choice === 'sharp' || (options.kernel ?? 'linear') !== 'linear' ? null : nativeJpegDecoder();
   if (choice === 'native' && !nativeJpegDecoder()) {
@@ -150,8 +155,16 @@ export async function decodeResized(input: string | Buffer, options: PreprocessO
     );
   }
   const fit = options.resize === 'center-crop' ? 'cover' : 'fill';
+  let bytes: Buffer;
   try {
-    const bytes = typeof input === 'string' ? await fs.readFile(input) : input;
+    bytes = typeof input === 'string' ? await readRegularFile(input, maxFileBytes) : input;
+  } catch (err) {
+    throw new InvalidImageError(`cannot read ${where(input)}: ${(err as Error).message}`, {
+      cause: err,
+      path: input as string,
+    });
+  }
+  try {
     if (native && isJpeg(bytes)) {
       const hwc = await decodeNative(native, bytes, size, options.resize ?? 'fill', maxPixels);
       if (hwc) return hwc;

@@ -32,7 +32,7 @@ export type ProbeResult = ({ ok: true } & ImageInfo) | { ok: false; reason: stri
 export interface ProbeOptions {
   /** Largest accepted image in pixels. Defaults to 50,000,000. */
   maxPixels?: number;
-  /** Fully decode every image (slow) instead of header + structure checks. Defaults to false. */
+  /** Fully decode the image (see decodeCheck) after the header and structure checks. Defaults to false. */
   deep?: boolean;
 }
 
@@ -50,8 +50,44 @@ function pngComplete(buf: Buffer): boolean {
 }
 
 /**
- * Checks that bytes are a usable image without decoding the pixels when it can: header metadata, pixel limit and an
- * end-of-data check for JPEG and PNG; WebP and TIFF (rare here) are fully decoded. Never throws for bad input.
+ * A decoder message on one line, each part once: libvips repeats its messages (one per pass over the image) and
+ * prefixes every line with the loader's name.
+ */
+export function oneLine(message: string): string {
+  const parts: string[] = [];
+  for (const raw of message.split('\n')) {
+    const line = raw.trim();
+    if (line && !parts.includes(line)) parts.push(line);
+  }
+  return parts.join('; ');
+}
+
+/**
+ * Fully decodes an image whose header passed probeImage and returns why it cannot be used, or undefined when it
+ * decodes cleanly. For JPEG, libjpeg's corrupt-data warnings ("Corrupt JPEG data: ...", "Premature end of JPEG
+ * file") count as failures: libjpeg pads what it cannot decode with grey and carries on, so those photos would
+ * otherwise be trained on. Other formats fail on decoder errors only (libpng and libtiff warn about harmless
+ * things). The image is decoded at 1/8 scale where the format allows (JPEG's DCT scaling still reads every
+ * entropy-coded byte).
+ */
+export async function decodeCheck(bytes: Buffer, format: string, maxPixels = 50_000_000): Promise<string | undefined> {
+  try {
+    await sharp(bytes, { limitInputPixels: maxPixels, failOn: format === 'jpeg' ? 'warning' : 'error' })
+      .resize(8, 8, { fit: 'fill', kernel: 'nearest' })
+      .raw()
+      .toBuffer();
+    return undefined;
+  } catch (err) {
+    // sharp words a warning as "Warning treated as error ..." and adds libvips' warning text when it still has it.
+    const message = oneLine((err as Error).message).replace(/^Warning treated as error due to failOn setting(; )?/, '');
+    return `cannot decode: ${message || 'corrupt JPEG data (libjpeg warned while decoding)'}`;
+  }
+}
+
+/**
+ * Checks that bytes are a usable image without decoding the pixels: header metadata, pixel limit and an
+ * end-of-data check for JPEG and PNG (BMP is decoded: it is cheap); `deep` adds the full decode of decodeCheck.
+ * Never throws for bad input.
  */
 export async function probeImage(bytes: Buffer, options: ProbeOptions = {}): Promise<ProbeResult> {
   const maxPixels = options.maxPixels ?? 50_000_000;
@@ -77,7 +113,7 @@ export async function probeImage(bytes: Buffer, options: ProbeOptions = {}): Pro
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {
-    return { ok: false, reason: `not a readable image: ${(err as Error).message}` };
+    return { ok: false, reason: `not a readable image: ${oneLine((err as Error).message)}` };
   }
   const format: string | undefined = meta.format;
   if (!format || !ACCEPTED_FORMATS.has(format) || format !== sniffed) {
@@ -91,15 +127,9 @@ export async function probeImage(bytes: Buffer, options: ProbeOptions = {}): Pro
   if (format === 'jpeg' && !jpegComplete(bytes))
     return { ok: false, reason: 'truncated JPEG (no end-of-image marker)' };
   if (format === 'png' && !pngComplete(bytes)) return { ok: false, reason: 'truncated PNG (no IEND chunk)' };
-  if (options.deep || (format !== 'jpeg' && format !== 'png')) {
-    try {
-      await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated' })
-        .resize(8, 8, { fit: 'fill' })
-        .raw()
-        .toBuffer();
-    } catch (err) {
-      return { ok: false, reason: `cannot decode: ${(err as Error).message}` };
-    }
+  if (options.deep) {
+    const failure = await decodeCheck(bytes, format, maxPixels);
+    if (failure) return { ok: false, reason: failure };
   }
   return {
     ok: true,

@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
+import { DEFAULT_MAX_FILE_BYTES } from '../data/fsutil.js';
 import { decodeResized, normalizeInto } from '../data/preprocess.js';
 import { BackendUnavailableError, DisposedError, InferenceError, ModelLoadError } from '../errors.js';
 import { runtimeInfo } from '../runtime.js';
@@ -41,6 +42,11 @@ export interface EngineLoadOptions {
   cudaGraph?: boolean;
   /** Images decoded at once during preprocessing. Defaults to 4. */
   concurrency?: number;
+  /**
+   * Largest image file read from a path, in bytes: a FIFO, a device, a folder or a bigger file is refused with
+   * InvalidImageError without being read whole (Buffers are taken as they are). Defaults to 64 MiB.
+   */
+  maxFileBytes?: number;
   /** Run one image through the model at load to check its input size and class count. Defaults to true. */
   warmup?: boolean;
 }
@@ -54,7 +60,26 @@ export interface TensorInput {
   shape: readonly [number, number, number, number];
 }
 
-export interface InferOptions {
+/** Options of Engine.preprocess. */
+export interface PreprocessCallOptions {
+  /** Cancels the call. Defaults to none. */
+  signal?: AbortSignal;
+  /** Largest image file read from a path, in bytes. Defaults to the engine's (Engine.load's `maxFileBytes`). */
+  maxFileBytes?: number;
+}
+
+/** Options of Engine.run. */
+export interface RunOptions {
+  /**
+   * Let NaN and ±Infinity in a TensorInput through to the model. They are refused by default (RangeError naming
+   * the first one): a model given them answers with NaN probabilities or finite nonsense. Defaults to false.
+   */
+  allowNonFinite?: boolean;
+}
+
+export interface InferOptions extends RunOptions {
+  /** Largest image file read from a path, in bytes. Defaults to the engine's (Engine.load's `maxFileBytes`). */
+  maxFileBytes?: number;
   /** Include each image's embedding. Defaults to false. */
   embeddings?: boolean;
   /** Include each image's raw logits. Defaults to false. */
@@ -125,6 +150,11 @@ export class Engine implements AsyncDisposable {
   readonly #info: EngineInfo;
   readonly #batchSize: number;
   readonly #concurrency: number;
+  readonly #maxFileBytes: number;
+  /** Calls that use the backend, counted so that dispose() waits for them. */
+  #inFlight = 0;
+  readonly #idle: (() => void)[] = [];
+  #disposing: Promise<void> | undefined;
   /** The batch size of an artifact exported with a static batch: smaller batches are padded to it. */
   readonly #fixedBatch: number | undefined;
 
@@ -133,12 +163,14 @@ export class Engine implements AsyncDisposable {
     info: EngineInfo,
     batchSize: number,
     concurrency: number,
+    maxFileBytes: number,
     fixedBatch: number | undefined,
   ) {
     this.#backend = backend;
     this.#info = info;
     this.#batchSize = batchSize;
     this.#concurrency = concurrency;
+    this.#maxFileBytes = maxFileBytes;
     this.#fixedBatch = fixedBatch;
   }
 
@@ -155,6 +187,7 @@ export class Engine implements AsyncDisposable {
     }
     const batchSize = checkInt(options.batchSize ?? 32, 'batchSize', 1, 4096);
     const concurrency = checkInt(options.concurrency ?? 4, 'concurrency', 1, 64);
+    const maxFileBytes = checkInt(options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES, 'maxFileBytes', 1, 2 ** 31);
     if (options.threads !== undefined) checkInt(options.threads, 'threads', 0, 256);
     if (options.cudaGraph !== undefined && typeof options.cudaGraph !== 'boolean') {
       throw new TypeError(`Expected a boolean for \`cudaGraph\` but received ${describe(options.cudaGraph)}`);
@@ -273,7 +306,7 @@ export class Engine implements AsyncDisposable {
         versions: backend.versions,
       };
       const limit = fixedBatch ?? backend.maxBatchSize ?? batchSize;
-      return new Engine(backend, info, Math.min(batchSize, limit), concurrency, fixedBatch);
+      return new Engine(backend, info, Math.min(batchSize, limit), concurrency, maxFileBytes, fixedBatch);
     } catch (err) {
       await backend.dispose();
       throw err;
@@ -289,10 +322,22 @@ export class Engine implements AsyncDisposable {
   }
 
   /**
-   * Decodes and normalises images as the model expects (its metadata's size, resize, mean and std). Rejects with
-   * InvalidImageError naming the first bad image.
+   * Decodes and normalises images as the model expects (its metadata's size, resize, mean and std). Takes an
+   * AbortSignal or options. Rejects with InvalidImageError naming the first bad image.
    */
-  async preprocess(images: readonly ImageInput[], signal?: AbortSignal): Promise<TensorInput> {
+  async preprocess(
+    images: readonly ImageInput[],
+    options: AbortSignal | PreprocessCallOptions = {},
+  ): Promise<TensorInput> {
+    const { signal, maxFileBytes } =
+      options instanceof AbortSignal ? { signal: options, maxFileBytes: undefined } : options;
+    const decodeOptions = {
+      size: this.#info.preprocessing.size,
+      resize: this.#info.preprocessing.resize,
+      kernel: this.#info.preprocessing.kernel,
+      maxFileBytes:
+        maxFileBytes === undefined ? this.#maxFileBytes : checkInt(maxFileBytes, 'maxFileBytes', 1, 2 ** 31),
+    };
     const { size } = this.#info.preprocessing;
     const per = 3 * size * size;
     const out = new Float32Array(images.length * per);
@@ -303,7 +348,7 @@ export class Engine implements AsyncDisposable {
         const i = next++;
         const image = images[i] as ImageInput;
         const input = typeof image === 'string' || Buffer.isBuffer(image) ? image : Buffer.from(image);
-        const hwc = await decodeResized(input, this.#preprocessOptions());
+        const hwc = await decodeResized(input, decodeOptions);
         normalizeInto(hwc, out, i * per, this.#info.preprocessing);
       }
     };
@@ -316,13 +361,17 @@ export class Engine implements AsyncDisposable {
    * Prediction per image, in order. Rejects with InvalidImageError (bad image), TypeError / RangeError (bad
    * arguments), InferenceError, DisposedError.
    */
-  async infer(
+  infer(inputs: ImageInput | readonly ImageInput[] | TensorInput, options: InferOptions = {}): Promise<Prediction[]> {
+    return this.#track((backend) => this.#infer(backend, inputs, options));
+  }
+
+  async #infer(
+    backend: Backend,
     inputs: ImageInput | readonly ImageInput[] | TensorInput,
-    options: InferOptions = {},
+    options: InferOptions,
   ): Promise<Prediction[]> {
-    const backend = this.#live();
     if (isTensorInput(inputs)) {
-      this.#checkTensor(inputs);
+      this.#checkTensor(inputs, options);
       const results: Prediction[] = [];
       const [n, c, h, w] = inputs.shape;
       const per = c * h * w;
@@ -338,8 +387,12 @@ export class Engine implements AsyncDisposable {
     const results: Prediction[] = [];
     // Preprocessing of the next batch overlaps inference of the current one.
     let nextBatch: Promise<TensorInput> | undefined;
+    const preprocessOptions: PreprocessCallOptions = {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.maxFileBytes !== undefined ? { maxFileBytes: options.maxFileBytes } : {}),
+    };
     const batchAt = (start: number): Promise<TensorInput> =>
-      this.preprocess(list.slice(start, start + this.#batchSize), options.signal);
+      this.preprocess(list.slice(start, start + this.#batchSize), preprocessOptions);
     for (let start = 0; start < list.length; start += this.#batchSize) {
       const current = await (nextBatch ?? batchAt(start));
       nextBatch = start + this.#batchSize < list.length ? batchAt(start + this.#batchSize) : undefined;
@@ -354,9 +407,16 @@ export class Engine implements AsyncDisposable {
    * Runs a preprocessed batch and returns the raw outputs, row-major (for benchmarks, verification and custom
    * heads). Batches larger than the engine's batch size are split.
    */
-  async run(input: TensorInput): Promise<{ logits: Float32Array; embedding: Float32Array }> {
-    const backend = this.#live();
-    this.#checkTensor(input);
+  run(input: TensorInput, options: RunOptions = {}): Promise<{ logits: Float32Array; embedding: Float32Array }> {
+    return this.#track((backend) => this.#run(backend, input, options));
+  }
+
+  async #run(
+    backend: Backend,
+    input: TensorInput,
+    options: RunOptions,
+  ): Promise<{ logits: Float32Array; embedding: Float32Array }> {
+    this.#checkTensor(input, options);
     const [n, c, h, w] = input.shape;
     if (n <= this.#batchSize) {
       const out = await runPadded(backend, input.data, input.shape, this.#fixedBatch);
@@ -379,28 +439,37 @@ export class Engine implements AsyncDisposable {
     return { logits: concat(logits), embedding: concat(embedding) };
   }
 
-  /** Waits for calls in flight, then frees the backend. Idempotent. */
-  async dispose(): Promise<void> {
-    const backend = this.#backend;
-    this.#backend = undefined;
-    await backend?.dispose();
+  /**
+   * Refuses new calls (DisposedError), waits for the calls in flight to finish, every batch of them, then frees the
+   * backend. Idempotent: every call returns the same promise.
+   */
+  dispose(): Promise<void> {
+    this.#disposing ??= (async () => {
+      const backend = this.#backend;
+      this.#backend = undefined;
+      while (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+      await backend?.dispose();
+    })();
+    return this.#disposing;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.dispose();
   }
 
-  #preprocessOptions(): Pick<Preprocessing, 'size' | 'resize' | 'kernel'> {
-    const { size, resize, kernel } = this.#info.preprocessing;
-    return { size, resize, kernel };
-  }
-
-  #live(): Backend {
+  /** Runs a call that uses the backend, counted in flight until it settles, so that dispose() waits for it. */
+  async #track<T>(call: (backend: Backend) => Promise<T>): Promise<T> {
     if (!this.#backend) throw new DisposedError('this Engine');
-    return this.#backend;
+    const backend = this.#backend;
+    this.#inFlight++;
+    try {
+      return await call(backend);
+    } finally {
+      if (--this.#inFlight === 0) for (const wake of this.#idle.splice(0)) wake();
+    }
   }
 
-  #checkTensor(input: TensorInput): void {
+  #checkTensor(input: TensorInput, options: RunOptions): void {
     if (!(input.data instanceof Float32Array)) {
       throw new TypeError(`Expected a Float32Array for \`data\` but received ${describe(input.data)}`);
     }
@@ -417,6 +486,15 @@ export class Engine implements AsyncDisposable {
       throw new RangeError(
         `Expected ${expected} values for shape [${shape.join(', ')}] but received ${input.data.length}`,
       );
+    }
+    if (!options.allowNonFinite) {
+      const bad = firstNonFinite(input.data);
+      if (bad >= 0) {
+        throw new RangeError(
+          `Expected finite values in \`data\` but index ${bad} holds ${String(input.data[bad])} (image ` +
+            `${Math.floor(bad / (expected / shape[0]))}); pass \`allowNonFinite: true\` to run it anyway`,
+        );
+      }
     }
   }
 
@@ -457,6 +535,16 @@ export class Engine implements AsyncDisposable {
     }
     return predictions;
   }
+}
+
+/** Index of the first NaN or ±Infinity, or -1. One pass, no allocation: about 2 ms for 16 images at 224 px here. */
+function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] as number;
+    // v - v is 0 for every finite v and NaN for NaN and ±Infinity.
+    if (v - v !== 0) return i;
+  }
+  return -1;
 }
 
 /** The precision an engine file declares (int8 Q/DQ models, fp16 plans), else the backend's. */

@@ -66,6 +66,7 @@ export class OnnxRuntimeBackend implements Backend {
   readonly #queue: Job[] = [];
   #nextId = 1;
   #closed = false;
+  #disposing: Promise<void> | undefined;
   #failure: Error | undefined;
 
   private constructor(
@@ -125,8 +126,13 @@ export class OnnxRuntimeBackend implements Backend {
     });
   }
 
-  async dispose(): Promise<void> {
-    if (this.#closed) return;
+  /** Refuses new runs, waits for the queued and running ones, then stops the workers. Every call returns the same promise. */
+  dispose(): Promise<void> {
+    this.#disposing ??= this.#close();
+    return this.#disposing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     // Jobs already queued or running finish first.
     while (this.#queue.length > 0 || this.#slots.some((s) => s.busy)) {

@@ -24,12 +24,47 @@ export interface EpochSummary {
   best: boolean;
 }
 
+/** The files the data index left out (corrupt, truncated, unreadable, ...): how many, and the first few. */
+export interface ExcludedReport {
+  count: number;
+  files: { path: string; reason: string }[];
+}
+
 /** Reports training progress; every method is cheap and never throws. */
 export interface ProgressReporter {
   step(p: StepProgress): void;
   epoch(s: EpochSummary): void;
   message(text: string): void;
+  /** The files left out of training, at its start. Defaults to a `message` with the same content. */
+  excluded?(r: ExcludedReport): void;
   close(): void;
+}
+
+/** Tells the reporter which files training leaves out (nothing when none): the count and the first `first`. */
+export function reportExcluded(
+  progress: ProgressReporter,
+  excluded: readonly { path: string; reason: string }[],
+  first = 5,
+): void {
+  if (excluded.length === 0) return;
+  const report: ExcludedReport = {
+    count: excluded.length,
+    files: excluded
+      .slice(0, first)
+      .map((f) => ({ path: f.path, reason: f.reason.split('\n')[0]?.slice(0, 300) ?? '' })),
+  };
+  if (progress.excluded) progress.excluded(report);
+  else progress.message(excludedText(report));
+}
+
+function excludedText(r: ExcludedReport): string {
+  const lines = [
+    `left out ${r.count} file${r.count === 1 ? '' : 's'} that cannot be used (all of them: split.json in the run ` +
+      'folder, or `trt-flowers data stats`):',
+    ...r.files.map((f) => `  ${f.path}: ${f.reason}`),
+  ];
+  if (r.count > r.files.length) lines.push(`  ... and ${r.count - r.files.length} more`);
+  return lines.join('\n');
 }
 
 /** Resolves 'auto': a bar when stderr is a terminal, plain lines otherwise. */
@@ -62,6 +97,7 @@ export function createProgress(
       step: (p) => write(JSON.stringify({ type: 'step', ...p })),
       epoch: (s) => write(JSON.stringify({ type: 'epoch', ...s })),
       message: (text) => write(JSON.stringify({ type: 'message', text })),
+      excluded: (r) => write(JSON.stringify({ type: 'excluded', ...r })),
       close() {},
     };
   }

@@ -5,7 +5,7 @@ import YAML from 'yaml';
 
 import { parseTrainConfig, type TrainConfig } from '../config/index.js';
 import type { RawConfig } from '../config/load.js';
-import { indexDataset } from '../data/indexer.js';
+import { indexDataset, type DatasetIndex } from '../data/indexer.js';
 import { DataLoader } from '../data/loader.js';
 import { createSplit, loadOrCreateSplit, type SplitManifest } from '../data/split.js';
 import { ConfigError } from '../errors.js';
@@ -104,9 +104,32 @@ export async function openRun(options: {
   };
 }
 
-/** Indexes the data folder, loads or creates the run's split (split.json) and returns the loader. */
-export async function prepareData(ctx: RunContext, dataDir: string, signal?: AbortSignal): Promise<DataLoader> {
-  return openEvalData(ctx.config, dataDir, path.join(ctx.run.dir, 'split.json'), signal);
+/** Indexes the data folder as the config says (DataError when it has no usable image). */
+export async function indexTrainingData(
+  config: TrainConfig,
+  dataDir: string,
+  signal?: AbortSignal,
+): Promise<DatasetIndex> {
+  const d = config.data;
+  return indexDataset(dataDir, {
+    classes: d.classes,
+    maxPixels: d.maxPixels,
+    maxFileBytes: d.maxFileBytes,
+    ...(signal ? { signal } : {}),
+  });
+}
+
+/**
+ * Loads or creates the run's split (split.json) over the index of the data folder (made here unless given) and
+ * returns the loader.
+ */
+export async function prepareData(
+  ctx: RunContext,
+  dataDir: string,
+  signal?: AbortSignal,
+  index?: DatasetIndex,
+): Promise<DataLoader> {
+  return openEvalData(ctx.config, dataDir, path.join(ctx.run.dir, 'split.json'), signal, index);
 }
 
 /**
@@ -118,13 +141,10 @@ export async function openEvalData(
   dataDir: string,
   splitFile: string | undefined,
   signal?: AbortSignal,
+  index?: DatasetIndex,
 ): Promise<DataLoader> {
   const d = config.data;
-  const index = await indexDataset(dataDir, {
-    classes: d.classes,
-    maxPixels: d.maxPixels,
-    ...(signal ? { signal } : {}),
-  });
+  index ??= await indexTrainingData(config, dataDir, signal);
   const splitOptions = { ratios: d.split, seed: d.seed };
   let split = splitFile ? await loadOrCreateSplit(splitFile, index, splitOptions) : createSplit(index, splitOptions);
   if (config.trainer.limit_per_class > 0) split = limitPerClass(split, config.trainer.limit_per_class);
@@ -140,6 +160,7 @@ export async function openEvalData(
     imageSize: d.imageSize,
     resize: d.resize,
     maxPixels: d.maxPixels,
+    maxFileBytes: d.maxFileBytes,
     concurrency: d.concurrency,
     prefetch: d.prefetch,
     cacheMiB: d.cacheMiB,

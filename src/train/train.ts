@@ -5,8 +5,8 @@ import { runtimeInfo, manualSeed, setThreads } from '../runtime.js';
 import { Checkpoints, emptyPartial, type TrainState } from './checkpoint.js';
 import { EarlyStopping } from './EarlyStopping.js';
 import { evaluateSplit, type SplitEvaluation } from './evaluate.js';
-import { createProgress, type ProgressReporter } from './progress.js';
-import { prepareData, prepareModel, type RunContext, openRun, finishRun } from './run.js';
+import { createProgress, reportExcluded, type ProgressReporter } from './progress.js';
+import { indexTrainingData, prepareData, prepareModel, type RunContext, openRun, finishRun } from './run.js';
 import { learningRateAt } from './schedule.js';
 import { TorchModel } from './TorchModel.js';
 import { Trainer } from './Trainer.js';
@@ -41,6 +41,8 @@ export interface TrainResult {
 
 /** Runs (or resumes) a training run: epochs of triplet steps, validation, checkpoints, early stopping, test. */
 export async function train(options: TrainOptions): Promise<TrainResult> {
+  // A new run's data is indexed before its folder exists: data without a usable image leaves no failed run behind.
+  const index = options.resume ? undefined : await indexTrainingData(options.config, options.dataDir, options.signal);
   const ctx: RunContext = await openRun(options);
   const { config, run } = ctx;
   const progress = options.progress ?? createProgress(config.trainer.progress);
@@ -51,7 +53,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   try {
     if (t.threads > 0) setThreads(t.threads);
     manualSeed(t.seed);
-    const loader = await prepareData(ctx, options.dataDir, options.signal);
+    const loader = await prepareData(ctx, options.dataDir, options.signal, index);
     const numClasses = config.data.classes.length;
     const device = t.device === 'auto' ? (runtimeInfo().cudaAvailable ? 'cuda' : 'cpu') : t.device;
     const checkpoints = new Checkpoints(run.checkpointsDir);
@@ -94,6 +96,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       `${resumed ? 'resuming' : 'training'} ${run.dir}: ${m.arch} on ${device}, ${loader.split.train.length} train / ` +
         `${loader.split.val.length} val images, ${config.data.imageSize}px, batch ${loader.batchSize} triplets`,
     );
+    reportExcluded(progress, loader.split.excluded);
     const schedule = {
       kind: m.scheduler,
       learningRate: m.learning_rate,

@@ -235,6 +235,48 @@ describe.skipIf(!hasFlowers)('Engine over libtorch and ONNX Runtime', () => {
       }
     });
 
+    it('refuses NaN and Inf in a tensor input with a RangeError naming the input and the first bad index', async () => {
+      const shape = [2, 3, 224, 224] as const;
+      for (const e of [torch, ort]) {
+        const data = new Float32Array(2 * 3 * 224 * 224).fill(0.25);
+        data[150_000] = Number.NaN;
+        data[200_000] = Number.POSITIVE_INFINITY;
+        const err = await e.infer({ data, shape }).catch((x: unknown) => x);
+        expect(err, e.info.backend).toBeInstanceOf(RangeError);
+        expect((err as Error).message).toMatch(/`data`.*index 150000.*NaN/);
+        data[150_000] = 0;
+        await expect(e.run({ data, shape })).rejects.toThrow(/`data`.*index 200000.*Infinity/);
+        // A batch past the first (the engine splits inputs into batches) is checked too.
+        const [first] = await e.infer({ data: data.subarray(0, 3 * 224 * 224), shape: [1, 3, 224, 224] });
+        expect(Number.isFinite(first!.confidence)).toBe(true);
+        // Allowed on request: the model then sees them as they are.
+        await expect(e.run({ data, shape }, { allowNonFinite: true })).resolves.toBeDefined();
+      }
+    });
+
+    it('dispose waits for a call in flight that spans several batches, and refuses calls after it starts', async () => {
+      const many = CLASSES.flatMap((c) => photos(c, 4));
+      for (const file of [tinyModelPath, onnxPath]) {
+        const e = await Engine.load(file, { batchSize: 2 });
+        const order: string[] = [];
+        const inferring = e.infer(many).then((r) => {
+          order.push('infer');
+          return r;
+        });
+        const running = e
+          .run({ data: new Float32Array(6 * 3 * 224 * 224), shape: [6, 3, 224, 224] })
+          .then(() => void order.push('run'));
+        const disposing = e.dispose().then(() => void order.push('dispose'));
+        expect(e.disposed).toBe(true);
+        await expect(e.infer(many[0]!)).rejects.toThrow(DisposedError);
+        const results = await inferring;
+        expect(results, file).toHaveLength(many.length);
+        await Promise.all([running, disposing, e.dispose()]);
+        expect(order.at(-1)).toBe('dispose');
+        expect(order).toContain('run');
+      }
+    });
+
     it('exportOnnx rejects a corrupt checkpoint and a bad output name', async () => {
       const bad = join(dir, 'corrupt.pt');
       writeFileSync(bad, 'PK\x03\x04 broken zip');

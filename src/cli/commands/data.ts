@@ -72,6 +72,7 @@ export function registerDataCommand(program: Command): void {
       const index = await indexDataset(root, {
         classes: cfg.classes,
         maxPixels: cfg.maxPixels,
+        maxFileBytes: cfg.maxFileBytes,
         ...(onProgress ? { onProgress } : {}),
       });
       const stats = computeStats(index);
@@ -175,7 +176,11 @@ export function registerDataCommand(program: Command): void {
       const cfg = await config(opts);
       const { resolveDataDir, indexDataset, createSplit, writeSplitManifest } = await dataLib();
       const root = resolveDataDir({ flag: opts.dataDir, config: cfg.root });
-      const index = await indexDataset(root, { classes: cfg.classes, maxPixels: cfg.maxPixels });
+      const index = await indexDataset(root, {
+        classes: cfg.classes,
+        maxPixels: cfg.maxPixels,
+        maxFileBytes: cfg.maxFileBytes,
+      });
       const split = createSplit(index, {
         ratios: cfg.split,
         seed: cfg.seed,

@@ -16,8 +16,11 @@ describe('parseDataConfig', () => {
       augment: false,
       root: '/x',
       resize: 'center-crop',
+      max_file_bytes: 1_000_000,
     });
     expect(c.imageSize).toBe(128);
+    expect(c.maxFileBytes).toBe(1_000_000);
+    expect(DEFAULT_DATA_CONFIG.maxFileBytes).toBe(64 * 1024 * 1024);
     expect(c.split).toEqual([0.8, 0.1, 0.1]);
     expect(c.augment.enabled).toBe(false);
     expect(c.root).toBe('/x');
@@ -27,6 +30,7 @@ describe('parseDataConfig', () => {
   it.each([
     [{ image_size: 0 }, /`data.image_size` but received 0 of type number/],
     [{ image_size: 12.5 }, /integer/],
+    [{ max_file_bytes: 0 }, /`data.max_file_bytes` but received 0/],
     [{ split: [0.5, 0.2, 0.2] }, /sum to 1/],
     [{ split: [1] }, /\[train, val, test\]/],
     [{ classes: ['a'] }, /at least two class names/],

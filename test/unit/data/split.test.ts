@@ -38,6 +38,7 @@ function fakeIndex(): DatasetIndex {
     ignored: [],
     duplicates: findDuplicates(images),
     checksum: 'sum',
+    check: { decoded: 0, cached: 0 },
   };
 }
 
