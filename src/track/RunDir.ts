@@ -159,6 +159,14 @@ export class RunDir implements Tracker {
   get status(): RunStatus {
     return this.#summary.status;
   }
+  /** Human name of the run (summary.json `name`). */
+  get name(): string {
+    return this.#summary.name;
+  }
+  /** A copy of what summary.json holds now. */
+  get summary(): RunSummary {
+    return structuredClone(this.#summary);
+  }
 
   /** Writes config.yaml (the resolved configuration). */
   writeConfig(config: unknown): Promise<void> {

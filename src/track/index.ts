@@ -1,6 +1,12 @@
 /** Run tracking: the local run folder, MLflow, metrics and plots. */
 export { CompositeTracker } from './CompositeTracker.js';
-export { createTracker, type CreateTrackerOptions, type RunTracking } from './createTracker.js';
+export {
+  createTracker,
+  resumeTracker,
+  type CreateTrackerOptions,
+  type MlflowRunRecord,
+  type RunTracking,
+} from './createTracker.js';
 export {
   argmaxRows,
   classificationReport,
@@ -10,11 +16,14 @@ export {
 } from './metrics.js';
 export { METRICS_FILE, MetricsAppender, parseMetricRows, readMetrics, type MetricRow } from './metricsLog.js';
 export {
+  artifactStore,
   MLFLOW_LIMITS,
   MlflowClient,
   MlflowError,
   splitLogBatch,
   toMlflowParams,
+  utf8Prefix,
+  type ArtifactStore,
   type LogBatch,
   type MlflowClientOptions,
   type MlflowExperiment,
@@ -22,7 +31,7 @@ export {
   type MlflowMetric,
   type MlflowRunInfo,
 } from './mlflow.js';
-export { MlflowTracker, type MlflowTrackerOptions } from './MlflowTracker.js';
+export { mlflowStandardTags, MlflowTracker, type MlflowTrackerOptions } from './MlflowTracker.js';
 export {
   ACCURACY_CURVES,
   curvesFromRows,

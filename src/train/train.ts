@@ -6,7 +6,7 @@ import { Checkpoints, emptyPartial, type TrainState } from './checkpoint.js';
 import { EarlyStopping } from './EarlyStopping.js';
 import { evaluateSplit, type SplitEvaluation } from './evaluate.js';
 import { createProgress, type ProgressReporter } from './progress.js';
-import { prepareData, prepareModel, type RunContext, openRun, finishRun } from './run.js';
+import { endRun, prepareData, prepareModel, type RunContext, openRun, finishRun } from './run.js';
 import { learningRateAt } from './schedule.js';
 import { TorchModel } from './TorchModel.js';
 import { Trainer } from './Trainer.js';
@@ -42,7 +42,8 @@ export interface TrainResult {
 /** Runs (or resumes) a training run: epochs of triplet steps, validation, checkpoints, early stopping, test. */
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const ctx: RunContext = await openRun(options);
-  const { config, run } = ctx;
+  // `run` is the local folder; everything logged goes through `tracker` (the folder and, when on, MLflow).
+  const { config, run, tracker } = ctx;
   const progress = options.progress ?? createProgress(config.trainer.progress);
   const t = config.trainer;
   const m = config.model;
@@ -83,7 +84,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       bestEpoch: -1,
     };
     early.restore(state.earlyStopping);
-    await run.logParams({
+    await tracker.logParams({
       device,
       numClasses,
       dataDir: options.dataDir,
@@ -135,7 +136,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           state.batch = batch.index + 1;
           state.globalStep++;
           p.seconds = (performance.now() - epochStart) / 1000;
-          await run.logMetrics(
+          await tracker.logMetrics(
             { loss: r.loss, ce: r.ce, contrastive: r.contrastive, accuracy: r.correct / n, lr: trainer.learningRate },
             state.globalStep,
             { epoch, split: 'train' },
@@ -174,7 +175,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         val_accuracy: val.report.accuracy,
         val_f1_macro: val.report.f1Macro,
       };
-      await run.logMetrics(
+      await tracker.logMetrics(
         {
           loss: val.losses.loss,
           ce: val.losses.ce,
@@ -229,7 +230,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     await finishRun(ctx, result);
     return result;
   } catch (err) {
-    await run.finish(err instanceof CancelledError ? 'KILLED' : 'FAILED').catch(() => undefined);
+    await endRun(ctx, err instanceof CancelledError ? 'KILLED' : 'FAILED').catch(() => undefined);
     throw err;
   } finally {
     progress.close();
