@@ -19,8 +19,8 @@ export interface MlflowSenderOptions {
   /** Continue this run instead of creating one (a new run is created when the server does not know it). */
   runId: string | undefined;
   tags: Readonly<Record<string, string>>;
-  /** Called once the run is created or found. */
-  onRun: ((run: MlflowRunInfo) => void) | undefined;
+  /** Called once the run is created or found; awaited before anything is sent to the run. */
+  onRun: ((run: MlflowRunInfo) => void | Promise<void>) | undefined;
   flushIntervalMs: number;
   backoffMs: number;
   /** Aborted by close: stops requests and warnings. */
@@ -180,7 +180,7 @@ export class MlflowSender {
       o.warn(`MLflow: artifacts are not uploaded (${n} so far): ${store.reason}; they stay in the local run folder`);
     }
     try {
-      o.onRun?.(run);
+      await o.onRun?.(run);
     } catch {
       // a failing observer must not stop the logging
     }

@@ -44,8 +44,11 @@ export interface MlflowTrackerOptions {
    * `mlflow.source.name`, `mlflow.source.type` = LOCAL, `mlflow.runName`). Defaults to none.
    */
   tags?: Readonly<Record<string, string>>;
-  /** Called once the run is created or found (e.g. to record its id). Defaults to none. */
-  onRun?: (run: MlflowRunInfo) => void;
+  /**
+   * Called once the run is created or found (e.g. to record its id); a promise it returns is awaited before
+   * anything is sent to the run. Defaults to none.
+   */
+  onRun?: (run: MlflowRunInfo) => void | Promise<void>;
   /** Most metric values kept while the server is slow or down; beyond it the oldest are dropped. Defaults to 50000. */
   maxQueuedMetrics?: number;
   /** Time between background flushes. Defaults to 2000 ms. */

@@ -61,9 +61,10 @@ function track(runDir: RunDir, mlflowOptions: MlflowTrackerOptions | false, runI
           runName: mlflowOptions.runName ?? runDir.name,
           ...(runId ? { runId } : {}),
           tags: { 'trt_flowers.run_dir': runDir.dir, ...mlflowOptions.tags },
-          onRun: (run) => {
-            mlflowOptions.onRun?.(run);
-            void runDir.setSummary({ mlflow: record(mlflow?.trackingUri ?? '', run) }).catch(() => undefined);
+          // Recorded before anything is sent, so the summary.json stored with the run names it too.
+          onRun: async (run) => {
+            await mlflowOptions.onRun?.(run);
+            await runDir.setSummary({ mlflow: record(mlflow?.trackingUri ?? '', run) }).catch(() => undefined);
           },
         });
   return { tracker: new CompositeTracker([runDir, mlflow]), runDir, mlflow };

@@ -362,7 +362,7 @@ describe('MlflowTracker', () => {
     await a.finish('KILLED');
     const id = a.run?.run_id ?? '';
     const seen: string[] = [];
-    const b = tracker({ runId: id, onRun: (info) => seen.push(info.run_id) });
+    const b = tracker({ runId: id, onRun: (info) => void seen.push(info.run_id) });
     await b.logMetrics({ loss: 0.5 }, 2);
     await b.finish();
     expect(server.runs.size).toBe(1);
