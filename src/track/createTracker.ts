@@ -1,7 +1,7 @@
 import { CompositeTracker } from './CompositeTracker.js';
 import type { MlflowRunInfo } from './mlflowBatch.js';
 import { MlflowTracker, type MlflowTrackerOptions } from './MlflowTracker.js';
-import { RunDir, type RunDirOptions } from './RunDir.js';
+import { type LegacyRun, RunDir, type RunDirOptions } from './RunDir.js';
 
 export interface CreateTrackerOptions extends RunDirOptions {
   /**
@@ -39,12 +39,15 @@ export async function createTracker(options: CreateTrackerOptions = {}): Promise
  */
 export async function resumeTracker(
   dir: string,
-  options: { keepUpToStep?: number; mlflow?: MlflowTrackerOptions | false } = {},
+  options: {
+    keepUpToStep?: number;
+    /** See `RunDir.open`. */
+    upgrade?: (legacy: LegacyRun) => void;
+    mlflow?: MlflowTrackerOptions | false;
+  } = {},
 ): Promise<RunTracking> {
-  const runDir = await RunDir.open(
-    dir,
-    options.keepUpToStep === undefined ? {} : { keepUpToStep: options.keepUpToStep },
-  );
+  const { mlflow: _mlflow, ...openOptions } = options;
+  const runDir = await RunDir.open(dir, openOptions);
   const mlflowOptions = options.mlflow ?? {};
   const recorded = mlflowRecord(runDir.summary.mlflow);
   const uri = mlflowOptions === false ? undefined : (mlflowOptions.trackingUri ?? process.env.MLFLOW_TRACKING_URI);

@@ -50,6 +50,6 @@ export {
   type RenderOptions,
 } from './plots.js';
 export { confusionMatrixSpec } from './confusionPlot.js';
-export { newRunId, RunDir, type RunDirOptions, type RunSummary } from './RunDir.js';
+export { newRunId, RunDir, type LegacyRun, type RunDirOptions, type RunSummary } from './RunDir.js';
 export { RUN_STATUSES, type MetricContext, type Params, type RunStatus, type Tracker } from './Tracker.js';
 export { renderVegaLite, vegaLiteToSvg } from './vegaRender.js';

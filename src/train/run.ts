@@ -13,7 +13,7 @@ import { exportBackbone } from '../export/backbone.js';
 import type { CompositeTracker } from '../track/CompositeTracker.js';
 import { createTracker, resumeTracker, type RunTracking } from '../track/createTracker.js';
 import type { MlflowTracker } from '../track/MlflowTracker.js';
-import type { RunDir } from '../track/RunDir.js';
+import type { LegacyRun, RunDir } from '../track/RunDir.js';
 import type { RunStatus } from '../track/Tracker.js';
 import { Checkpoints } from './checkpoint.js';
 import type { SplitEvaluation } from './evaluate.js';
@@ -47,6 +47,7 @@ export async function openRun(options: {
     // The MLflow run recorded in the folder goes on too (same run id).
     tracking = await resumeTracker(options.resume, {
       keepUpToStep: state?.globalStep ?? 0,
+      upgrade: upgradeEarlierRun,
       mlflow: { experimentName: config.experiment },
     });
   } else {
@@ -103,7 +104,7 @@ export async function openRun(options: {
       await run.setSummary({
         test: {
           ...metrics,
-          perClass: Object.fromEntries(test.report.perClass.map((c, i) => [classes[i], c])),
+          per_class: Object.fromEntries(test.report.perClass.map((c, i) => [classes[i], c])),
           confusion: test.report.confusion,
         },
       });
@@ -194,22 +195,45 @@ export async function prepareModel(ctx: RunContext, python?: string): Promise<st
   return out;
 }
 
-/** Writes the final summary and closes the trackers' run. */
+/** Writes the final summary and closes the trackers' run. `bestEpoch` counts from 1 (null: none yet). */
 export async function finishRun(
   ctx: RunContext,
-  result: { status: string; epochs: number; bestEpoch: number; bestValLoss: number | null },
+  result: { status: string; epochs: number; bestEpoch: number | null; bestValLoss: number | null },
 ): Promise<void> {
   const bestModel = new Checkpoints(ctx.run.checkpointsDir).bestModel;
   await ctx.run.setSummary({
     result: result.status,
     epochs: result.epochs,
-    bestEpoch: result.bestEpoch,
-    bestValLoss: result.bestValLoss,
-    bestModel,
+    best_epoch: result.bestEpoch,
+    best_val_loss: result.bestValLoss,
+    best_model: bestModel,
   });
   const done = result.status !== 'interrupted';
   // An interrupted run uploads its model when it is resumed and ends.
-  await endRun(ctx, done ? 'FINISHED' : 'KILLED', done && result.bestEpoch >= 0 ? [bestModel] : []);
+  await endRun(ctx, done ? 'FINISHED' : 'KILLED', done && result.bestEpoch !== null ? [bestModel] : []);
+}
+
+/**
+ * Brings a run folder an earlier version wrote into today's form: epochs counted from 0 in metrics.jsonl and
+ * summary.json's camelCase training fields (bestEpoch from 0).
+ */
+function upgradeEarlierRun({ summary, rows }: LegacyRun): void {
+  for (const r of rows) if (r.epoch !== undefined) r.epoch += 1;
+  const renames: Record<string, string> = { bestValLoss: 'best_val_loss', bestModel: 'best_model' };
+  for (const [old, now] of Object.entries(renames)) {
+    if (old in summary) summary[now] = summary[old];
+    delete summary[old];
+  }
+  if ('bestEpoch' in summary) {
+    const e = summary.bestEpoch;
+    summary.best_epoch = typeof e === 'number' && e >= 0 ? e + 1 : null;
+    delete summary.bestEpoch;
+  }
+  const test = summary.test as Record<string, unknown> | undefined;
+  if (test && typeof test === 'object' && 'perClass' in test) {
+    test.per_class = test.perClass;
+    delete test.perClass;
+  }
 }
 
 /**

@@ -33,8 +33,10 @@ export interface TrainOptions {
 export interface TrainResult {
   runDir: string;
   status: 'completed' | 'early-stopped' | 'interrupted';
+  /** Epochs done. */
   epochs: number;
-  bestEpoch: number;
+  /** Epoch of the best checkpoint (lowest val_loss), counted from 1 like every printed epoch; null before any. */
+  bestEpoch: number | null;
   bestValLoss: number | null;
   test?: SplitEvaluation;
 }
@@ -117,6 +119,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let status: TrainResult['status'] = 'completed';
     for (; state.epoch < t.max_epochs; state.epoch++, state.batch = 0, state.partial = emptyPartial()) {
       const epoch = state.epoch;
+      // What people read (metrics.jsonl, plots, progress, summary.json) counts epochs from 1; state.json from 0.
+      const shown = epoch + 1;
       const p = state.partial;
       const epochStart = performance.now() - p.seconds * 1000;
       try {
@@ -139,10 +143,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           await tracker.logMetrics(
             { loss: r.loss, ce: r.ce, contrastive: r.contrastive, accuracy: r.correct / n, lr: trainer.learningRate },
             state.globalStep,
-            { epoch, split: 'train' },
+            { epoch: shown, split: 'train' },
           );
           progress.step({
-            epoch,
+            epoch: shown,
             epochs: t.max_epochs,
             step: state.batch,
             steps: limit,
@@ -191,13 +195,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           ),
         },
         state.globalStep,
-        { epoch, split: 'val' },
+        { epoch: shown, split: 'val' },
       );
       if (best) {
         state.bestEpoch = epoch;
         await checkpoints.saveBest(model);
       }
-      progress.epoch({ epoch, epochs: t.max_epochs, seconds: (performance.now() - epochStart) / 1000, metrics, best });
+      progress.epoch({
+        epoch: shown,
+        epochs: t.max_epochs,
+        seconds: (performance.now() - epochStart) / 1000,
+        metrics,
+        best,
+      });
       state.earlyStopping = early.state;
       await checkpoints.saveLast(model, trainer, { ...state, epoch: epoch + 1, batch: 0, partial: emptyPartial() });
       await ctx.plotCurves();
@@ -214,7 +224,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       runDir: run.dir,
       status,
       epochs: state.epoch,
-      bestEpoch: early.bestEpoch,
+      bestEpoch: early.bestEpoch >= 0 ? early.bestEpoch + 1 : null,
       bestValLoss: early.best,
     };
     if (status !== 'interrupted' && t.evaluate_test && early.bestEpoch >= 0 && loader.split.test.length > 0) {

@@ -68,7 +68,7 @@ describe.skipIf(!hasFlowers)('trt-flowers train (CLI)', () => {
     const first = await run([...common, 'trainer.max_epochs=2', '--progress', 'json'], (line) => {
       if (!line.startsWith('{')) return false;
       const e = JSON.parse(line) as { type: string; epoch: number; step: number };
-      return e.type === 'step' && e.epoch === 1 && e.step === 1;
+      return e.type === 'step' && e.epoch === 2 && e.step === 1; // epochs count from 1
     });
     expect(first.stderr).toContain('stopping after the current step');
     expect(first.code).toBe(130);
@@ -83,9 +83,18 @@ describe.skipIf(!hasFlowers)('trt-flowers train (CLI)', () => {
     const second = await run(['train', '--resume', summary.run_dir, '--progress', 'plain']);
     expect(second.code).toBe(0);
     expect(second.stderr).toContain('resuming');
-    const done = JSON.parse(second.stdout) as { status: string; epochs: number; test_accuracy: number };
+    const done = JSON.parse(second.stdout) as {
+      status: string;
+      epochs: number;
+      best_epoch: number;
+      test_accuracy: number;
+    };
     expect(done.status).toBe('completed');
     expect(done.epochs).toBe(2);
+    // The best epoch reads the same in the CLI's JSON and in summary.json.
+    const saved = JSON.parse(readFileSync(join(summary.run_dir, 'summary.json'), 'utf8')) as { best_epoch: number };
+    expect([1, 2]).toContain(done.best_epoch);
+    expect(saved.best_epoch).toBe(done.best_epoch);
     expect(existsSync(join(summary.run_dir, 'plots', 'confusion_test.png'))).toBe(true);
   });
 

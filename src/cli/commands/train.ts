@@ -54,7 +54,7 @@ export function registerTrainCommand(program: Command): void {
           run_dir: result.runDir,
           status: result.status,
           epochs: result.epochs,
-          best_epoch: result.bestEpoch + 1,
+          best_epoch: result.bestEpoch,
           best_val_loss: result.bestValLoss,
           ...(result.test
             ? { test_accuracy: result.test.report.accuracy, test_f1_macro: result.test.report.f1Macro }
