@@ -34,6 +34,7 @@ export {
 export { mlflowStandardTags, MlflowTracker, type MlflowTrackerOptions } from './MlflowTracker.js';
 export {
   ACCURACY_CURVES,
+  accuracyChartSpec,
   curvesFromRows,
   LOSS_CURVES,
   lineChartSpec,
@@ -41,6 +42,7 @@ export {
   renderConfusionMatrix,
   renderLineChart,
   renderLossCurves,
+  scoreDomain,
   type ConfusionMatrixOptions,
   type CurveChartOptions,
   type CurveSelector,
