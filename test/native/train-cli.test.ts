@@ -25,10 +25,19 @@ interface Finished {
   stderr: string;
 }
 
-/** Runs the CLI; `onLine` sees each stderr line and may return true to send SIGINT. */
-function run(args: string[], onLine?: (line: string) => boolean): Promise<Finished> {
+/** Runs the CLI; `onLine` sees each stderr line and may return true to send `signal` (default SIGINT). */
+function run(args: string[], onLine?: (line: string) => boolean, signal: NodeJS.Signals = 'SIGINT'): Promise<Finished> {
+  return spawnAndSignal([bin, ...args], onLine, signal);
+}
+
+/** Spawns node with `argv`; the first time `onLine` returns true for a stderr line, sends `signal`. */
+function spawnAndSignal(
+  argv: string[],
+  onLine: ((line: string) => boolean) | undefined,
+  signal: NodeJS.Signals,
+): Promise<Finished> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: tmp });
+    const child = spawn(process.execPath, argv, { cwd: tmp });
     let stdout = '';
     let stderr = '';
     let pending = '';
@@ -42,7 +51,7 @@ function run(args: string[], onLine?: (line: string) => boolean): Promise<Finish
       for (const line of lines) {
         if (!sent && onLine?.(line)) {
           sent = true;
-          child.kill('SIGINT');
+          child.kill(signal);
         }
       }
     });
@@ -96,6 +105,33 @@ describe.skipIf(!hasFlowers)('trt-flowers train (CLI)', () => {
     expect([1, 2]).toContain(done.best_epoch);
     expect(saved.best_epoch).toBe(done.best_epoch);
     expect(existsSync(join(summary.run_dir, 'plots', 'confusion_test.png'))).toBe(true);
+  });
+
+  it('SIGTERM stops like Ctrl-C but exits 143 (128 + SIGTERM)', async () => {
+    const first = await run([...common, '--progress', 'json'], (line) => line.startsWith('{"type":"step"'), 'SIGTERM');
+    expect(first.stderr).toContain('SIGTERM: stopping after the current step');
+    expect(JSON.parse(first.stdout)).toMatchObject({ status: 'interrupted' });
+    expect(first.code).toBe(143);
+  });
+
+  it('a second signal exits at once, with the code of that signal', async () => {
+    // A job that never finishes on its own: only the forced exit ends it.
+    const script = [
+      `const { withInterrupt } = await import(${JSON.stringify(join(repoRoot, 'dist', 'cli', 'interrupt.js'))});`,
+      `await withInterrupt(async (signal) => {`,
+      `  process.stderr.write('ready\\n');`,
+      `  signal.addEventListener('abort', () => process.kill(process.pid, process.argv[1]));`,
+      `  await new Promise((resolve) => setTimeout(resolve, 60000));`,
+      `});`,
+    ].join('\n');
+    for (const [sig, code] of [
+      ['SIGTERM', 143],
+      ['SIGINT', 130],
+    ] as const) {
+      const done = await spawnAndSignal(['--input-type=module', '-e', script, sig], (line) => line === 'ready', sig);
+      expect(done.stderr).toContain(`${sig} again: exiting now`);
+      expect(done.code).toBe(code);
+    }
   });
 
   it('bad overrides and a missing data folder fail with one clear message', async () => {
