@@ -75,7 +75,7 @@ console.log(
 );
 const result = await train({ config, rawConfig: raw, dataDir });
 console.log(
-  `[${elapsed()}] run ${result.runDir}: ${result.status}, best epoch ${result.bestEpoch + 1}, ` +
+  `[${elapsed()}] run ${result.runDir}: ${result.status}, best epoch ${result.bestEpoch}, ` +
     `val_loss ${result.bestValLoss?.toFixed(4)}, test accuracy ${result.test?.report.accuracy.toFixed(4)} ` +
     `on ${result.test?.report.count} photos; plots in ${join(result.runDir, 'plots')}`,
 );

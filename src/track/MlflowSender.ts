@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs/promises';
 
-import { MlflowClient, MlflowError, type MlflowRunInfo } from './mlflow.js';
+import { artifactStore, MlflowClient, MlflowError, type MlflowRunInfo, mlflowTag } from './mlflow.js';
 import { MlflowQueue } from './mlflowQueue.js';
 import type { RunStatus } from './Tracker.js';
 
@@ -16,7 +16,11 @@ export interface MlflowSenderOptions {
   trackingUri: string;
   experimentName: string;
   runName: string | undefined;
+  /** Continue this run instead of creating one (a new run is created when the server does not know it). */
+  runId: string | undefined;
   tags: Readonly<Record<string, string>>;
+  /** Called once the run is created or found; awaited before anything is sent to the run. */
+  onRun: ((run: MlflowRunInfo) => void | Promise<void>) | undefined;
   flushIntervalMs: number;
   backoffMs: number;
   /** Aborted by close: stops requests and warnings. */
@@ -29,6 +33,8 @@ export class MlflowSender {
   run: MlflowRunInfo | undefined;
   /** The server refused to create the run: nothing more is sent. */
   disabled = false;
+  /** The run's artifact store cannot be written from here: artifacts are dropped. */
+  artifactsOff = false;
   readonly #o: MlflowSenderOptions;
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<boolean> | undefined;
@@ -125,7 +131,7 @@ export class MlflowSender {
 
   async #round(): Promise<void> {
     const o = this.#o;
-    const run = this.run ?? (await this.#createRun());
+    const run = this.run ?? (await this.#startRun());
     const q = o.queue;
     // Params go alone: a refused param (MLflow never rewrites one) then does not take metrics down with it.
     while (q.counts.params) {
@@ -146,17 +152,16 @@ export class MlflowSender {
           `MLflow: artifact ${a.localPath} not uploaded: ${(err as Error).message}`,
         );
       }
-      q.dropArtifact();
+      q.dropArtifact(a);
     }
   }
 
-  async #createRun(): Promise<MlflowRunInfo> {
+  /** Finds the run to continue, or creates one; then checks once where its artifacts can go. */
+  async #startRun(): Promise<MlflowRunInfo> {
     const o = this.#o;
+    let run: MlflowRunInfo;
     try {
-      const experimentId = await o.client.getOrCreateExperiment(o.experimentName);
-      const tags = Object.entries(o.tags).map(([key, value]) => ({ key, value }));
-      this.run = await o.client.createRun(experimentId, { runName: o.runName, tags });
-      return this.run;
+      run = (o.runId ? await this.#continueRun(o.runId) : undefined) ?? (await this.#createRun());
     } catch (err) {
       if (err instanceof MlflowError && !err.retryable) {
         // Auth, bad experiment name ...: it will not get better; stop for good and drop what is queued.
@@ -167,6 +172,50 @@ export class MlflowSender {
       }
       throw err;
     }
+    this.run = run;
+    const store = artifactStore(run);
+    if (store.kind === 'unsupported') {
+      this.artifactsOff = true;
+      const n = o.queue.clearArtifacts();
+      o.warn(`MLflow: artifacts are not uploaded (${n} so far): ${store.reason}; they stay in the local run folder`);
+    }
+    try {
+      await o.onRun?.(run);
+    } catch {
+      // a failing observer must not stop the logging
+    }
+    return run;
+  }
+
+  /** The run `runId` marked RUNNING again, or undefined (with a warning) when the server has no such live run. */
+  async #continueRun(runId: string): Promise<MlflowRunInfo | undefined> {
+    const o = this.#o;
+    let run: MlflowRunInfo;
+    try {
+      run = await o.client.getRun(runId);
+    } catch (err) {
+      if (
+        !(err instanceof MlflowError) ||
+        err.retryable ||
+        (err.status !== 404 && err.mlflowCode !== 'RESOURCE_DOES_NOT_EXIST')
+      )
+        throw err;
+      o.warn(`MLflow: run ${runId} is not on ${o.trackingUri} (${err.message}); logging to a new run`);
+      return undefined;
+    }
+    if (run.lifecycle_stage === 'deleted') {
+      o.warn(`MLflow: run ${runId} was deleted on ${o.trackingUri}; logging to a new run`);
+      return undefined;
+    }
+    await o.client.updateRun(runId, { status: 'RUNNING' });
+    return { ...run, status: 'RUNNING' };
+  }
+
+  async #createRun(): Promise<MlflowRunInfo> {
+    const o = this.#o;
+    const experimentId = await o.client.getOrCreateExperiment(o.experimentName);
+    const tags = Object.entries(o.tags).map(([key, value]) => mlflowTag(key, value));
+    return o.client.createRun(experimentId, { runName: o.runName, tags });
   }
 
   /** Sends taken items; on a failure worth retrying puts them back at the front of the queue. */

@@ -3,10 +3,19 @@
  * (bounded, in memory); a background loop (MlflowSender) creates the run and sends batches, retrying with backoff.
  * A server that is down costs one warning, not an exception, and `close()` gives up at its deadline.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { MLFLOW_LIMITS, MlflowClient, type MlflowMetric, type MlflowRunInfo, toMlflowParams } from './mlflow.js';
+import {
+  MLFLOW_LIMITS,
+  MlflowClient,
+  mlflowKey,
+  type MlflowMetric,
+  type MlflowRunInfo,
+  mlflowTag,
+  toMlflowParams,
+} from './mlflow.js';
 import { MlflowQueue, type QueueCounts } from './mlflowQueue.js';
 import { MlflowSender } from './MlflowSender.js';
 import {
@@ -25,8 +34,21 @@ export interface MlflowTrackerOptions {
   experimentName?: string;
   /** Run name. Defaults to the server's choice. */
   runName?: string;
-  /** Tags set when the run is created. Defaults to none. */
+  /**
+   * Continue this existing run (a resumed training run): it is marked RUNNING again and gets the new data. When the
+   * server does not know it, a new run is created, with a warning. Defaults to a new run.
+   */
+  runId?: string;
+  /**
+   * Tags set when the run is created, over the standard ones MLflow's UI reads (`mlflow.user`,
+   * `mlflow.source.name`, `mlflow.source.type` = LOCAL, `mlflow.runName`). Defaults to none.
+   */
   tags?: Readonly<Record<string, string>>;
+  /**
+   * Called once the run is created or found (e.g. to record its id); a promise it returns is awaited before
+   * anything is sent to the run. Defaults to none.
+   */
+  onRun?: (run: MlflowRunInfo) => void | Promise<void>;
   /** Most metric values kept while the server is slow or down; beyond it the oldest are dropped. Defaults to 50000. */
   maxQueuedMetrics?: number;
   /** Time between background flushes. Defaults to 2000 ms. */
@@ -44,6 +66,24 @@ export interface MlflowTrackerOptions {
 }
 
 const defaultWarn = (message: string): void => process.emitWarning(message, 'MlflowWarning');
+
+/** The tags MLflow's own clients set on a new run, which its UI shows (user, source, run name). */
+export function mlflowStandardTags(runName?: string): Record<string, string> {
+  let user: string;
+  try {
+    user = os.userInfo().username;
+  } catch {
+    // no passwd entry (some containers): the environment, like Python's getpass
+    user = process.env.LOGNAME ?? process.env.USER ?? process.env.USERNAME ?? 'unknown';
+  }
+  const tags: Record<string, string> = {
+    'mlflow.user': user,
+    'mlflow.source.name': process.argv[1] ?? process.argv0,
+    'mlflow.source.type': 'LOCAL',
+  };
+  if (runName) tags['mlflow.runName'] = runName;
+  return tags;
+}
 
 export class MlflowTracker implements Tracker {
   readonly trackingUri: string;
@@ -81,7 +121,9 @@ export class MlflowTracker implements Tracker {
       trackingUri: this.trackingUri,
       experimentName: this.experimentName,
       runName: options.runName,
-      tags: options.tags ?? {},
+      runId: options.runId,
+      tags: { ...mlflowStandardTags(options.runName), ...options.tags },
+      onRun: options.onRun,
       flushIntervalMs: options.flushIntervalMs ?? 2000,
       backoffMs,
       signal: this.#abort.signal,
@@ -141,7 +183,7 @@ export class MlflowTracker implements Tracker {
     const items: MlflowMetric[] = [];
     for (const [name, value] of Object.entries(metrics)) {
       if (typeof value !== 'number') continue;
-      const key = (context.split ? `${context.split}/${name}` : name).slice(0, MLFLOW_LIMITS.keyLength);
+      const key = mlflowKey(context.split ? `${context.split}/${name}` : name);
       items.push({ key, value, timestamp, step });
     }
     this.#queue.pushMetrics(items);
@@ -150,14 +192,17 @@ export class MlflowTracker implements Tracker {
 
   async setTag(key: string, value: string): Promise<void> {
     if (this.#refuse('setTag')) return;
-    const tagValue = String(value).slice(0, MLFLOW_LIMITS.tagValueLength);
-    this.#queue.pushTag({ key: String(key).slice(0, MLFLOW_LIMITS.keyLength), value: tagValue });
+    this.#queue.pushTag(mlflowTag(key, value));
     this.#sender.schedule();
   }
 
-  /** Queues an upload; the file is read when it is sent, so keep it until `finish()`. */
+  /**
+   * Queues an upload to where the run's artifact_uri points (the server's artifacts proxy, or a local folder); the
+   * file is read when it is sent, so keep it until `finish()`. A file logged again under the same path before it
+   * was sent is sent once. Artifact stores this client cannot write (s3:, gs: ...) are reported once and skipped.
+   */
   async logArtifact(localPath: string, artifactPath: string = path.basename(localPath)): Promise<void> {
-    if (this.#refuse('logArtifact')) return;
+    if (this.#refuse('logArtifact') || this.#sender.artifactsOff) return;
     try {
       this.#queue.pushArtifact({ localPath, artifactPath: checkArtifactPath(artifactPath) });
     } catch (err) {

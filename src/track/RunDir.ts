@@ -34,17 +34,37 @@ export interface RunDirOptions {
   name?: string;
 }
 
-/** summary.json: status and timing, tags and whatever `setSummary` added (best metrics, checkpoint paths ...). */
+/**
+ * summary.json: status and timing, tags and whatever `setSummary` added (best metrics, checkpoint paths ...). Keys
+ * are snake_case, like the other files of a run.
+ */
 export interface RunSummary {
   id: string;
   name: string;
   status: RunStatus;
-  startTime: string;
-  endTime?: string;
-  durationS?: number;
+  /** ISO 8601. */
+  start_time: string;
+  end_time?: string;
+  duration_s?: number;
   tags: Record<string, string>;
   [key: string]: unknown;
 }
+
+/** What `RunDir.open` hands to its `upgrade` hook for a folder written in the earlier (camelCase) form. */
+export interface LegacyRun {
+  /** summary.json with RunDir's own fields already renamed; the caller renames its own. Mutable. */
+  summary: Record<string, unknown>;
+  /** The metric rows kept (see `keepUpToStep`). Mutable. */
+  rows: MetricRow[];
+}
+
+/** RunDir's own summary fields as earlier versions named them. */
+const LEGACY_KEYS: Readonly<Record<string, string>> = {
+  startTime: 'start_time',
+  endTime: 'end_time',
+  durationS: 'duration_s',
+};
+const FIXED_KEYS = new Set(['id', 'status', 'start_time', 'end_time', 'duration_s', 'tags']);
 
 /** A new run id: local `YYYYMMDD-HHMMSS-` plus 4 random hex digits. */
 export function newRunId(now = new Date()): string {
@@ -71,7 +91,7 @@ export class RunDir implements Tracker {
     this.dir = dir;
     this.#metrics = metrics;
     this.#startMs = Date.now();
-    this.#summary = { id, name, status: 'RUNNING', startTime: new Date(this.#startMs).toISOString(), tags: {} };
+    this.#summary = { id, name, status: 'RUNNING', start_time: new Date(this.#startMs).toISOString(), tags: {} };
   }
 
   /** Creates the run folder (a fresh id is drawn again if the folder exists). Throws SaveError. */
@@ -108,9 +128,15 @@ export class RunDir implements Tracker {
   /**
    * Reopens an existing run folder to continue it (resume): params and summary are read back, the status becomes
    * RUNNING again, and metrics rows of steps after `keepUpToStep` (logged after the checkpoint being resumed) are
-   * dropped so the resumed run does not count them twice. Throws SaveError when the folder is not a run.
+   * dropped so the resumed run does not count them twice. A folder written by an earlier version (camelCase
+   * summary.json) is read too: RunDir's fields are renamed, and `upgrade` may rewrite the caller's fields and the
+   * kept rows, once (summary.json is written in today's form first, so a later open never upgrades twice). Throws
+   * SaveError when the folder is not a run.
    */
-  static async open(dir: string, options: { keepUpToStep?: number } = {}): Promise<RunDir> {
+  static async open(
+    dir: string,
+    options: { keepUpToStep?: number; upgrade?: (legacy: LegacyRun) => void } = {},
+  ): Promise<RunDir> {
     const abs = path.resolve(dir);
     let summary: RunSummary;
     try {
@@ -120,21 +146,34 @@ export class RunDir implements Tracker {
         cause: err,
       });
     }
+    const legacy = !('start_time' in summary) && 'startTime' in summary;
     const metricsFile = path.join(abs, METRICS_FILE);
-    if (options.keepUpToStep !== undefined) {
-      const rows = (await readMetrics(abs).catch(() => [])).filter((r) => r.step <= (options.keepUpToStep as number));
-      await writeFileAtomic(metricsFile, formatMetricRows(rows));
+    let rows: MetricRow[] | undefined;
+    if (options.keepUpToStep !== undefined || (legacy && options.upgrade)) {
+      const keep = options.keepUpToStep ?? Number.POSITIVE_INFINITY;
+      rows = (await readMetrics(abs).catch(() => [])).filter((r) => r.step <= keep);
     }
+    if (legacy) {
+      for (const [old, now] of Object.entries(LEGACY_KEYS)) {
+        if (old in summary) summary[now] = summary[old];
+        delete summary[old];
+      }
+      options.upgrade?.({ summary, rows: rows ?? [] });
+    }
+    const reopened: RunSummary = { ...summary, status: 'RUNNING' };
+    delete reopened.end_time;
+    delete reopened.duration_s;
+    // summary.json first: once it is in today's form, a later open does not upgrade the rows again.
+    await writeSummaryFile(path.join(abs, 'summary.json'), reopened);
+    // Before the appender opens the file: the atomic rewrite replaces it.
+    if (rows) await writeFileAtomic(metricsFile, formatMetricRows(rows));
     const run = new RunDir(summary.id, abs, await MetricsAppender.open(metricsFile), summary.name);
-    Object.assign(run.#summary, { ...summary, status: 'RUNNING' });
-    delete run.#summary.endTime;
-    delete run.#summary.durationS;
+    Object.assign(run.#summary, reopened);
     try {
       Object.assign(run.#params, JSON.parse(await fs.readFile(run.paramsPath, 'utf8')));
     } catch {
       // no params yet
     }
-    await run.#writeSummary();
     return run;
   }
 
@@ -158,6 +197,14 @@ export class RunDir implements Tracker {
   }
   get status(): RunStatus {
     return this.#summary.status;
+  }
+  /** Human name of the run (summary.json `name`). */
+  get name(): string {
+    return this.#summary.name;
+  }
+  /** A copy of what summary.json holds now. */
+  get summary(): RunSummary {
+    return structuredClone(this.#summary);
   }
 
   /** Writes config.yaml (the resolved configuration). */
@@ -205,7 +252,7 @@ export class RunDir implements Tracker {
   /** Merges fields into summary.json (best epoch, final metrics, checkpoint paths ...). */
   setSummary(fields: Readonly<Record<string, unknown>>): Promise<void> {
     for (const [k, v] of Object.entries(fields)) {
-      if (k !== 'id' && k !== 'status' && k !== 'startTime' && k !== 'tags') this.#summary[k] = v;
+      if (!FIXED_KEYS.has(k)) this.#summary[k] = v;
     }
     return this.#serial(() => this.#writeSummary());
   }
@@ -231,8 +278,8 @@ export class RunDir implements Tracker {
     this.#finished ??= (async () => {
       const end = Date.now();
       this.#summary.status = status;
-      this.#summary.endTime = new Date(end).toISOString();
-      this.#summary.durationS = (end - this.#startMs) / 1000;
+      this.#summary.end_time = new Date(end).toISOString();
+      this.#summary.duration_s = (end - this.#startMs) / 1000;
       await this.#metrics.close();
       await this.#serial(() => this.#writeSummary());
     })();
@@ -244,20 +291,27 @@ export class RunDir implements Tracker {
   }
 
   #writeSummary(): Promise<void> {
-    return this.#write(this.summaryPath, `${JSON.stringify(this.#summary, null, 2)}\n`);
+    return writeSummaryFile(this.summaryPath, this.#summary);
   }
 
-  async #write(file: string, data: string): Promise<void> {
-    try {
-      await writeFileAtomic(file, data);
-    } catch (err) {
-      throw new SaveError(`cannot write ${file}: ${(err as Error).message}`, { cause: err });
-    }
+  #write(file: string, data: string): Promise<void> {
+    return writeOrSaveError(file, data);
   }
 
   #serial(fn: () => Promise<void>): Promise<void> {
     const p = this.#chain.then(fn);
     this.#chain = p.catch(() => undefined);
     return p;
+  }
+}
+
+const writeSummaryFile = (file: string, summary: RunSummary): Promise<void> =>
+  writeOrSaveError(file, `${JSON.stringify(summary, null, 2)}\n`);
+
+async function writeOrSaveError(file: string, data: string): Promise<void> {
+  try {
+    await writeFileAtomic(file, data);
+  } catch (err) {
+    throw new SaveError(`cannot write ${file}: ${(err as Error).message}`, { cause: err });
   }
 }

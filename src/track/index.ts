@@ -1,6 +1,12 @@
 /** Run tracking: the local run folder, MLflow, metrics and plots. */
 export { CompositeTracker } from './CompositeTracker.js';
-export { createTracker, type CreateTrackerOptions, type RunTracking } from './createTracker.js';
+export {
+  createTracker,
+  resumeTracker,
+  type CreateTrackerOptions,
+  type MlflowRunRecord,
+  type RunTracking,
+} from './createTracker.js';
 export {
   argmaxRows,
   classificationReport,
@@ -10,11 +16,14 @@ export {
 } from './metrics.js';
 export { METRICS_FILE, MetricsAppender, parseMetricRows, readMetrics, type MetricRow } from './metricsLog.js';
 export {
+  artifactStore,
   MLFLOW_LIMITS,
   MlflowClient,
   MlflowError,
   splitLogBatch,
   toMlflowParams,
+  utf8Prefix,
+  type ArtifactStore,
   type LogBatch,
   type MlflowClientOptions,
   type MlflowExperiment,
@@ -22,9 +31,10 @@ export {
   type MlflowMetric,
   type MlflowRunInfo,
 } from './mlflow.js';
-export { MlflowTracker, type MlflowTrackerOptions } from './MlflowTracker.js';
+export { mlflowStandardTags, MlflowTracker, type MlflowTrackerOptions } from './MlflowTracker.js';
 export {
   ACCURACY_CURVES,
+  accuracyChartSpec,
   curvesFromRows,
   LOSS_CURVES,
   lineChartSpec,
@@ -32,6 +42,7 @@ export {
   renderConfusionMatrix,
   renderLineChart,
   renderLossCurves,
+  scoreDomain,
   type ConfusionMatrixOptions,
   type CurveChartOptions,
   type CurveSelector,
@@ -41,6 +52,6 @@ export {
   type RenderOptions,
 } from './plots.js';
 export { confusionMatrixSpec } from './confusionPlot.js';
-export { newRunId, RunDir, type RunDirOptions, type RunSummary } from './RunDir.js';
+export { newRunId, RunDir, type LegacyRun, type RunDirOptions, type RunSummary } from './RunDir.js';
 export { RUN_STATUSES, type MetricContext, type Params, type RunStatus, type Tracker } from './Tracker.js';
 export { renderVegaLite, vegaLiteToSvg } from './vegaRender.js';

@@ -4,19 +4,22 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { TrtFlowersError } from '../errors.js';
+import { writeFileAtomic } from '../data/fsutil.js';
+import { SaveError, TrtFlowersError } from '../errors.js';
+import { artifactStore, localArtifactFile } from './mlflowArtifacts.js';
 import {
   type LogBatch,
   metricJson,
-  MLFLOW_LIMITS,
   mlflowAuthHeaders,
   type MlflowExperiment,
   type MlflowKeyValue,
   type MlflowRunInfo,
+  mlflowTag,
   splitLogBatch,
 } from './mlflowBatch.js';
 import type { RunStatus } from './Tracker.js';
 
+export * from './mlflowArtifacts.js';
 export * from './mlflowBatch.js';
 
 /**
@@ -145,6 +148,16 @@ export class MlflowClient {
     return { ...info, run_id: info.run_id ?? info.run_uuid };
   }
 
+  /** A run's info (e.g. to continue it). Throws MlflowError, status 404 / RESOURCE_DOES_NOT_EXIST when unknown. */
+  async getRun(runId: string): Promise<MlflowRunInfo> {
+    const res = await this.#json<{ run: { info: MlflowRunInfo & { run_uuid?: string } } }>(
+      'GET',
+      `/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(runId)}`,
+    );
+    const info = res.run.info;
+    return { ...info, run_id: info.run_id ?? info.run_uuid };
+  }
+
   /** Logs a batch, split into as many requests as MLflow's limits need (sent one after the other). */
   async logBatch(runId: string, batch: LogBatch): Promise<void> {
     for (const part of splitLogBatch(batch)) {
@@ -158,11 +171,7 @@ export class MlflowClient {
   }
 
   async setTag(runId: string, key: string, value: string): Promise<void> {
-    await this.#json('POST', '/api/2.0/mlflow/runs/set-tag', {
-      run_id: runId,
-      key,
-      value: value.slice(0, MLFLOW_LIMITS.tagValueLength),
-    });
+    await this.#json('POST', '/api/2.0/mlflow/runs/set-tag', { run_id: runId, ...mlflowTag(key, value) });
   }
 
   async updateRun(runId: string, update: { status: RunStatus; endTime?: number; runName?: string }): Promise<void> {
@@ -175,13 +184,24 @@ export class MlflowClient {
   }
 
   /**
-   * Uploads bytes through the artifacts proxy (`mlflow server --serve-artifacts`): PUT
-   * /api/2.0/mlflow-artifacts/artifacts/<experiment_id>/<run_id>/artifacts/<artifactPath>, or the folder the run's
-   * `mlflow-artifacts:` artifact_uri names.
+   * Stores bytes as a run artifact where the run's `artifact_uri` points (see `artifactStore`): through the
+   * server's artifacts proxy (PUT /api/2.0/mlflow-artifacts/artifacts/<root>/<artifactPath>), or straight into a
+   * local artifact folder (atomic write; SaveError on failure). Throws RangeError for a store it cannot write.
    */
   async uploadArtifact(run: MlflowRunInfo, artifactPath: string, data: Uint8Array): Promise<void> {
-    const root = artifactRoot(run);
+    const store = artifactStore(run);
+    if (store.kind === 'unsupported') throw new RangeError(`MLflow: ${store.reason}`);
+    if (store.kind === 'local') {
+      const file = localArtifactFile(store.dir, artifactPath);
+      try {
+        await writeFileAtomic(file, data);
+      } catch (err) {
+        throw new SaveError(`cannot write MLflow artifact ${file}: ${(err as Error).message}`, { cause: err });
+      }
+      return;
+    }
     const rel = artifactPath.split('/').map(encodeURIComponent).join('/');
+    const root = store.root.split('/').map(encodeURIComponent).join('/');
     await this.#request('PUT', `/api/2.0/mlflow-artifacts/artifacts/${root}/${rel}`, data, this.#o.uploadTimeoutMs);
   }
 
@@ -235,15 +255,4 @@ export class MlflowClient {
 function networkReason(err: unknown): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   return cause?.code ?? cause?.message ?? (err as Error).message;
-}
-
-/** `<experiment_id>/<run_id>/artifacts`, or the path of the run's `mlflow-artifacts:` URI. */
-function artifactRoot(run: MlflowRunInfo): string {
-  const uri = run.artifact_uri;
-  if (uri?.startsWith('mlflow-artifacts:')) {
-    const rest = uri.slice('mlflow-artifacts:'.length).replace(/^\/\/[^/]*/, '');
-    const trimmed = rest.replace(/^\/+|\/+$/g, '');
-    if (trimmed) return trimmed;
-  }
-  return `${run.experiment_id}/${run.run_id}/artifacts`;
 }

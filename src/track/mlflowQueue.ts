@@ -54,7 +54,9 @@ export class MlflowQueue {
   pushTag(tag: MlflowKeyValue): void {
     this.#tags.push(tag);
   }
+  /** Queues an upload; one still waiting for the same artifact path is replaced (plots are re-logged each epoch). */
   pushArtifact(artifact: QueuedArtifact): void {
+    this.#artifacts = this.#artifacts.filter((a) => a.artifactPath !== artifact.artifactPath);
     this.#artifacts.push(artifact);
   }
 
@@ -71,12 +73,20 @@ export class MlflowQueue {
     );
     return { metrics, tags };
   }
-  /** The next artifact, left in the queue until `dropArtifact()`. */
+  /** The next artifact, left in the queue until `dropArtifact(it)`. */
   peekArtifact(): QueuedArtifact | undefined {
     return this.#artifacts[0];
   }
-  dropArtifact(): void {
-    this.#artifacts.shift();
+  /** Removes this entry (sent or given up); a no-op when a newer one for its path replaced it meanwhile. */
+  dropArtifact(artifact: QueuedArtifact): void {
+    const i = this.#artifacts.indexOf(artifact);
+    if (i >= 0) this.#artifacts.splice(i, 1);
+  }
+  /** Drops every queued upload; returns how many there were. */
+  clearArtifacts(): number {
+    const n = this.#artifacts.length;
+    this.#artifacts = [];
+    return n;
   }
 
   /** Puts taken items back at the front (a send failed and will be retried). */

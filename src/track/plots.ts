@@ -43,6 +43,8 @@ export interface LineChartOptions extends RenderOptions {
   integerX?: boolean;
   /** Series drawn dashed (e.g. one that can coincide with another). Defaults to none. */
   dashedSeries?: readonly string[];
+  /** A marker shape per series (in the legend too), so points of lines that meet stay apart. Defaults to false. */
+  shapes?: boolean;
   /** Markers on the points. Defaults to true when no line has more than 60 points. */
   points?: boolean;
   /** Plot width of one panel in px. Defaults to 520 (one panel) or 300 (several). */
@@ -62,6 +64,12 @@ export function lineChartSpec(points: readonly LinePoint[], o: LineChartOptions)
   const showPoints = o.points ?? Math.max(0, ...perSeries.values()) <= 60;
   const series = o.seriesOrder ?? firstSeen(points.map((p) => p.series));
   const yScale: Record<string, unknown> = { zero: false, type: o.logY ? 'log' : 'linear' };
+  // Room for labels that explain a series (e.g. 'val accuracy (= F1 micro)').
+  const legend = {
+    orient: faceted ? 'bottom' : 'right',
+    direction: faceted ? 'horizontal' : 'vertical',
+    labelLimit: 360,
+  };
   if (o.yDomain) yScale.domain = [...o.yDomain];
   const inner = {
     width: o.width ?? (faceted ? 300 : 520),
@@ -82,8 +90,11 @@ export function lineChartSpec(points: readonly LinePoint[], o: LineChartOptions)
         title: o.legendTitle ?? null,
         sort: series,
         scale: { domain: series, scheme: 'tableau10' },
-        legend: { orient: faceted ? 'bottom' : 'right', direction: faceted ? 'horizontal' : 'vertical' },
+        legend,
       },
+      ...(o.shapes && showPoints
+        ? { shape: { field: 'series', type: 'nominal', title: o.legendTitle ?? null, sort: series, legend } }
+        : {}),
       ...(o.dashedSeries?.length
         ? {
             strokeDash: {
@@ -196,33 +207,65 @@ export async function renderLossCurves(
   });
 }
 
-/** Curves of the accuracy chart: train/val `accuracy` and val `f1_micro` / `f1_macro`. */
+/**
+ * Curves of the accuracy chart: train/val `accuracy` and val `f1_macro`. Val F1 micro is not drawn: for
+ * single-label classification it equals val accuracy at every point, so its line would hide exactly under the
+ * accuracy line; the accuracy label says so instead.
+ */
 export const ACCURACY_CURVES: readonly CurveSelector[] = [
   { name: 'accuracy', split: 'train', label: 'train accuracy' },
-  { name: 'accuracy', split: 'val', label: 'val accuracy' },
-  { name: 'f1_micro', split: 'val', label: 'val F1 micro' },
+  { name: 'accuracy', split: 'val', label: 'val accuracy (= F1 micro)' },
   { name: 'f1_macro', split: 'val', label: 'val F1 macro' },
 ];
 
-/** Accuracy and F1 curves on a 0-1 axis, x = epoch. */
+/**
+ * A y range for scores in [0, 1] that fits the data with some padding, so that e.g. 0.90-0.99 fills the chart
+ * instead of a tenth of a fixed 0-1 axis.
+ */
+export function scoreDomain(points: readonly LinePoint[]): [number, number] {
+  const ys = points.map((p) => p.y).filter(Number.isFinite);
+  if (ys.length === 0) return [0, 1];
+  const lo = Math.min(...ys);
+  const hi = Math.max(...ys);
+  const pad = Math.max((hi - lo) * 0.08, 0.01);
+  return [Math.max(0, lo - pad), Math.min(1, hi + pad)];
+}
+
+/** The Vega-Lite spec of the accuracy chart (exported for tests and callers that want to tweak it). */
+export function accuracyChartSpec(rows: readonly MetricRow[], options: CurveChartOptions = {}): TopLevelSpec {
+  return lineChartSpec(...accuracyChart(rows, options));
+}
+
+function accuracyChart(rows: readonly MetricRow[], options: CurveChartOptions): [LinePoint[], LineChartOptions] {
+  const curves = options.curves ?? ACCURACY_CURVES;
+  const points = curvesFromRows(rows, curves, options.x);
+  const series = firstSeen([...curves.flatMap((c) => (c.label ? [c.label] : [])), ...points.map((p) => p.series)]);
+  return [
+    points,
+    {
+      ...options,
+      title: options.title ?? 'Accuracy and F1',
+      xTitle: options.x === 'step' ? 'step' : 'epoch',
+      yTitle: 'score',
+      seriesOrder: series,
+      yDomain: scoreDomain(points),
+      // Lines that touch (train and val accuracy at a plateau, F1 macro near accuracy) stay apart: F1 dashed, and
+      // each series its own marker shape.
+      dashedSeries: series.filter((s) => /f1/i.test(s) && !/accuracy/i.test(s)),
+      shapes: true,
+      integerX: options.x !== 'step',
+    },
+  ];
+}
+
+/** Accuracy and F1 curves, x = epoch, the y axis fitted to the scores (see `scoreDomain`). */
 export async function renderAccuracyCurves(
   rows: readonly MetricRow[],
   outBase: string,
   options: CurveChartOptions = {},
 ): Promise<PlotFiles> {
-  const curves = options.curves ?? ACCURACY_CURVES;
-  const points = curvesFromRows(rows, curves, options.x);
-  return renderLineChart(points, outBase, {
-    ...options,
-    title: options.title ?? 'Accuracy and F1',
-    xTitle: options.x === 'step' ? 'step' : 'epoch',
-    yTitle: 'score',
-    seriesOrder: firstSeen([...curves.flatMap((c) => (c.label ? [c.label] : [])), ...points.map((p) => p.series)]),
-    yDomain: [0, 1],
-    // F1 micro equals accuracy for single-label classification: dashed, so the accuracy line shows through.
-    dashedSeries: firstSeen(points.map((p) => p.series).filter((s) => /f1/i.test(s))),
-    integerX: options.x !== 'step',
-  });
+  const [points, chart] = accuracyChart(rows, options);
+  return renderLineChart(points, outBase, chart);
 }
 
 /** Loss-chart series are `<split> <name>`: the legend shows the split only (the panel names the loss). */

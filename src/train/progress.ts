@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 export type ProgressMode = 'auto' | 'bar' | 'plain' | 'json' | 'none';
 
 export interface StepProgress {
+  /** Counted from 1, like `step`. */
   epoch: number;
   epochs: number;
   step: number;
@@ -17,6 +18,7 @@ export interface StepProgress {
 }
 
 export interface EpochSummary {
+  /** Counted from 1. */
   epoch: number;
   epochs: number;
   seconds: number;
@@ -78,7 +80,7 @@ const fmt = (v: number, digits = 4): string => (Number.isFinite(v) ? v.toFixed(d
 function epochLine(s: EpochSummary): string {
   const m = s.metrics;
   const parts = Object.entries(m).map(([k, v]) => `${k} ${fmt(v)}`);
-  return `epoch ${s.epoch + 1}/${s.epochs} done in ${s.seconds.toFixed(1)} s: ${parts.join(', ')}${s.best ? ' (best)' : ''}`;
+  return `epoch ${s.epoch}/${s.epochs} done in ${s.seconds.toFixed(1)} s: ${parts.join(', ')}${s.best ? ' (best)' : ''}`;
 }
 
 /** Creates the reporter for a mode. Plain lines are throttled to one per `plainEverySeconds`. */
@@ -110,7 +112,7 @@ export function createProgress(
         if (now - last < every && p.step !== p.steps) return;
         last = now;
         write(
-          `epoch ${p.epoch + 1}/${p.epochs} step ${p.step}/${p.steps}: loss ${fmt(p.loss)} (ce ${fmt(p.ce)}, ` +
+          `epoch ${p.epoch}/${p.epochs} step ${p.step}/${p.steps}: loss ${fmt(p.loss)} (ce ${fmt(p.ce)}, ` +
             `contrastive ${fmt(p.contrastive)}), acc ${fmt(p.accuracy, 3)}, ${p.imagesPerSecond.toFixed(1)} img/s, ` +
             `lr ${p.learningRate.toExponential(2)}`,
         );
@@ -129,7 +131,7 @@ export function createProgress(
         bar = new cliProgress.SingleBar(
           {
             stream,
-            format: `epoch ${p.epoch + 1}/${p.epochs} {bar} {value}/{total} | loss {loss} ce {ce} con {con} | acc {acc} | {ips} img/s | ETA {eta_formatted}`,
+            format: `epoch ${p.epoch}/${p.epochs} {bar} {value}/{total} | loss {loss} ce {ce} con {con} | acc {acc} | {ips} img/s | ETA {eta_formatted}`,
             hideCursor: true,
             etaBuffer: 20,
           },

@@ -10,10 +10,11 @@ import { DataLoader } from '../data/loader.js';
 import { createSplit, loadOrCreateSplit, type SplitManifest } from '../data/split.js';
 import { ConfigError } from '../errors.js';
 import { exportBackbone } from '../export/backbone.js';
-import { createTracker } from '../track/createTracker.js';
-import { CompositeTracker } from '../track/CompositeTracker.js';
+import type { CompositeTracker } from '../track/CompositeTracker.js';
+import { createTracker, resumeTracker, type RunTracking } from '../track/createTracker.js';
 import type { MlflowTracker } from '../track/MlflowTracker.js';
-import { RunDir } from '../track/RunDir.js';
+import type { LegacyRun, RunDir } from '../track/RunDir.js';
+import type { RunStatus } from '../track/Tracker.js';
 import { Checkpoints } from './checkpoint.js';
 import type { SplitEvaluation } from './evaluate.js';
 
@@ -34,10 +35,8 @@ export async function openRun(options: {
   rawConfig?: RawConfig;
   resume?: string;
 }): Promise<RunContext> {
-  let run: RunDir;
   let config = options.config;
-  let tracker: CompositeTracker;
-  let mlflow: MlflowTracker | undefined;
+  let tracking: RunTracking;
   if (options.resume) {
     const raw = await fs.readFile(path.join(options.resume, 'config.yaml'), 'utf8').catch((err: Error) => {
       throw new ConfigError(`cannot resume ${options.resume}: ${err.message}`, { cause: err });
@@ -45,21 +44,29 @@ export async function openRun(options: {
     config = parseTrainConfig(YAML.parse(raw) as RawConfig);
     // The same reader as the trainer's resume (it also completes a checkpoint swap cut short by a crash).
     const state = await new Checkpoints(path.join(options.resume, 'checkpoints')).loadState().catch(() => undefined);
-    run = await RunDir.open(options.resume, { keepUpToStep: state?.globalStep ?? 0 });
-    tracker = new CompositeTracker([run]);
+    // The MLflow run recorded in the folder goes on too (same run id).
+    tracking = await resumeTracker(options.resume, {
+      keepUpToStep: state?.globalStep ?? 0,
+      upgrade: upgradeEarlierRun,
+      mlflow: { experimentName: config.experiment },
+    });
   } else {
-    ({
-      runDir: run,
-      tracker,
-      mlflow,
-    } = await createTracker({
+    tracking = await createTracker({
       baseDir: config.trainer.runs_dir,
       config: options.rawConfig ?? config,
       mlflow: { experimentName: config.experiment },
-    }));
-    await tracker.logParams(flatten(options.rawConfig ?? {}));
+    });
+    await tracking.tracker.logParams(flatten(options.rawConfig ?? {}));
+    await tracking.tracker.logArtifact(tracking.runDir.configPath, 'config.yaml');
   }
+  const { runDir: run, tracker, mlflow } = tracking;
   const plots = async (): Promise<typeof import('../track/plots.js')> => import('../track/plots.js');
+  /** Stores rendered charts with the run (MLflow: under plots/). */
+  const logPlots = async (files: readonly { svg: string; png: string }[]): Promise<void> => {
+    for (const f of files) {
+      for (const file of [f.png, f.svg]) await tracker.logArtifact(file, `plots/${path.basename(file)}`);
+    }
+  };
   return {
     run,
     tracker,
@@ -69,18 +76,22 @@ export async function openRun(options: {
       const { renderLossCurves, renderAccuracyCurves } = await plots();
       const { readMetrics } = await import('../track/metricsLog.js');
       const rows = await readMetrics(run.dir);
-      await renderLossCurves(rows, path.join(run.plotsDir, 'loss'), { title: 'Loss' });
-      await renderAccuracyCurves(rows, path.join(run.plotsDir, 'accuracy'), { title: 'Accuracy and F1' });
+      await logPlots([
+        await renderLossCurves(rows, path.join(run.plotsDir, 'loss'), { title: 'Loss' }),
+        await renderAccuracyCurves(rows, path.join(run.plotsDir, 'accuracy'), { title: 'Accuracy and F1' }),
+      ]);
     },
     async reportTest(test) {
       const { renderConfusionMatrix } = await plots();
       const classes = config.data.classes;
-      await renderConfusionMatrix(
-        test.report.confusion,
-        classes,
-        path.join(run.plotsDir, 'confusion_test'),
-        'Test confusion matrix',
-      );
+      await logPlots([
+        await renderConfusionMatrix(
+          test.report.confusion,
+          classes,
+          path.join(run.plotsDir, 'confusion_test'),
+          'Test confusion matrix',
+        ),
+      ]);
       const metrics: Record<string, number> = {
         loss: test.losses.loss,
         ce: test.losses.ce,
@@ -93,7 +104,7 @@ export async function openRun(options: {
       await run.setSummary({
         test: {
           ...metrics,
-          perClass: Object.fromEntries(test.report.perClass.map((c, i) => [classes[i], c])),
+          per_class: Object.fromEntries(test.report.perClass.map((c, i) => [classes[i], c])),
           confusion: test.report.confusion,
         },
       });
@@ -205,19 +216,61 @@ export async function prepareModel(ctx: RunContext, python?: string): Promise<st
   return out;
 }
 
-/** Writes the final summary and closes the trackers' run. */
+/** Writes the final summary and closes the trackers' run. `bestEpoch` counts from 1 (null: none yet). */
 export async function finishRun(
   ctx: RunContext,
-  result: { status: string; epochs: number; bestEpoch: number; bestValLoss: number | null },
+  result: { status: string; epochs: number; bestEpoch: number | null; bestValLoss: number | null },
 ): Promise<void> {
+  const bestModel = new Checkpoints(ctx.run.checkpointsDir).bestModel;
   await ctx.run.setSummary({
     result: result.status,
     epochs: result.epochs,
-    bestEpoch: result.bestEpoch,
-    bestValLoss: result.bestValLoss,
-    bestModel: new Checkpoints(ctx.run.checkpointsDir).bestModel,
+    best_epoch: result.bestEpoch,
+    best_val_loss: result.bestValLoss,
+    best_model: bestModel,
   });
-  await ctx.tracker.finish(result.status === 'interrupted' ? 'KILLED' : 'FINISHED');
+  const done = result.status !== 'interrupted';
+  // An interrupted run uploads its model when it is resumed and ends.
+  await endRun(ctx, done ? 'FINISHED' : 'KILLED', done && result.bestEpoch !== null ? [bestModel] : []);
+}
+
+/**
+ * Brings a run folder an earlier version wrote into today's form: epochs counted from 0 in metrics.jsonl and
+ * summary.json's camelCase training fields (bestEpoch from 0).
+ */
+function upgradeEarlierRun({ summary, rows }: LegacyRun): void {
+  for (const r of rows) if (r.epoch !== undefined) r.epoch += 1;
+  const renames: Record<string, string> = { bestValLoss: 'best_val_loss', bestModel: 'best_model' };
+  for (const [old, now] of Object.entries(renames)) {
+    if (old in summary) summary[now] = summary[old];
+    delete summary[old];
+  }
+  if ('bestEpoch' in summary) {
+    const e = summary.bestEpoch;
+    summary.best_epoch = typeof e === 'number' && e >= 0 ? e + 1 : null;
+    delete summary.bestEpoch;
+  }
+  const test = summary.test as Record<string, unknown> | undefined;
+  if (test && typeof test === 'object' && 'perClass' in test) {
+    test.per_class = test.perClass;
+    delete test.perClass;
+  }
+}
+
+/**
+ * Ends the run: the run folder first (its summary.json is then final), then MLflow, which gets summary.json and
+ * `files` (paths inside the run folder, stored under the same relative paths) before its end status.
+ */
+export async function endRun(ctx: RunContext, status: RunStatus, files: readonly string[] = []): Promise<void> {
+  const local = ctx.run.finish(status);
+  if (ctx.mlflow) {
+    await local.catch(() => undefined);
+    for (const file of [ctx.run.summaryPath, ...files]) {
+      await ctx.mlflow.logArtifact(file, path.relative(ctx.run.dir, file).split(path.sep).join('/'));
+    }
+    await ctx.mlflow.finish(status);
+  }
+  await local;
 }
 
 function flatten(obj: RawConfig, prefix = ''): Record<string, unknown> {

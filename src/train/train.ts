@@ -6,7 +6,7 @@ import { Checkpoints, emptyPartial, type TrainState } from './checkpoint.js';
 import { EarlyStopping } from './EarlyStopping.js';
 import { evaluateSplit, type SplitEvaluation } from './evaluate.js';
 import { createProgress, reportExcluded, type ProgressReporter } from './progress.js';
-import { indexTrainingData, prepareData, prepareModel, type RunContext, openRun, finishRun } from './run.js';
+import { endRun, indexTrainingData, prepareData, prepareModel, type RunContext, openRun, finishRun } from './run.js';
 import { learningRateAt } from './schedule.js';
 import { TorchModel } from './TorchModel.js';
 import { Trainer } from './Trainer.js';
@@ -33,8 +33,10 @@ export interface TrainOptions {
 export interface TrainResult {
   runDir: string;
   status: 'completed' | 'early-stopped' | 'interrupted';
+  /** Epochs done. */
   epochs: number;
-  bestEpoch: number;
+  /** Epoch of the best checkpoint (lowest val_loss), counted from 1 like every printed epoch; null before any. */
+  bestEpoch: number | null;
   bestValLoss: number | null;
   test?: SplitEvaluation;
 }
@@ -44,7 +46,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   // A new run's data is indexed before its folder exists: data without a usable image leaves no failed run behind.
   const index = options.resume ? undefined : await indexTrainingData(options.config, options.dataDir, options.signal);
   const ctx: RunContext = await openRun(options);
-  const { config, run } = ctx;
+  // `run` is the local folder; everything logged goes through `tracker` (the folder and, when on, MLflow).
+  const { config, run, tracker } = ctx;
   const progress = options.progress ?? createProgress(config.trainer.progress);
   const t = config.trainer;
   const m = config.model;
@@ -85,7 +88,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       bestEpoch: -1,
     };
     early.restore(state.earlyStopping);
-    await run.logParams({
+    await tracker.logParams({
       device,
       numClasses,
       dataDir: options.dataDir,
@@ -119,6 +122,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let status: TrainResult['status'] = 'completed';
     for (; state.epoch < t.max_epochs; state.epoch++, state.batch = 0, state.partial = emptyPartial()) {
       const epoch = state.epoch;
+      // What people read (metrics.jsonl, plots, progress, summary.json) counts epochs from 1; state.json from 0.
+      const shown = epoch + 1;
       const p = state.partial;
       const epochStart = performance.now() - p.seconds * 1000;
       try {
@@ -138,13 +143,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           state.batch = batch.index + 1;
           state.globalStep++;
           p.seconds = (performance.now() - epochStart) / 1000;
-          await run.logMetrics(
+          await tracker.logMetrics(
             { loss: r.loss, ce: r.ce, contrastive: r.contrastive, accuracy: r.correct / n, lr: trainer.learningRate },
             state.globalStep,
-            { epoch, split: 'train' },
+            { epoch: shown, split: 'train' },
           );
           progress.step({
-            epoch,
+            epoch: shown,
             epochs: t.max_epochs,
             step: state.batch,
             steps: limit,
@@ -177,7 +182,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         val_accuracy: val.report.accuracy,
         val_f1_macro: val.report.f1Macro,
       };
-      await run.logMetrics(
+      await tracker.logMetrics(
         {
           loss: val.losses.loss,
           ce: val.losses.ce,
@@ -193,13 +198,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           ),
         },
         state.globalStep,
-        { epoch, split: 'val' },
+        { epoch: shown, split: 'val' },
       );
       if (best) {
         state.bestEpoch = epoch;
         await checkpoints.saveBest(model);
       }
-      progress.epoch({ epoch, epochs: t.max_epochs, seconds: (performance.now() - epochStart) / 1000, metrics, best });
+      progress.epoch({
+        epoch: shown,
+        epochs: t.max_epochs,
+        seconds: (performance.now() - epochStart) / 1000,
+        metrics,
+        best,
+      });
       state.earlyStopping = early.state;
       await checkpoints.saveLast(model, trainer, { ...state, epoch: epoch + 1, batch: 0, partial: emptyPartial() });
       await ctx.plotCurves();
@@ -216,7 +227,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       runDir: run.dir,
       status,
       epochs: state.epoch,
-      bestEpoch: early.bestEpoch,
+      bestEpoch: early.bestEpoch >= 0 ? early.bestEpoch + 1 : null,
       bestValLoss: early.best,
     };
     if (status !== 'interrupted' && t.evaluate_test && early.bestEpoch >= 0 && loader.split.test.length > 0) {
@@ -232,7 +243,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     await finishRun(ctx, result);
     return result;
   } catch (err) {
-    await run.finish(err instanceof CancelledError ? 'KILLED' : 'FAILED').catch(() => undefined);
+    await endRun(ctx, err instanceof CancelledError ? 'KILLED' : 'FAILED').catch(() => undefined);
     throw err;
   } finally {
     progress.close();

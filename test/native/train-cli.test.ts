@@ -25,10 +25,19 @@ interface Finished {
   stderr: string;
 }
 
-/** Runs the CLI; `onLine` sees each stderr line and may return true to send SIGINT. */
-function run(args: string[], onLine?: (line: string) => boolean): Promise<Finished> {
+/** Runs the CLI; `onLine` sees each stderr line and may return true to send `signal` (default SIGINT). */
+function run(args: string[], onLine?: (line: string) => boolean, signal: NodeJS.Signals = 'SIGINT'): Promise<Finished> {
+  return spawnAndSignal([bin, ...args], onLine, signal);
+}
+
+/** Spawns node with `argv`; the first time `onLine` returns true for a stderr line, sends `signal`. */
+function spawnAndSignal(
+  argv: string[],
+  onLine: ((line: string) => boolean) | undefined,
+  signal: NodeJS.Signals,
+): Promise<Finished> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: tmp });
+    const child = spawn(process.execPath, argv, { cwd: tmp });
     let stdout = '';
     let stderr = '';
     let pending = '';
@@ -42,7 +51,7 @@ function run(args: string[], onLine?: (line: string) => boolean): Promise<Finish
       for (const line of lines) {
         if (!sent && onLine?.(line)) {
           sent = true;
-          child.kill('SIGINT');
+          child.kill(signal);
         }
       }
     });
@@ -68,7 +77,7 @@ describe.skipIf(!hasFlowers)('trt-flowers train (CLI)', () => {
     const first = await run([...common, 'trainer.max_epochs=2', '--progress', 'json'], (line) => {
       if (!line.startsWith('{')) return false;
       const e = JSON.parse(line) as { type: string; epoch: number; step: number };
-      return e.type === 'step' && e.epoch === 1 && e.step === 1;
+      return e.type === 'step' && e.epoch === 2 && e.step === 1; // epochs count from 1
     });
     expect(first.stderr).toContain('stopping after the current step');
     expect(first.code).toBe(130);
@@ -83,10 +92,46 @@ describe.skipIf(!hasFlowers)('trt-flowers train (CLI)', () => {
     const second = await run(['train', '--resume', summary.run_dir, '--progress', 'plain']);
     expect(second.code).toBe(0);
     expect(second.stderr).toContain('resuming');
-    const done = JSON.parse(second.stdout) as { status: string; epochs: number; test_accuracy: number };
+    const done = JSON.parse(second.stdout) as {
+      status: string;
+      epochs: number;
+      best_epoch: number;
+      test_accuracy: number;
+    };
     expect(done.status).toBe('completed');
     expect(done.epochs).toBe(2);
+    // The best epoch reads the same in the CLI's JSON and in summary.json.
+    const saved = JSON.parse(readFileSync(join(summary.run_dir, 'summary.json'), 'utf8')) as { best_epoch: number };
+    expect([1, 2]).toContain(done.best_epoch);
+    expect(saved.best_epoch).toBe(done.best_epoch);
     expect(existsSync(join(summary.run_dir, 'plots', 'confusion_test.png'))).toBe(true);
+  });
+
+  it('SIGTERM stops like Ctrl-C but exits 143 (128 + SIGTERM)', async () => {
+    const first = await run([...common, '--progress', 'json'], (line) => line.startsWith('{"type":"step"'), 'SIGTERM');
+    expect(first.stderr).toContain('SIGTERM: stopping after the current step');
+    expect(JSON.parse(first.stdout)).toMatchObject({ status: 'interrupted' });
+    expect(first.code).toBe(143);
+  });
+
+  it('a second signal exits at once, with the code of that signal', async () => {
+    // A job that never finishes on its own: only the forced exit ends it.
+    const script = [
+      `const { withInterrupt } = await import(${JSON.stringify(join(repoRoot, 'dist', 'cli', 'interrupt.js'))});`,
+      `await withInterrupt(async (signal) => {`,
+      `  process.stderr.write('ready\\n');`,
+      `  signal.addEventListener('abort', () => process.kill(process.pid, process.argv[1]));`,
+      `  await new Promise((resolve) => setTimeout(resolve, 60000));`,
+      `});`,
+    ].join('\n');
+    for (const [sig, code] of [
+      ['SIGTERM', 143],
+      ['SIGINT', 130],
+    ] as const) {
+      const done = await spawnAndSignal(['--input-type=module', '-e', script, sig], (line) => line === 'ready', sig);
+      expect(done.stderr).toContain(`${sig} again: exiting now`);
+      expect(done.code).toBe(code);
+    }
   });
 
   it('bad overrides and a missing data folder fail with one clear message', async () => {

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
@@ -48,7 +48,9 @@ describe.skipIf(!hasFlowers)('trt-flowers train (tiny model, real photos)', () =
   it('trains 2 epochs and writes config, split, metrics, checkpoints, plots and summary', async () => {
     const runs = join(tmp, 'runs-a');
     const { config, raw } = makeConfig(runs);
-    const result = await train({ config, rawConfig: raw, dataDir, progress: quiet });
+    const epochs: number[] = [];
+    const shown: ProgressReporter = { ...quiet, epoch: (e) => void epochs.push(e.epoch) };
+    const result = await train({ config, rawConfig: raw, dataDir, progress: shown });
     expect(result.status).toBe('completed');
     expect(result.epochs).toBe(2);
     const dir = result.runDir;
@@ -73,14 +75,23 @@ describe.skipIf(!hasFlowers)('trt-flowers train (tiny model, real photos)', () =
     const rows = await readMetrics(dir);
     expect(rows.some((r) => r.split === 'train' && r.name === 'loss')).toBe(true);
     const valLoss = rows.filter((r) => r.split === 'val' && r.name === 'loss');
-    expect(valLoss.map((r) => r.epoch)).toEqual([0, 1]);
+    // Epochs are numbered from 1 everywhere: metrics.jsonl, progress, the result and summary.json.
+    expect(valLoss.map((r) => r.epoch)).toEqual([1, 2]);
+    expect(new Set(rows.filter((r) => r.split === 'train').map((r) => r.epoch))).toEqual(new Set([1, 2]));
+    expect(epochs).toEqual([1, 2]);
     expect(rows.some((r) => r.split === 'val' && r.name === 'f1_macro')).toBe(true);
     expect(rows.some((r) => r.split === 'val' && r.name === 'precision_roses')).toBe(true);
     const summary = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as {
       status: string;
-      test: { accuracy: number; confusion: number[][] };
+      best_epoch: number;
+      test: { accuracy: number; confusion: number[][]; per_class: Record<string, unknown> };
     };
     expect(summary.status).toBe('FINISHED');
+    const bestLoss = Math.min(...valLoss.map((r) => r.value));
+    expect(summary.best_epoch).toBe(valLoss.find((r) => r.value === bestLoss)?.epoch);
+    expect(result.bestEpoch).toBe(summary.best_epoch);
+    expect(summaryKeys(summary).filter((k) => /[a-z][A-Z]/.test(k))).toEqual([]);
+    expect(Object.keys(summary.test.per_class)).toEqual([...CLASSES]);
     expect(summary.test.confusion).toHaveLength(5);
     expect(result.test?.report.count).toBeGreaterThan(0);
   });
@@ -102,6 +113,7 @@ describe.skipIf(!hasFlowers)('trt-flowers train (tiny model, real photos)', () =
     const b1 = await train({ config: cfgB, rawConfig: rawB, dataDir, progress: stopper, signal: controller.signal });
     expect(b1.status).toBe('interrupted');
     expect(steps).toBeLessThan(8);
+    toEarlierForm(b1.runDir); // a folder an earlier version interrupted resumes too
     const b2 = await train({ config: cfgB, dataDir, progress: quiet, resume: b1.runDir });
     expect(b2.status).toBe('completed');
     expect(b2.runDir).toBe(b1.runDir);
@@ -116,5 +128,49 @@ describe.skipIf(!hasFlowers)('trt-flowers train (tiny model, real photos)', () =
     const aLoss = aRows.filter((r) => r.split === 'train' && r.name === 'loss').map((r) => r.value);
     const bLoss = rows.filter((r) => r.split === 'train' && r.name === 'loss').map((r) => r.value);
     expect(bLoss.map((v) => v.toFixed(5))).toEqual(aLoss.map((v) => v.toFixed(5)));
+    const epochsOf = (rs: typeof rows): (number | undefined)[] =>
+      rs.filter((r) => r.split !== 'test').map((r) => r.epoch);
+    expect(epochsOf(rows)).toEqual(epochsOf(aRows));
+    const summary = JSON.parse(readFileSync(join(b2.runDir, 'summary.json'), 'utf8')) as Record<string, unknown>;
+    expect(summaryKeys(summary).filter((k) => /[a-z][A-Z]/.test(k))).toEqual([]);
+    expect(summary.best_epoch).toBe(a.bestEpoch);
   });
 });
+
+/** Keys of summary.json that are field names (not the class names under per_class, nor tags). */
+function summaryKeys(summary: object): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(summary)) {
+    out.push(k);
+    if (k !== 'tags' && k !== 'per_class' && v && typeof v === 'object' && !Array.isArray(v))
+      out.push(...summaryKeys(v));
+  }
+  return out;
+}
+
+/** Rewrites a run folder into the form earlier versions wrote: camelCase summary.json, epochs counted from 0. */
+function toEarlierForm(dir: string): void {
+  const file = join(dir, 'summary.json');
+  const s = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const renames: Record<string, string> = {
+    start_time: 'startTime',
+    end_time: 'endTime',
+    duration_s: 'durationS',
+    best_val_loss: 'bestValLoss',
+    best_model: 'bestModel',
+  };
+  const old: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s)) {
+    if (k === 'best_epoch') old.bestEpoch = typeof v === 'number' ? v - 1 : -1;
+    else old[renames[k] ?? k] = v;
+  }
+  writeFileSync(file, JSON.stringify(old, null, 2));
+  const metrics = join(dir, 'metrics.jsonl');
+  const lines = readFileSync(metrics, 'utf8').split('\n').filter(Boolean);
+  const shifted = lines.map((l) => {
+    const row = JSON.parse(l) as { epoch?: number };
+    if (row.epoch !== undefined) row.epoch -= 1;
+    return JSON.stringify(row);
+  });
+  writeFileSync(metrics, `${shifted.join('\n')}\n`);
+}

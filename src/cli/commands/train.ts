@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 
 import { loadTrainConfig } from '../../config/index.js';
+import { CancelledError } from '../../errors.js';
 import type { ProgressMode } from '../../train/progress.js';
-import { withInterrupt } from '../interrupt.js';
+import { interruptExitCode, withInterrupt } from '../interrupt.js';
 
 interface TrainFlags {
   config?: string;
@@ -42,32 +43,39 @@ export function registerTrainCommand(program: Command): void {
         import('../../train/train.js'),
       ]);
       await withInterrupt(async (signal) => {
-        const dataDir = await resolveTrainingData(
-          flags.dataDir ?? (flags.resume ? await runDataDir(flags.resume) : undefined),
-          config,
-          signal,
-        );
-        const result = await train({
-          config,
-          rawConfig: raw,
-          dataDir,
-          signal,
-          progress: createProgress(config.trainer.progress),
-          ...(flags.resume ? { resume: flags.resume } : {}),
-          ...(flags.python ? { python: flags.python } : {}),
-        });
-        const summary = {
-          run_dir: result.runDir,
-          status: result.status,
-          epochs: result.epochs,
-          best_epoch: result.bestEpoch + 1,
-          best_val_loss: result.bestValLoss,
-          ...(result.test
-            ? { test_accuracy: result.test.report.accuracy, test_f1_macro: result.test.report.f1Macro }
-            : {}),
-        };
-        process.stdout.write(`${JSON.stringify(summary)}\n`);
-        if (result.status === 'interrupted') process.exitCode = 130;
+        try {
+          const dataDir = await resolveTrainingData(
+            flags.dataDir ?? (flags.resume ? await runDataDir(flags.resume) : undefined),
+            config,
+            signal,
+          );
+          const result = await train({
+            config,
+            rawConfig: raw,
+            dataDir,
+            signal,
+            progress: createProgress(config.trainer.progress),
+            ...(flags.resume ? { resume: flags.resume } : {}),
+            ...(flags.python ? { python: flags.python } : {}),
+          });
+          const summary = {
+            run_dir: result.runDir,
+            status: result.status,
+            epochs: result.epochs,
+            best_epoch: result.bestEpoch,
+            best_val_loss: result.bestValLoss,
+            ...(result.test
+              ? { test_accuracy: result.test.report.accuracy, test_f1_macro: result.test.report.f1Macro }
+              : {}),
+          };
+          process.stdout.write(`${JSON.stringify(summary)}\n`);
+          if (result.status === 'interrupted') process.exitCode = interruptExitCode(signal);
+        } catch (err) {
+          // Stopped outside a training step (download, indexing, validation): no new checkpoint, same exit code.
+          if (!(err instanceof CancelledError) || !signal.aborted) throw err;
+          process.stderr.write(`interrupted: ${err.message}\n`);
+          process.exitCode = interruptExitCode(signal);
+        }
       });
     });
 }

@@ -83,9 +83,35 @@ describe('plots', () => {
   it('renders accuracy and F1 curves', async () => {
     const files = await renderAccuracyCurves(trainingRows(8), path.join(dir, 'accuracy'), { title: 'Scores' });
     const svg = await checkFiles(files);
-    for (const text of ['Scores', 'train accuracy', 'val accuracy', 'val F1 micro', 'val F1 macro']) {
+    for (const text of ['Scores', 'train accuracy', 'val accuracy (= F1 micro)', 'val F1 macro']) {
       expect(svg).toContain(text);
     }
+  });
+
+  it('draws every accuracy series where it can be seen, on a y axis fitted to the scores', async () => {
+    // A good run: every score between 0.9 and 1, val F1 micro equal to val accuracy (single-label).
+    const rows: MetricRow[] = [];
+    for (let e = 1; e <= 6; e++) {
+      const add = (split: string, name: string, value: number): void =>
+        void rows.push({ step: e * 4, epoch: e, split, name, value, time: 0 });
+      add('train', 'accuracy', 0.9 + 0.015 * e);
+      add('val', 'accuracy', 0.92 + 0.01 * e);
+      add('val', 'f1_micro', 0.92 + 0.01 * e);
+      add('val', 'f1_macro', 0.91 + 0.01 * e);
+    }
+    const svg = await checkFiles(await renderAccuracyCurves(rows, path.join(dir, 'accuracy-high')));
+    const lines = [...svg.matchAll(/<g class="mark-line[^>]*>\s*<path[^>]* d="([^"]+)"/g)].map((m) => m[1]);
+    expect(new Set(lines).size).toBe(lines.length); // no line drawn exactly over another
+    expect(lines).toHaveLength(3);
+    // The legend says why F1 micro has no line of its own (in full, not cut short).
+    expect(svg).toContain('>val accuracy (= F1 micro)<');
+    expect(svg).not.toContain('>val F1 micro<');
+    const domain = /Y-axis[^"]* values from ([\d.]+) to ([\d.]+)/.exec(svg);
+    const [lo, hi] = [Number(domain?.[1]), Number(domain?.[2])];
+    expect(lo).toBeGreaterThan(0.85);
+    expect(lo).toBeLessThan(0.915);
+    expect(hi).toBeGreaterThanOrEqual(0.98);
+    expect(hi).toBeLessThanOrEqual(1);
   });
 
   it('renders a confusion matrix with counts and class names', async () => {

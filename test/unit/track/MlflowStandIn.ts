@@ -1,7 +1,9 @@
 /**
  * MlflowStandIn: a STAND-IN for an MLflow tracking server, not MLflow (which cannot be installed here). A small
- * node:http server on 127.0.0.1 that answers the documented REST API 2.0 endpoints our client uses, keeps what
- * it receives in memory, enforces LogBatch's limits like MLflow does, and can be told to be slow or to fail.
+ * node:http server on 127.0.0.1 that answers the documented REST API 2.0 endpoints our client uses (experiments,
+ * runs create/get/update/log-batch/set-tag, the artifacts proxy's PUT), keeps what it receives in memory, enforces
+ * LogBatch's limits like MLflow does (1 MB request, 1000 metrics / 100 params / 100 tags; value lengths counted in
+ * UTF-8 bytes, the strictest reading, and well-formed Unicode only), and can be told to be slow or to fail.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -34,6 +36,11 @@ export class MlflowStandIn {
   /** Every request, in arrival order: "METHOD /path". */
   readonly calls: string[] = [];
   readonly batchSizes: BatchSize[] = [];
+  /** Body size in bytes of every log-batch request. */
+  readonly batchBytes: number[] = [];
+  /** The artifact_uri of new runs. Defaults to the artifacts proxy's `mlflow-artifacts:/<exp>/<run>/artifacts`. */
+  artifactUri: (experimentId: string, runId: string) => string = (exp, id) =>
+    `mlflow-artifacts:/${exp}/${id}/artifacts`;
   experimentCreates = 0;
   /** Delay before every answer. */
   delayMs = 0;
@@ -96,6 +103,15 @@ export class MlflowStandIn {
       this.artifacts.set(decodeURIComponent(p.slice(artifactPrefix.length)), raw);
       return send(res, 200, {});
     }
+    if (method === 'GET' && p === '/api/2.0/mlflow/runs/get') {
+      const run = this.#run({ run_id: url.searchParams.get('run_id') }, res);
+      if (!run) return;
+      const data = {
+        params: [...run.params].map(([key, value]) => ({ key, value })),
+        tags: [...run.tags].map(([key, value]) => ({ key, value })),
+      };
+      return send(res, 200, { run: { info: { ...run.info, run_uuid: run.info.run_id }, data } });
+    }
     if (method === 'GET' && p === '/api/2.0/mlflow/experiments/get-by-name') {
       const name = url.searchParams.get('experiment_name') ?? '';
       const id = this.experiments.get(name);
@@ -124,7 +140,7 @@ export class MlflowStandIn {
             run_name: String(body.run_name ?? id),
             status: 'RUNNING',
             start_time: Number(body.start_time),
-            artifact_uri: `mlflow-artifacts:/${exp}/${id}/artifacts`,
+            artifact_uri: this.artifactUri(exp, id),
           },
           metrics: [],
           params: new Map(),
@@ -140,7 +156,11 @@ export class MlflowStandIn {
         const params = body.params ?? [];
         const tags = body.tags ?? [];
         this.batchSizes.push({ metrics: metrics.length, params: params.length, tags: tags.length });
+        this.batchBytes.push(raw.length);
         // MLflow's own LogBatch validation.
+        if (raw.length > 1_000_000) {
+          return send(res, 400, { error_code: 'INVALID_PARAMETER_VALUE', message: 'request over 1000000 bytes' });
+        }
         if (metrics.length > 1000 || params.length > 100 || tags.length > 100) {
           return send(res, 400, { error_code: 'INVALID_PARAMETER_VALUE', message: 'batch over the limits' });
         }
@@ -152,8 +172,12 @@ export class MlflowStandIn {
           if (old !== undefined && old !== prm.value) {
             return send(res, 400, { error_code: 'INVALID_PARAMETER_VALUE', message: `param ${prm.key} changed` });
           }
-          if (prm.value.length > 6000)
-            return send(res, 400, { error_code: 'INVALID_PARAMETER_VALUE', message: 'long' });
+          const bad = badValue(prm, 6000);
+          if (bad) return send(res, 400, { error_code: 'INVALID_PARAMETER_VALUE', message: `param ${bad}` });
+        }
+        for (const t of tags) {
+          const bad = badValue(t, 5000);
+          if (bad) return send(res, 400, { error_code: 'INVALID_PARAMETER_VALUE', message: `tag ${bad}` });
         }
         for (const prm of params) run.params.set(prm.key, prm.value);
         for (const t of tags) run.tags.set(t.key, t.value);
@@ -163,7 +187,10 @@ export class MlflowStandIn {
       case '/api/2.0/mlflow/runs/set-tag': {
         const run = this.#run(body, res);
         if (!run) return;
-        run.tags.set(String(body.key), String(body.value));
+        const tag = { key: String(body.key), value: String(body.value) };
+        const bad = badValue(tag, 5000);
+        if (bad) return send(res, 400, { error_code: 'INVALID_PARAMETER_VALUE', message: `tag ${bad}` });
+        run.tags.set(tag.key, tag.value);
         return send(res, 200, {});
       }
       case '/api/2.0/mlflow/runs/update': {
@@ -190,6 +217,16 @@ interface Body {
   tags?: { key: string; value: string }[];
   params?: { key: string; value: string }[];
   metrics?: { key: string; value: number | string; timestamp: number; step: number }[];
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Why MLflow (or its database) would refuse a key/value pair, or undefined. */
+function badValue(kv: { key: string; value: string }, maxValueBytes: number): string | undefined {
+  if (LONE_SURROGATE.test(kv.key) || LONE_SURROGATE.test(kv.value)) return `${kv.key}: not well-formed Unicode`;
+  if (Buffer.byteLength(kv.key) > 250) return `key ${kv.key.slice(0, 20)}... longer than 250 bytes`;
+  if (Buffer.byteLength(kv.value) > maxValueBytes) return `${kv.key}: value longer than ${maxValueBytes} bytes`;
+  return undefined;
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

@@ -44,7 +44,7 @@ describe('RunDir', () => {
     await run.logMetrics({ loss: 1.5, ce: 1 }, 10, { epoch: 1, split: 'train', time: 1000 });
     await run.logMetrics({ accuracy: Number.NaN }, 10, { epoch: 1, split: 'val', time: 1001 });
     await run.setTag('host', 'ci');
-    await run.setSummary({ bestEpoch: 1 });
+    await run.setSummary({ best_epoch: 1 });
     await run.finish('FINISHED');
 
     expect(await readMetrics(run.dir)).toEqual([
@@ -53,8 +53,13 @@ describe('RunDir', () => {
       { step: 10, epoch: 1, split: 'val', name: 'accuracy', value: Number.NaN, time: 1001 },
     ]);
     const summary = await readJson(run.summaryPath);
-    expect(summary).toMatchObject({ status: 'FINISHED', tags: { host: 'ci' }, bestEpoch: 1 });
-    expect(typeof summary.durationS).toBe('number');
+    expect(summary).toMatchObject({ status: 'FINISHED', tags: { host: 'ci' }, best_epoch: 1 });
+    // One key style (snake_case), like the other files of the run.
+    expect(Object.keys(summary).sort()).toEqual(
+      ['best_epoch', 'duration_s', 'end_time', 'id', 'name', 'start_time', 'status', 'tags'].sort(),
+    );
+    expect(typeof summary.duration_s).toBe('number');
+    expect(Date.parse(summary.end_time as string)).toBeGreaterThanOrEqual(Date.parse(summary.start_time as string));
     // Atomic writes leave no temp files behind.
     expect((await fs.readdir(run.dir)).sort()).toEqual([
       'checkpoints',
@@ -66,6 +71,54 @@ describe('RunDir', () => {
     ]);
     await expect(run.finish('FAILED')).resolves.toBeUndefined(); // idempotent: first status stays
     expect((await readJson(run.summaryPath)).status).toBe('FINISHED');
+  });
+
+  it('reopens a folder written in the earlier camelCase form, upgrading it once before anything is written', async () => {
+    const dir = path.join(base, 'old-run');
+    await fs.mkdir(dir);
+    const old = {
+      id: 'old-run',
+      name: 'old-run',
+      status: 'KILLED',
+      startTime: '2026-01-02T03:04:05.000Z',
+      endTime: '2026-01-02T03:05:05.000Z',
+      durationS: 60,
+      tags: { host: 'ci' },
+      bestEpoch: 0,
+    };
+    await fs.writeFile(path.join(dir, 'summary.json'), JSON.stringify(old));
+    const line = (step: number, epoch: number): string =>
+      `${JSON.stringify({ step, epoch, split: 'train', name: 'loss', value: step, time: 1 })}\n`;
+    await fs.writeFile(path.join(dir, 'metrics.jsonl'), `${line(1, 0)}${line(2, 0)}${line(3, 1)}`);
+    const seen: unknown[] = [];
+    const upgrade = (legacy: { summary: Record<string, unknown>; rows: { epoch?: number }[] }): void => {
+      seen.push(structuredClone(legacy.summary));
+      for (const r of legacy.rows) if (r.epoch !== undefined) r.epoch += 1;
+      legacy.summary.best_epoch = (legacy.summary.bestEpoch as number) + 1;
+      delete legacy.summary.bestEpoch;
+    };
+    const run = await RunDir.open(dir, { keepUpToStep: 2, upgrade });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatchObject({ start_time: old.startTime, bestEpoch: 0 }); // RunDir's own fields renamed
+    const summary = await readJson(run.summaryPath);
+    expect(summary).toEqual({
+      id: 'old-run',
+      name: 'old-run',
+      status: 'RUNNING',
+      start_time: old.startTime,
+      tags: { host: 'ci' },
+      best_epoch: 1,
+    });
+    expect((await readMetrics(dir)).map((r) => [r.step, r.epoch])).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
+    await run.finish('FINISHED');
+    // Upgraded once: a second open leaves the rows as they are.
+    const again = await RunDir.open(dir, { keepUpToStep: 2, upgrade });
+    expect(seen).toHaveLength(1);
+    expect((await readMetrics(dir)).map((r) => r.epoch)).toEqual([1, 1]);
+    await again.finish();
   });
 
   it('refuses an existing explicit id and a path-like id', async () => {

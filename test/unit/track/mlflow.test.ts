@@ -1,10 +1,11 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { createTracker } from '../../../src/track/createTracker.js';
+import { createTracker, resumeTracker } from '../../../src/track/createTracker.js';
 import { readMetrics } from '../../../src/track/metricsLog.js';
 import { MlflowClient, MlflowError, splitLogBatch, toMlflowParams } from '../../../src/track/mlflow.js';
 import { MlflowTracker, type MlflowTrackerOptions } from '../../../src/track/MlflowTracker.js';
@@ -114,7 +115,7 @@ describe('MlflowTracker', () => {
       'optimizer.name': 'adamw',
       'optimizer.betas': '[0.9,0.999]',
     });
-    expect(Object.fromEntries(run?.tags ?? [])).toEqual({ model: 'rexnet', stage: 'train' });
+    expect(Object.fromEntries(run?.tags ?? [])).toMatchObject({ model: 'rexnet', stage: 'train' });
     expect(run?.metrics.map(({ key, value, step }) => ({ key, value, step }))).toEqual([
       { key: 'val/loss', value: 0.5, step: 3 },
       { key: 'val/accuracy', value: 0.8, step: 3 },
@@ -242,6 +243,145 @@ describe('MlflowTracker', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/MLflow disabled/);
   });
+
+  it("sets the tags MLflow's UI reads: user, source name and type, run name", async () => {
+    const t = tracker({ runName: 'tulips-1', tags: { model: 'rexnet' } });
+    await t.finish();
+    const tags = Object.fromEntries(server.runs.get(t.run?.run_id ?? '')?.tags ?? []);
+    expect(tags).toEqual({
+      'mlflow.user': os.userInfo().username,
+      'mlflow.source.name': process.argv[1],
+      'mlflow.source.type': 'LOCAL',
+      'mlflow.runName': 'tulips-1',
+      model: 'rexnet',
+    });
+  });
+
+  it('cuts long keys and values in UTF-8 bytes on character boundaries, so the server takes them', async () => {
+    const t = tracker();
+    const emoji = '\u{1F337}'.repeat(2000); // 4000 UTF-16 units, 8000 bytes
+    const accents = '\u00e9'.repeat(5000); // 5000 UTF-16 units, 10000 bytes
+    const longName = '\u00e4'.repeat(200); // 200 UTF-16 units, 400 bytes
+    await t.logParams({ emoji, accents });
+    await t.setTag('note', accents);
+    await t.logMetrics({ [longName]: 1 }, 0);
+    await t.finish();
+    const run = server.runs.get(t.run?.run_id ?? '');
+    expect(warnings).toEqual([]);
+    const cut = (value: string | undefined, full: string, max: number, min: number): void => {
+      expect(value).toBeDefined();
+      expect(full.startsWith(value as string)).toBe(true);
+      expect(Buffer.byteLength(value as string)).toBeLessThanOrEqual(max);
+      expect(Buffer.byteLength(value as string)).toBeGreaterThan(min);
+    };
+    cut(run?.params.get('emoji'), emoji, 6000, 5995);
+    cut(run?.params.get('accents'), accents, 6000, 5997);
+    cut(run?.tags.get('note'), accents, 5000, 4997);
+    cut(run?.metrics[0]?.key, longName, 250, 247);
+  });
+
+  it('keeps every log-batch request under 1 MB, also when JSON escaping doubles the values', async () => {
+    const t = tracker();
+    const quotes = '"'.repeat(6000); // 6000 bytes, 12000 once escaped in JSON
+    await t.logParams(Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`p${i}`, quotes])));
+    for (let i = 0; i < 100; i++) await t.setTag(`t${i}`, '\\'.repeat(5000));
+    for (let i = 0; i < 900; i++) await t.logMetrics({ [`m_${'x'.repeat(200)}`]: i }, i);
+    await t.finish();
+    const run = server.runs.get(t.run?.run_id ?? '');
+    expect(warnings).toEqual([]);
+    expect(run?.params.size).toBe(100);
+    expect([...(run?.tags.keys() ?? [])].filter((k) => /^t\d+$/.test(k))).toHaveLength(100);
+    expect(run?.metrics.map((m) => m.value)).toEqual(Array.from({ length: 900 }, (_, i) => i));
+    expect(Math.max(...server.batchBytes)).toBeLessThanOrEqual(1_000_000);
+  });
+
+  it('writes artifacts straight into a local file: URI or path artifact_uri', async () => {
+    const src = await fs.mkdtemp(path.join(os.tmpdir(), 'mlflow-src-'));
+    const file = path.join(src, 'loss.png');
+    const bytes = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 7) % 256));
+    await fs.writeFile(file, bytes);
+    for (const form of ['file-uri', 'path']) {
+      const root = await fs.mkdtemp(path.join(os.tmpdir(), 'mlruns-'));
+      server.artifactUri = (exp, id) => {
+        const dir = path.join(root, exp, id, 'artifacts');
+        return form === 'file-uri' ? pathToFileURL(dir).href : dir;
+      };
+      const t = tracker();
+      await t.logArtifact(file, 'plots/loss.png');
+      await t.finish();
+      const run = t.run;
+      const landed = path.join(root, run?.experiment_id ?? '', run?.run_id ?? '', 'artifacts', 'plots', 'loss.png');
+      expect(await fs.readFile(landed)).toEqual(bytes);
+      await fs.rm(root, { recursive: true, force: true });
+    }
+    expect(server.calls.filter((c) => c.startsWith('PUT'))).toEqual([]);
+    expect(warnings).toEqual([]);
+    await fs.rm(src, { recursive: true, force: true });
+  });
+
+  it('reports an artifact store it cannot write (s3:) once, skips the uploads and keeps logging', async () => {
+    const src = await fs.mkdtemp(path.join(os.tmpdir(), 'mlflow-src-'));
+    const file = path.join(src, 'loss.png');
+    await fs.writeFile(file, 'png');
+    server.artifactUri = (exp, id) => `s3://bucket/mlruns/${exp}/${id}/artifacts`;
+    const t = tracker();
+    await t.logArtifact(file, 'plots/loss.png');
+    await t.logArtifact(file, 'plots/accuracy.png');
+    await t.logMetrics({ loss: 1 }, 0);
+    await t.finish();
+    const run = server.runs.get(t.run?.run_id ?? '');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/s3:\/\/bucket.*not supported/);
+    expect(server.calls.filter((c) => c.startsWith('PUT'))).toEqual([]);
+    expect(run?.metrics).toHaveLength(1);
+    expect(run?.info.status).toBe('FINISHED');
+    await fs.rm(src, { recursive: true, force: true });
+  });
+
+  it('uploads an artifact logged again before it was sent once, with its latest bytes', async () => {
+    const src = await fs.mkdtemp(path.join(os.tmpdir(), 'mlflow-src-'));
+    const file = path.join(src, 'loss.svg');
+    server.delayMs = 100; // run creation takes a while: the three calls queue up
+    const t = tracker();
+    for (const text of ['one', 'two', 'three']) {
+      await fs.writeFile(file, text);
+      await t.logArtifact(file, 'plots/loss.svg');
+    }
+    await t.finish();
+    const puts = server.calls.filter((c) => c.startsWith('PUT'));
+    expect(puts).toHaveLength(1);
+    expect(server.artifacts.get(`${t.run?.experiment_id}/${t.run?.run_id}/artifacts/plots/loss.svg`)?.toString()).toBe(
+      'three',
+    );
+    await fs.rm(src, { recursive: true, force: true });
+  });
+
+  it('continues an existing run by id, and starts a new run when the server does not know the id', async () => {
+    const a = tracker({ runName: 'first' });
+    await a.logMetrics({ loss: 1 }, 1);
+    await a.finish('KILLED');
+    const id = a.run?.run_id ?? '';
+    const seen: string[] = [];
+    const b = tracker({ runId: id, onRun: (info) => void seen.push(info.run_id) });
+    await b.logMetrics({ loss: 0.5 }, 2);
+    await b.finish();
+    expect(server.runs.size).toBe(1);
+    expect(server.count('/api/2.0/mlflow/runs/create')).toBe(1);
+    expect(server.count('/api/2.0/mlflow/runs/get')).toBe(1);
+    expect(b.run?.run_id).toBe(id);
+    expect(seen).toEqual([id]);
+    const run = server.runs.get(id);
+    expect(run?.metrics.map((m) => m.step)).toEqual([1, 2]);
+    expect(run?.info.status).toBe('FINISHED');
+    expect(warnings).toEqual([]);
+
+    const c = tracker({ runId: 'gone', runName: 'again' });
+    await c.finish();
+    expect(server.runs.size).toBe(2);
+    expect(c.run?.run_id).not.toBe('gone');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/run gone .*new run/);
+  });
 });
 
 describe('createTracker', () => {
@@ -264,6 +404,32 @@ describe('createTracker', () => {
     expect(run?.tags.get('trt_flowers.run_dir')).toBe(runDir.dir);
     expect(run?.metrics.map((m) => m.key)).toEqual(['train/loss']);
     expect(run?.info.status).toBe('FINISHED');
+    await fs.rm(baseDir, { recursive: true, force: true });
+  });
+
+  it('records the MLflow run in summary.json, and a reopened run folder continues that run', async () => {
+    const baseDir = await fs.mkdtemp(path.join(os.tmpdir(), 'track-'));
+    const mlflowOptions = { trackingUri: server.url, flushIntervalMs: 20, warn: (m: string) => warnings.push(m) };
+    const first = await createTracker({ baseDir, mlflow: mlflowOptions });
+    await first.tracker.logMetrics({ loss: 1 }, 1, { epoch: 1, split: 'train' });
+    await first.tracker.finish('KILLED');
+    const id = first.mlflow?.run?.run_id;
+    const summary = JSON.parse(await fs.readFile(first.runDir.summaryPath, 'utf8')) as { mlflow?: unknown };
+    expect(summary.mlflow).toMatchObject({ run_id: id, tracking_uri: server.url });
+
+    const again = await resumeTracker(first.runDir.dir, { keepUpToStep: 1, mlflow: mlflowOptions });
+    await again.tracker.logMetrics({ loss: 0.5 }, 2, { epoch: 2, split: 'train' });
+    await again.tracker.finish('FINISHED');
+    expect(again.mlflow?.run?.run_id).toBe(id);
+    expect(server.runs.size).toBe(1);
+    const run = server.runs.get(id ?? '');
+    expect(run?.metrics.map((m) => [m.key, m.step])).toEqual([
+      ['train/loss', 1],
+      ['train/loss', 2],
+    ]);
+    expect(run?.info.status).toBe('FINISHED');
+    expect((await readMetrics(first.runDir.dir)).map((r) => r.value)).toEqual([1, 0.5]);
+    expect(warnings).toEqual([]);
     await fs.rm(baseDir, { recursive: true, force: true });
   });
 });
