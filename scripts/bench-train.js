@@ -18,7 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
-import { defaultPython } from '../dist/export/python.js';
+import { defaultPython } from '../dist/util/python.js';
 import { setJitOptimize, setThreads, TorchModel, Trainer } from '../dist/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

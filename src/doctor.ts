@@ -5,7 +5,7 @@ import { cpus } from 'node:os';
 import { promisify } from 'node:util';
 
 import { loadAddon } from './binding/loader.js';
-import { defaultPython } from './export/python.js';
+import { defaultPython } from './util/python.js';
 
 const require = createRequire(import.meta.url);
 

@@ -1,10 +1,10 @@
 export * from './errors.js';
 export { loadAddon } from './binding/loader.js';
-export { manualSeed, runtimeInfo, setJitOptimize, setThreads } from './runtime.js';
+export { manualSeed, runtimeInfo, setJitOptimize, setThreads } from './binding/runtime.js';
 export type * from './binding/types.js';
-export { TorchModel, type TorchModelLoadOptions } from './train/TorchModel.js';
-export { Trainer, type TrainerOptions, type TripletBatch } from './train/Trainer.js';
-export { exportBackbone, BACKBONE_ARCHS, type BackboneArch, type ExportBackboneOptions } from './export/backbone.js';
+export { TorchModel, type TorchModelLoadOptions } from './torch/TorchModel.js';
+export { Trainer, type TrainerOptions, type TripletBatch } from './torch/Trainer.js';
+export { exportBackbone, BACKBONE_ARCHS, type BackboneArch, type ExportBackboneOptions } from './torch/backbone.js';
 export { doctor, formatDoctor, type DoctorReport } from './doctor.js';
 export {
   preprocessBatch,
@@ -39,15 +39,9 @@ export {
   type TensorInput,
 } from './engine/Engine.js';
 export type { Backend, BackendName, BackendOutput, Precision } from './engine/backend.js';
-export {
-  parseMetadata,
-  readOnnxInfo,
-  type MetadataSource,
-  type ModelMetadata,
-  type OnnxFileInfo,
-  type Preprocessing,
-} from './engine/metadata.js';
-export { listImages } from './engine/files.js';
+export { parseMetadata, type MetadataSource, type ModelMetadata, type Preprocessing } from './data/metadata.js';
+export { readOnnxInfo, operatorSummary, type OnnxFileInfo, type OperatorSummary } from './onnx/model.js';
+export { listImages } from './data/files.js';
 export {
   compareEngines,
   exportOnnx,
@@ -111,18 +105,18 @@ export {
   type PlanStamp,
   type PrecisionPlan,
 } from './engine/tensorrt-plan.js';
-export { convertToFloat16, type Fp16Report } from './engine/fp16.js';
-export { quantizeForTensorRT } from './engine/quantize-tensorrt.js';
+export { convertToFloat16, type Fp16Report } from './build/fp16.js';
+export { quantizeForTensorRT } from './build/quantize-tensorrt.js';
+export { buildEngine, chooseBackend } from './build/build.js';
 export {
-  buildEngine,
-  chooseBackend,
   sidecarPath,
-  tensorRtCache,
   type BuildBackend,
   type BuildEngineOptions,
   type BuildEngineResult,
   type EngineSidecar,
-} from './engine/build.js';
+  type GraphOptimization,
+} from './build/options.js';
+export { tensorRtCache } from './build/calibrate.js';
 export {
   entropyThreshold,
   percentileThreshold,
@@ -131,4 +125,4 @@ export {
   type CalibrationMethod,
   type Range,
   type TensorStats,
-} from './engine/calibration.js';
+} from './build/calibration.js';

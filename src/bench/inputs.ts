@@ -3,11 +3,11 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-import { packageRoot } from '../binding/loader.js';
-import { mapLimit } from '../data/fsutil.js';
+import { packageRoot } from '../util/paths.js';
+import { mapLimit } from '../util/fs.js';
 import { decodeResized } from '../data/preprocess.js';
 import { readSplitManifest } from '../data/split.js';
-import { isImageFile, listImages, spread } from '../engine/files.js';
+import { isImageFile, listImages, spread } from '../data/files.js';
 import { DataError, ModelLoadError } from '../errors.js';
 import { runDataDir } from '../train/data-source.js';
 

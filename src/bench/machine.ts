@@ -7,9 +7,9 @@ import { promisify } from 'node:util';
 
 import sharp from 'sharp';
 
-import { packageRoot } from '../binding/loader.js';
+import { packageRoot } from '../util/paths.js';
 import { onnxRuntimeModule } from '../engine/onnxruntime.js';
-import { runtimeInfo } from '../runtime.js';
+import { runtimeInfo } from '../binding/runtime.js';
 
 const run = promisify(execFile);
 

@@ -3,8 +3,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import type { Preprocessing } from '../engine/metadata.js';
-import { runPythonStep } from '../export/python.js';
+import type { Preprocessing } from '../data/metadata.js';
+import { runPythonStep } from '../util/python.js';
 import type { BenchMode } from './types.js';
 
 export interface PythonBenchOptions {

@@ -1,7 +1,7 @@
 /** A benchmark report as a terminal table, Markdown and JSON, and the files written from it. */
 import path from 'node:path';
 
-import { writeFileAtomic } from '../data/fsutil.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { SaveError } from '../errors.js';
 import { renderBenchChart } from './chart.js';
 import { describeMachine } from './machine.js';

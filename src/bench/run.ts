@@ -5,12 +5,12 @@
 import os from 'node:os';
 import path from 'node:path';
 
-import { throwIfAborted } from '../data/fsutil.js';
+import { throwIfAborted } from '../util/fs.js';
 import { jpegFastPathAvailable } from '../data/preprocess.js';
 import type { BackendName, Precision } from '../engine/backend.js';
 import { detectBackend, Engine, type TensorInput } from '../engine/Engine.js';
 import { BackendUnavailableError, CancelledError, DataError } from '../errors.js';
-import { runtimeInfo } from '../runtime.js';
+import { runtimeInfo } from '../binding/runtime.js';
 import { assignLabels, computeRatios, pickBaseline } from './compare.js';
 import {
   checkPhotos,

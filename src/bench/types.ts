@@ -1,6 +1,6 @@
 /** The shapes of a benchmark run and of its JSON report. */
 import type { BackendName, Precision } from '../engine/backend.js';
-import type { Preprocessing } from '../engine/metadata.js';
+import type { Preprocessing } from '../data/metadata.js';
 import type { BuildSummary } from './inputs.js';
 import type { MachineInfo } from './machine.js';
 import type { LatencyStats, PercentileMethod } from './stats.js';

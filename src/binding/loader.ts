@@ -1,14 +1,13 @@
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
+import { packageRoot } from '../util/paths.js';
 import { AddonLoadError } from '../errors.js';
 import type { NativeAddon } from './types.js';
 
 const require = createRequire(import.meta.url);
 
 /** The package root: the folder holding package.json, binding.gyp and build/ or prebuilds/. */
-export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const NAPI_VERSION = 8;
 

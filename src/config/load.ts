@@ -3,9 +3,10 @@ import { dirname, join, resolve } from 'node:path';
 
 import YAML from 'yaml';
 
-import { packageRoot } from '../binding/loader.js';
+import { packageRoot } from '../util/paths.js';
 import { ConfigError } from '../errors.js';
-import { describeValue, unknownKeyError } from './schema.js';
+import { unknownKeyError } from './schema.js';
+import { describeJson } from '../util/describe.js';
 
 export type RawConfig = Record<string, unknown>;
 
@@ -39,7 +40,7 @@ function readYaml(path: string): RawConfig {
     throw new ConfigError(`config '${path}' is not valid YAML: ${(err as Error).message}`, { cause: err });
   }
   if (doc === null || doc === undefined) return {};
-  if (!isObject(doc)) throw new ConfigError(`config '${path}' must be a mapping, not ${describeValue(doc)}`);
+  if (!isObject(doc)) throw new ConfigError(`config '${path}' must be a mapping, not ${describeJson(doc)}`);
   return doc;
 }
 
@@ -55,7 +56,7 @@ export function composeConfig(path: string, seen: readonly string[] = []): RawCo
   let merged: RawConfig = {};
   if (defaults !== undefined) {
     if (!Array.isArray(defaults) || defaults.some((d) => typeof d !== 'string')) {
-      throw new ConfigError(`\`defaults\` in '${file}' must be a list of config names, not ${describeValue(defaults)}`);
+      throw new ConfigError(`\`defaults\` in '${file}' must be a list of config names, not ${describeJson(defaults)}`);
     }
     for (const name of defaults as string[]) {
       const candidate = join(dirname(file), name.endsWith('.yaml') ? name : `${name}.yaml`);

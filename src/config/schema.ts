@@ -1,4 +1,5 @@
 import { ConfigError } from '../errors.js';
+import { describeJson } from '../util/describe.js';
 
 /** One key of a config section: its type, bounds, default and meaning. */
 export type FieldSpec =
@@ -22,12 +23,6 @@ export type SectionOf<S extends SectionSpec> = {
           ? string | null
           : string;
 };
-
-export function describeValue(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return `${JSON.stringify(v)} of type array`;
-  return `${JSON.stringify(v)} of type ${typeof v}`;
-}
 
 /** The closest known key, for "did you mean" hints (edit distance at most 3). */
 export function closestKey(key: string, known: readonly string[]): string | undefined {
@@ -66,7 +61,7 @@ export function unknownKeyError(section: string, key: string, known: readonly st
 export function parseSection<S extends SectionSpec>(name: string, spec: S, raw: unknown): SectionOf<S> {
   if (raw === undefined || raw === null) raw = {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ConfigError(`Expected an object for \`${name}\` but received ${describeValue(raw)}`);
+    throw new ConfigError(`Expected an object for \`${name}\` but received ${describeJson(raw)}`);
   }
   const r = raw as Record<string, unknown>;
   const known = Object.keys(spec);
@@ -85,7 +80,7 @@ export function parseSection<S extends SectionSpec>(name: string, spec: S, raw: 
         const kind = f.type === 'int' ? 'an integer' : 'a number';
         if (typeof v !== 'number' || !Number.isFinite(v) || (f.type === 'int' && !Number.isInteger(v))) {
           throw new ConfigError(
-            `Expected ${kind} between ${f.min} and ${f.max} for ${where} but received ${describeValue(v)}`,
+            `Expected ${kind} between ${f.min} and ${f.max} for ${where} but received ${describeJson(v)}`,
           );
         }
         if (v < f.min || v > f.max) {
@@ -96,7 +91,7 @@ export function parseSection<S extends SectionSpec>(name: string, spec: S, raw: 
       }
       case 'bool':
         if (typeof v !== 'boolean')
-          throw new ConfigError(`Expected a boolean for ${where} but received ${describeValue(v)}`);
+          throw new ConfigError(`Expected a boolean for ${where} but received ${describeJson(v)}`);
         out[key] = v;
         break;
       case 'string':
@@ -105,13 +100,13 @@ export function parseSection<S extends SectionSpec>(name: string, spec: S, raw: 
           break;
         }
         if (typeof v !== 'string' || v.length === 0) {
-          throw new ConfigError(`Expected a non-empty string for ${where} but received ${describeValue(v)}`);
+          throw new ConfigError(`Expected a non-empty string for ${where} but received ${describeJson(v)}`);
         }
         out[key] = v;
         break;
       case 'enum':
         if (typeof v !== 'string' || !f.values.includes(v)) {
-          throw new ConfigError(`Expected one of ${f.values.join(', ')} for ${where} but received ${describeValue(v)}`);
+          throw new ConfigError(`Expected one of ${f.values.join(', ')} for ${where} but received ${describeJson(v)}`);
         }
         out[key] = v;
         break;

@@ -3,7 +3,8 @@ import fs from 'node:fs/promises';
 import YAML from 'yaml';
 
 import { ConfigError } from '../errors.js';
-import { DEFAULT_MAX_FILE_BYTES } from './fsutil.js';
+import { DEFAULT_MAX_FILE_BYTES } from '../util/fs.js';
+import { describeJson } from '../util/describe.js';
 
 /** The five tf_flowers classes, in label order. */
 export const DEFAULT_CLASSES = ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips'] as const;
@@ -125,19 +126,19 @@ export const AUGMENT_KEYS = [
   'saturation',
 ];
 
-const describe = (v: unknown): string => `${JSON.stringify(v)} of type ${Array.isArray(v) ? 'array' : typeof v}`;
-
 function num(key: string, v: unknown, min: number, max: number, integer = false): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
     const kind = integer ? 'integer' : 'number';
-    throw new ConfigError(`Expected ${kind} between ${min} and ${max} for \`data.${key}\` but received ${describe(v)}`);
+    throw new ConfigError(
+      `Expected ${kind} between ${min} and ${max} for \`data.${key}\` but received ${describeJson(v)}`,
+    );
   }
   return v;
 }
 
 function range(key: string, v: unknown, min: number, max: number): [number, number] {
   if (!Array.isArray(v) || v.length !== 2) {
-    throw new ConfigError(`Expected [low, high] for \`data.${key}\` but received ${describe(v)}`);
+    throw new ConfigError(`Expected [low, high] for \`data.${key}\` but received ${describeJson(v)}`);
   }
   const lo = num(`${key}[0]`, v[0], min, max);
   const hi = num(`${key}[1]`, v[1], lo, max);
@@ -148,7 +149,7 @@ function parseAugment(raw: unknown): AugmentConfig {
   if (raw === undefined) return { ...DEFAULT_AUGMENT };
   if (typeof raw === 'boolean') return { ...DEFAULT_AUGMENT, enabled: raw };
   if (typeof raw !== 'object' || raw === null) {
-    throw new ConfigError(`Expected an object or boolean for \`data.augment\` but received ${describe(raw)}`);
+    throw new ConfigError(`Expected an object or boolean for \`data.augment\` but received ${describeJson(raw)}`);
   }
   const r = raw as Record<string, unknown>;
   for (const key of Object.keys(r)) {
@@ -158,7 +159,7 @@ function parseAugment(raw: unknown): AugmentConfig {
   }
   const d = DEFAULT_AUGMENT;
   if (r.enabled !== undefined && typeof r.enabled !== 'boolean') {
-    throw new ConfigError(`Expected boolean for \`data.augment.enabled\` but received ${describe(r.enabled)}`);
+    throw new ConfigError(`Expected boolean for \`data.augment.enabled\` but received ${describeJson(r.enabled)}`);
   }
   return {
     enabled: (r.enabled as boolean | undefined) ?? d.enabled,
@@ -176,7 +177,7 @@ function parseAugment(raw: unknown): AugmentConfig {
 export function parseDataConfig(raw: unknown = {}): DataConfig {
   if (raw === null || raw === undefined) raw = {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ConfigError(`Expected an object for \`data\` but received ${describe(raw)}`);
+    throw new ConfigError(`Expected an object for \`data\` but received ${describeJson(raw)}`);
   }
   const r = raw as Record<string, unknown>;
   for (const key of Object.keys(r)) {
@@ -186,7 +187,7 @@ export function parseDataConfig(raw: unknown = {}): DataConfig {
   const d = DEFAULT_DATA_CONFIG;
   const str = (key: string, v: unknown): string => {
     if (typeof v !== 'string' || v.length === 0) {
-      throw new ConfigError(`Expected a non-empty string for \`data.${key}\` but received ${describe(v)}`);
+      throw new ConfigError(`Expected a non-empty string for \`data.${key}\` but received ${describeJson(v)}`);
     }
     return v;
   };
@@ -194,7 +195,7 @@ export function parseDataConfig(raw: unknown = {}): DataConfig {
   if (r.classes !== undefined) {
     if (!Array.isArray(r.classes) || r.classes.length < 2 || r.classes.some((c) => typeof c !== 'string' || !c)) {
       throw new ConfigError(
-        `Expected at least two class names for \`data.classes\` but received ${describe(r.classes)}`,
+        `Expected at least two class names for \`data.classes\` but received ${describeJson(r.classes)}`,
       );
     }
     if (new Set(r.classes).size !== r.classes.length) throw new ConfigError('`data.classes` has a repeated name');
@@ -204,7 +205,7 @@ export function parseDataConfig(raw: unknown = {}): DataConfig {
   if (r.split !== undefined) {
     if (!Array.isArray(r.split) || r.split.length !== 3) {
       throw new ConfigError(
-        `Expected [train, val, test] fractions for \`data.split\` but received ${describe(r.split)}`,
+        `Expected [train, val, test] fractions for \`data.split\` but received ${describeJson(r.split)}`,
       );
     }
     split = [num('split[0]', r.split[0], 0, 1), num('split[1]', r.split[1], 0, 1), num('split[2]', r.split[2], 0, 1)];
@@ -213,14 +214,16 @@ export function parseDataConfig(raw: unknown = {}): DataConfig {
     }
   }
   if (r.resize !== undefined && r.resize !== 'fill' && r.resize !== 'center-crop') {
-    throw new ConfigError(`Expected 'fill' or 'center-crop' for \`data.resize\` but received ${describe(r.resize)}`);
+    throw new ConfigError(
+      `Expected 'fill' or 'center-crop' for \`data.resize\` but received ${describeJson(r.resize)}`,
+    );
   }
   if (r.balanced !== undefined && typeof r.balanced !== 'boolean') {
-    throw new ConfigError(`Expected boolean for \`data.balanced\` but received ${describe(r.balanced)}`);
+    throw new ConfigError(`Expected boolean for \`data.balanced\` but received ${describeJson(r.balanced)}`);
   }
   const sha = r.sha256 === undefined ? d.sha256 : str('sha256', r.sha256).toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(sha))
-    throw new ConfigError(`Expected 64 hex digits for \`data.sha256\` but received ${describe(sha)}`);
+    throw new ConfigError(`Expected 64 hex digits for \`data.sha256\` but received ${describeJson(sha)}`);
   return {
     ...(r.root !== undefined ? { root: str('root', r.root) } : {}),
     classes,

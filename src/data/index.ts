@@ -16,7 +16,7 @@ export {
   type ResizeMode,
 } from './config.js';
 export { fetchDataset, resolveDataDir, type DataDirSources, type FetchOptions, type FetchResult } from './fetch.js';
-export { directoryChecksum, writeFileAtomic } from './fsutil.js';
+export { directoryChecksum, writeFileAtomic } from '../util/fs.js';
 export {
   findDuplicates,
   indexDataset,

@@ -15,7 +15,7 @@ import {
   md5,
   readRegularFile,
   type SkippedEntry,
-} from './fsutil.js';
+} from '../util/fs.js';
 import { DecodeCheckCache, defaultCheckCacheFile } from './manifest.js';
 import { decodeCheck, probeImage } from './probe.js';
 

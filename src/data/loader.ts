@@ -10,7 +10,7 @@ import {
   type DataConfig,
   type ResizeMode,
 } from './config.js';
-import { Semaphore } from './fsutil.js';
+import { Semaphore } from '../util/fs.js';
 import { indexDataset } from './indexer.js';
 import { decodeResized, IMAGENET_MEAN, IMAGENET_STD, normalizeInto } from './preprocess.js';
 import { Rng } from './rng.js';

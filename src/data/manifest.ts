@@ -5,7 +5,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 
 import { DataError } from '../errors.js';
-import { compareStrings, directoryChecksum, listFiles, mapLimit, md5, writeFileAtomic } from './fsutil.js';
+import { compareStrings, directoryChecksum, listFiles, mapLimit, md5, writeFileAtomic } from '../util/fs.js';
 
 /** One file of a tracked folder. */
 export interface ManifestFile {

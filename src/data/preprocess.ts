@@ -5,7 +5,7 @@ import type { NativeAddon } from '../binding/types.js';
 import { BackendUnavailableError, InvalidImageError } from '../errors.js';
 import { decodeBmp } from './bmp.js';
 import type { ResizeMode } from './config.js';
-import { DEFAULT_MAX_FILE_BYTES, readRegularFile } from './fsutil.js';
+import { DEFAULT_MAX_FILE_BYTES, readRegularFile } from '../util/fs.js';
 import { oneLine, sniffFormat } from './probe.js';
 
 /** How an image becomes a model input. */

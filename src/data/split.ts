@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 
 import { DataError } from '../errors.js';
-import { compareStrings, writeFileAtomic } from './fsutil.js';
+import { compareStrings, writeFileAtomic } from '../util/fs.js';
 import type { DatasetIndex, DuplicateGroup, ExcludedFile } from './indexer.js';
 import { Rng } from './rng.js';
 

@@ -1,23 +1,23 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-import { DEFAULT_MAX_FILE_BYTES } from '../data/fsutil.js';
+import { DEFAULT_MAX_FILE_BYTES } from '../util/fs.js';
 import { decodeResized, normalizeInto } from '../data/preprocess.js';
 import { BackendUnavailableError, DisposedError, InferenceError, ModelLoadError } from '../errors.js';
-import { runtimeInfo } from '../runtime.js';
-import { describe } from '../train/TorchModel.js';
+import { runtimeInfo } from '../binding/runtime.js';
+import { describe } from '../util/describe.js';
 import type { Backend, BackendName, BackendOutput, Precision } from './backend.js';
 import { LibtorchBackend } from './libtorch.js';
 import {
   defaultMetadata,
   metadataFromRunDir,
   parseMetadataJson,
-  readOnnxInfo,
   type MetadataSource,
   type ModelMetadata,
   type Preprocessing,
-} from './metadata.js';
+} from '../data/metadata.js';
 import { OnnxRuntimeBackend } from './onnxruntime.js';
+import { readOnnxInfo } from '../onnx/model.js';
 import { readPlanSidecar, TensorRTBackend } from './tensorrt.js';
 
 /** Options of Engine.load. */

@@ -1,5 +1,5 @@
-import { runtimeInfo, setThreads } from '../runtime.js';
-import { TorchModel } from '../train/TorchModel.js';
+import { runtimeInfo, setThreads } from '../binding/runtime.js';
+import { TorchModel } from '../torch/TorchModel.js';
 import type { Backend, BackendOutput } from './backend.js';
 
 /**

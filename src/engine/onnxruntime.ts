@@ -3,7 +3,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
-import { packageRoot } from '../binding/loader.js';
+import { packageRoot } from '../util/paths.js';
 import { BackendUnavailableError, DisposedError, InferenceError, ModelLoadError } from '../errors.js';
 import type { Backend, BackendOutput } from './backend.js';
 

@@ -25,7 +25,7 @@ import {
   fromNativeError,
 } from '../errors.js';
 import type { Backend, BackendOutput, Precision } from './backend.js';
-import { parseMetadata, type ModelMetadata } from './metadata.js';
+import { parseMetadata, type ModelMetadata } from '../data/metadata.js';
 import { checkPlanCompatibility, type BatchProfile, type OnnxVariant, type PlanStamp } from './tensorrt-plan.js';
 
 /** The TensorRT part of the addon's exports. */

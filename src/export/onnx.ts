@@ -1,15 +1,14 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-import { writeFileAtomic } from '../data/fsutil.js';
+import { sha256File } from '../util/hash.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { argmax, runPaired } from '../engine/compare.js';
 import { Engine } from '../engine/Engine.js';
-import { listImages, spread } from '../engine/files.js';
-import type { ModelMetadata } from '../engine/metadata.js';
+import { listImages, spread } from '../data/files.js';
+import type { ModelMetadata } from '../data/metadata.js';
 import { ExportError, ModelLoadError } from '../errors.js';
-import { runPythonStep, type PythonRunOptions } from './python.js';
+import { runPythonStep, type PythonRunOptions } from '../util/python.js';
 
 /** Options of exportOnnx. */
 export interface ExportOnnxOptions extends PythonRunOptions {
@@ -71,12 +70,6 @@ export interface ExportOnnxReport {
   metadata: ModelMetadata;
   verification: OnnxVerification | null;
   report: string;
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** Where the export report of `out` goes: models/x.onnx → models/x.export.json. */

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import type { Engine, Prediction } from '../engine/Engine.js';
-import { isImageFile, listImages } from '../engine/files.js';
+import { isImageFile, listImages } from '../data/files.js';
 import { CancelledError, DataError, TrtFlowersError } from '../errors.js';
 import { pyJson } from './pyjson.js';
 

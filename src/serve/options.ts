@@ -1,6 +1,6 @@
 import os from 'node:os';
 
-import { describe } from '../train/TorchModel.js';
+import { describe } from '../util/describe.js';
 
 /** Limits and tuning of the HTTP inference server. Every field is optional. */
 export interface ServeOptions {

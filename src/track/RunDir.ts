@@ -9,13 +9,13 @@ import path from 'node:path';
 
 import { stringify } from 'yaml';
 
-import { writeFileAtomic } from '../data/fsutil.js';
+import { describe } from '../util/describe.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { SaveError } from '../errors.js';
 import { formatMetricRows, METRICS_FILE, MetricsAppender, readMetrics, type MetricRow } from './metricsLog.js';
 import {
   checkArtifactPath,
   checkStep,
-  describe,
   type MetricContext,
   type Params,
   RUN_STATUSES,

@@ -1,3 +1,4 @@
+import { describe } from '../util/describe.js';
 /**
  * The one interface training code logs through. Implemented by the local run folder (RunDir), by MLflow
  * (MlflowTracker) and by CompositeTracker, which fans out to several.
@@ -58,10 +59,4 @@ export function checkArtifactPath(artifactPath: string): string {
     );
   }
   return artifactPath;
-}
-
-/** `value of type T` for error messages. */
-export function describe(value: unknown): string {
-  const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
-  return `${shown} of type ${value === null ? 'null' : typeof value}`;
 }

@@ -1,7 +1,7 @@
 /** Confusion-matrix heatmap: counts in the cells, class names on both axes, color = share of the true class. */
 import type { TopLevelSpec } from 'vega-lite';
 
-import { describe } from './Tracker.js';
+import { describe } from '../util/describe.js';
 import { BASE_CONFIG, type PlotFiles, renderVegaLite, type RenderOptions } from './vegaRender.js';
 
 export interface ConfusionMatrixOptions extends RenderOptions {

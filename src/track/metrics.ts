@@ -2,7 +2,7 @@
  * Classification metrics from true and predicted labels. Every ratio with a zero denominator is defined as 0 (no
  * NaN), like scikit-learn's `zero_division=0`.
  */
-import { describe } from './Tracker.js';
+import { describe } from '../util/describe.js';
 
 export interface ClassMetrics {
   precision: number;

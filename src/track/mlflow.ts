@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { writeFileAtomic } from '../data/fsutil.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { SaveError, TrtFlowersError } from '../errors.js';
 import { artifactStore, localArtifactFile } from './mlflowArtifacts.js';
 import {

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 
-import { writeFileAtomic } from '../data/fsutil.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { SaveError } from '../errors.js';
 
 export const PLOT_FONT = 'DejaVu Sans';

@@ -1,11 +1,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-import { writeFileAtomic } from '../data/fsutil.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { ModelLoadError } from '../errors.js';
 import type { EarlyStoppingState } from './EarlyStopping.js';
-import type { TorchModel } from './TorchModel.js';
-import type { Trainer } from './Trainer.js';
+import type { TorchModel } from '../torch/TorchModel.js';
+import type { Trainer } from '../torch/Trainer.js';
 
 /** Where training stands: enough, with the model and optimizer files, to continue exactly. */
 export interface TrainState {

@@ -2,7 +2,7 @@ import type { DataLoader } from '../data/loader.js';
 import type { SplitName } from '../data/split.js';
 import { argmaxRows, classificationReport, type ClassificationReport } from '../track/metrics.js';
 import { evalLosses, type EvalLosses } from './evalLosses.js';
-import type { TorchModel } from './TorchModel.js';
+import type { TorchModel } from '../torch/TorchModel.js';
 
 export interface SplitEvaluation {
   losses: EvalLosses;

@@ -9,7 +9,7 @@ import { indexDataset, type DatasetIndex } from '../data/indexer.js';
 import { DataLoader } from '../data/loader.js';
 import { createSplit, loadOrCreateSplit, type SplitManifest } from '../data/split.js';
 import { ConfigError } from '../errors.js';
-import { exportBackbone } from '../export/backbone.js';
+import { exportBackbone } from '../torch/backbone.js';
 import type { CompositeTracker } from '../track/CompositeTracker.js';
 import { createTracker, resumeTracker, type RunTracking } from '../track/createTracker.js';
 import type { MlflowTracker } from '../track/MlflowTracker.js';

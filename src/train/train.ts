@@ -1,16 +1,16 @@
 import type { TrainConfig } from '../config/index.js';
 import type { RawConfig } from '../config/load.js';
 import { CancelledError } from '../errors.js';
-import { runtimeInfo, manualSeed, setThreads } from '../runtime.js';
+import { runtimeInfo, manualSeed, setThreads } from '../binding/runtime.js';
 import { Checkpoints, emptyPartial, type TrainState } from './checkpoint.js';
 import { EarlyStopping } from './EarlyStopping.js';
 import { evaluateSplit, type SplitEvaluation } from './evaluate.js';
 import { createProgress, reportExcluded, type ProgressReporter } from './progress.js';
 import { endRun, indexTrainingData, prepareData, prepareModel, type RunContext, openRun, finishRun } from './run.js';
 import { learningRateAt } from './schedule.js';
-import { TorchModel } from './TorchModel.js';
-import { Trainer } from './Trainer.js';
-import { trainingMetadata } from '../engine/metadata.js';
+import { TorchModel } from '../torch/TorchModel.js';
+import { Trainer } from '../torch/Trainer.js';
+import { trainingMetadata } from '../data/metadata.js';
 
 /** Options of train(). */
 export interface TrainOptions {

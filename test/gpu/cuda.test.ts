@@ -2,8 +2,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { loadAddon } from '../../src/binding/loader.js';
-import { TorchModel } from '../../src/train/TorchModel.js';
-import { Trainer } from '../../src/train/Trainer.js';
+import { TorchModel } from '../../src/torch/TorchModel.js';
+import { Trainer } from '../../src/torch/Trainer.js';
 import { tinyModelPath } from '../helpers.js';
 
 const cuda = (() => {

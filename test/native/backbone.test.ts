@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { preprocessBatch } from '../../src/data/preprocess.js';
 import { ExportError } from '../../src/errors.js';
-import { exportBackbone, type BackboneArch, type ExportBackboneResult } from '../../src/export/backbone.js';
-import { defaultPython } from '../../src/export/python.js';
-import { TorchModel } from '../../src/train/TorchModel.js';
+import { exportBackbone, type BackboneArch, type ExportBackboneResult } from '../../src/torch/backbone.js';
+import { defaultPython } from '../../src/util/python.js';
+import { TorchModel } from '../../src/torch/TorchModel.js';
 import { CLASSES, hasFlowers, photos, repoRoot } from '../helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-backbone-'));

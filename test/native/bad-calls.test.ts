@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAddon } from '../../src/binding/loader.js';
 import type { NativeAddon, NativeModel, NativeTrainer } from '../../src/binding/types.js';
 import { ModelLoadError, TrtFlowersError } from '../../src/errors.js';
-import { TorchModel } from '../../src/train/TorchModel.js';
-import { Trainer } from '../../src/train/Trainer.js';
+import { TorchModel } from '../../src/torch/TorchModel.js';
+import { Trainer } from '../../src/torch/Trainer.js';
 import { tinyModelPath } from '../helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-bad-'));

@@ -4,12 +4,13 @@ import { join } from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { buildEngine } from '../../src/engine/build.js';
+import { buildEngine } from '../../src/build/build.js';
 import { Engine } from '../../src/engine/Engine.js';
 import { OnnxRuntimeBackend } from '../../src/engine/onnxruntime.js';
-import { decodeModel } from '../../src/engine/quantize.js';
+import { decodeModel } from '../../src/onnx/model.js';
 import { BackendUnavailableError, DataError, ModelLoadError } from '../../src/errors.js';
-import { DECODER_CONVENTIONS, readOnnxInfo } from '../../src/engine/metadata.js';
+import { DECODER_CONVENTIONS } from '../../src/data/metadata.js';
+import { readOnnxInfo } from '../../src/onnx/model.js';
 import { exportOnnx } from '../../src/export/onnx.js';
 import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Engine, softmax } from '../../src/engine/Engine.js';
-import { readOnnxInfo } from '../../src/engine/metadata.js';
+import { readOnnxInfo } from '../../src/onnx/model.js';
 import {
   BackendUnavailableError,
   DisposedError,
@@ -14,7 +14,7 @@ import {
   ModelLoadError,
 } from '../../src/errors.js';
 import { exportOnnx } from '../../src/export/onnx.js';
-import { TorchModel } from '../../src/train/TorchModel.js';
+import { TorchModel } from '../../src/torch/TorchModel.js';
 import { CLASSES, hasFlowers, photos, ticksDuring, tinyModelPath } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'trt-flowers-engine-'));

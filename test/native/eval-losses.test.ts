@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { cosine, crossEntropy, evalLosses } from '../../src/train/evalLosses.js';
-import { TorchModel } from '../../src/train/TorchModel.js';
-import { Trainer } from '../../src/train/Trainer.js';
+import { TorchModel } from '../../src/torch/TorchModel.js';
+import { Trainer } from '../../src/torch/Trainer.js';
 import { tinyModelPath } from '../helpers.js';
 
 const wave = (n: number, f: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * f));

@@ -3,8 +3,8 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 
 import { loadAddon } from '../../src/binding/loader.js';
-import { TorchModel } from '../../src/train/TorchModel.js';
-import { Trainer } from '../../src/train/Trainer.js';
+import { TorchModel } from '../../src/torch/TorchModel.js';
+import { Trainer } from '../../src/torch/Trainer.js';
 import { repoRoot, ticksDuring, tinyModelPath } from '../helpers.js';
 
 describe('native work runs off the event loop', () => {

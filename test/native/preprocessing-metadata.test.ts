@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 
 import { decodeResized, normalizeInto } from '../../src/data/preprocess.js';
 import { Engine } from '../../src/engine/Engine.js';
-import { TorchModel } from '../../src/train/TorchModel.js';
+import { TorchModel } from '../../src/torch/TorchModel.js';
 import { hasFlowers, photos, tinyModelPath } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'trt-flowers-prep-'));

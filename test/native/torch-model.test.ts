@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { preprocessBatch } from '../../src/data/preprocess.js';
-import { setJitOptimize } from '../../src/runtime.js';
-import { TorchModel } from '../../src/train/TorchModel.js';
-import { Trainer } from '../../src/train/Trainer.js';
+import { setJitOptimize } from '../../src/binding/runtime.js';
+import { TorchModel } from '../../src/torch/TorchModel.js';
+import { Trainer } from '../../src/torch/Trainer.js';
 import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
 
 const SIZE = 64;

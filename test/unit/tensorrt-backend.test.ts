@@ -13,9 +13,9 @@ import type {
   NativeTensorRTInfo,
   NativeTensorRTLoadOptions,
 } from '../../src/binding/types.js';
-import { chooseBackend } from '../../src/engine/build.js';
-import { parseCalibrationCache } from '../../src/engine/build-tensorrt.js';
-import { tensorRtCache } from '../../src/engine/build.js';
+import { chooseBackend } from '../../src/build/build.js';
+import { parseCalibrationCache } from '../../src/build/tensorrt.js';
+import { tensorRtCache } from '../../src/build/calibrate.js';
 import {
   buildTensorRTPlan,
   TensorRTBackend,

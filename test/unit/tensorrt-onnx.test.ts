@@ -6,9 +6,10 @@ import { createRequire } from 'node:module';
 
 import { describe, expect, it } from 'vitest';
 
-import { convertToFloat16, fromHalfBits, toHalfBits } from '../../src/engine/fp16.js';
-import { encodeModel, planQuantization, prepareForQuantization } from '../../src/engine/quantize.js';
-import { quantizeForTensorRT, symmetricScale } from '../../src/engine/quantize-tensorrt.js';
+import { convertToFloat16, fromHalfBits, toHalfBits } from '../../src/build/fp16.js';
+import { encodeModel } from '../../src/onnx/model.js';
+import { planQuantization, prepareForQuantization } from '../../src/build/quantize.js';
+import { quantizeForTensorRT, symmetricScale } from '../../src/build/quantize-tensorrt.js';
 
 const require = createRequire(import.meta.url);
 const { onnx } = require('onnx-proto') as typeof import('onnx-proto');

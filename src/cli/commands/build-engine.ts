@@ -4,8 +4,8 @@ import path from 'node:path';
 
 import type { Command } from 'commander';
 
-import type { BuildBackend, GraphOptimization } from '../../engine/build.js';
-import type { CalibrationMethod } from '../../engine/calibration.js';
+import type { BuildBackend, GraphOptimization } from '../../build/options.js';
+import type { CalibrationMethod } from '../../build/calibration.js';
 import type { Precision } from '../../engine/backend.js';
 import type { Int8Mode } from '../../engine/tensorrt-plan.js';
 import { withInterrupt } from '../interrupt.js';
@@ -124,8 +124,8 @@ export function registerBuildEngineCommand(program: Command): void {
         await Promise.all([
           import('../../data/fetch.js'),
           import('../../data/split.js'),
-          import('../../engine/build.js'),
-          import('../../engine/files.js'),
+          import('../../build/build.js'),
+          import('../../data/files.js'),
           import('../../train/data-source.js'),
         ]);
       let calibration: string | { dataDir: string; splitFile: string } | undefined;
@@ -229,7 +229,7 @@ export function registerBuildEngineCommand(program: Command): void {
 /** runs/<run_id> of the model's metadata when that folder has a split.json. */
 async function modelRunDir(model: string): Promise<string | undefined> {
   try {
-    const { readOnnxInfo } = await import('../../engine/metadata.js');
+    const { readOnnxInfo } = await import('../../onnx/model.js');
     const info = readOnnxInfo(await fs.readFile(model), model);
     const runId = (JSON.parse(info.props.trt_flowers ?? '{}') as { run_id?: unknown }).run_id;
     if (typeof runId !== 'string') return undefined;

@@ -47,11 +47,11 @@ export function registerEvaluateCommand(program: Command): void {
       }
       const [{ runtimeInfo }, { resolveTrainingData }, { evaluateSplit }, { openEvalData }, { TorchModel }] =
         await Promise.all([
-          import('../../runtime.js'),
+          import('../../binding/runtime.js'),
           import('../../train/data-source.js'),
           import('../../train/evaluate.js'),
           import('../../train/run.js'),
-          import('../../train/TorchModel.js'),
+          import('../../torch/TorchModel.js'),
         ]);
       await withInterrupt(async (signal) => {
         const dataDir = await resolveTrainingData(flags.dataDir, config, signal);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 
-import { BACKBONE_ARCHS, exportBackbone, type BackboneArch } from '../../export/backbone.js';
+import { BACKBONE_ARCHS, exportBackbone, type BackboneArch } from '../../torch/backbone.js';
 import { parseInteger, parseNumber } from '../parse.js';
 
 export function registerExportBackboneCommand(program: Command): void {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 
-import { writeFileAtomic } from '../../data/fsutil.js';
+import { writeFileAtomic } from '../../util/fs.js';
 import type { EngineLoadOptions } from '../../engine/Engine.js';
 import type { BatchFormat } from '../../predict/predict.js';
 import { pyJson } from '../../predict/pyjson.js';

@@ -9,7 +9,7 @@ import * as tar from 'tar';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { fetchDataset, resolveDataDir } from '../../../src/data/fetch.js';
-import { directoryChecksum, md5 } from '../../../src/data/fsutil.js';
+import { directoryChecksum, md5 } from '../../../src/util/fs.js';
 import { createManifest, readManifest, sidecarPath, verifyDataDir, writeManifest } from '../../../src/data/manifest.js';
 import { DataError } from '../../../src/errors.js';
 

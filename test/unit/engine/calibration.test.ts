@@ -6,9 +6,9 @@ import {
   tensorRange,
   uint8Params,
   type TensorStats,
-} from '../../../src/engine/calibration.js';
-import { cpuNeedsReducedRange } from '../../../src/engine/quantize.js';
-import { tensorRtCache } from '../../../src/engine/build.js';
+} from '../../../src/build/calibration.js';
+import { cpuNeedsReducedRange } from '../../../src/build/quantize.js';
+import { tensorRtCache } from '../../../src/build/calibrate.js';
 
 /** Histogram of |x| for samples, 2048 bins over [0, absMax]. */
 function stats(samples: number[], bins = 2048): TensorStats {

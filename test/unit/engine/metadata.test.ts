@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { DECODER_CONVENTIONS, defaultPreprocessing, parseMetadata } from '../../../src/engine/metadata.js';
+import { DECODER_CONVENTIONS, defaultPreprocessing, parseMetadata } from '../../../src/data/metadata.js';
 import { ModelLoadError } from '../../../src/errors.js';
 
 describe('model metadata: preprocessing', () => {

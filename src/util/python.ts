@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { packageRoot } from '../binding/loader.js';
+import { packageRoot } from './paths.js';
 import { CancelledError, ExportError } from '../errors.js';
 
 /** Where the project's Python steps live. */

@@ -5,14 +5,7 @@
  * reading float32. Ops that lose range or must stay float32 by the ONNX spec (Resize scales, L2 reductions, random
  * generators, Q/DQ) run in float32 between Casts.
  */
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
-const { onnx } = require('onnx-proto') as typeof import('onnx-proto');
-
-type ModelProto = import('onnx-proto').onnx.ModelProto;
-type NodeProto = import('onnx-proto').onnx.INodeProto;
-type TensorProto = import('onnx-proto').onnx.ITensorProto;
+import { onnx, type ModelProto, type NodeProto, type TensorProto } from '../onnx/model.js';
 
 const FLOAT = 1;
 const FLOAT16 = 10;

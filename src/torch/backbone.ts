@@ -2,7 +2,8 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 import { ExportError } from '../errors.js';
-import { runPythonStep, type PythonRunOptions } from './python.js';
+import { runPythonStep, type PythonRunOptions } from '../util/python.js';
+import { describe } from '../util/describe.js';
 
 export type BackboneArch = 'tiny' | 'mobilenet_v2' | 'rexnet_150';
 export const BACKBONE_ARCHS: readonly BackboneArch[] = ['tiny', 'mobilenet_v2', 'rexnet_150'];
@@ -137,11 +138,4 @@ export async function exportBackbone(options: ExportBackboneOptions): Promise<Ex
   else if (verify === false) args.push('--skip-imagenet-check');
   if (options.seed !== undefined) args.push('--seed', String(options.seed));
   return runPythonStep<ExportBackboneResult>('export_backbone.py', args, options);
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return `'${value}' of type string`;
-  if (typeof value === 'object') return `an object of type ${value.constructor?.name ?? 'Object'}`;
-  return `${String(value)} of type ${typeof value}`;
 }

@@ -1,5 +1,5 @@
-import { loadAddon } from './binding/loader.js';
-import type { NativeRuntimeInfo } from './binding/types.js';
+import { loadAddon } from './loader.js';
+import type { NativeRuntimeInfo } from './types.js';
 
 /** Versions, devices and thread count of the native (libtorch) side. */
 export function runtimeInfo(): NativeRuntimeInfo {

@@ -8,30 +8,23 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { decodeResized, normalizeInto } from '../data/preprocess.js';
-import { mapLimit, writeFileAtomic } from '../data/fsutil.js';
+import { mapLimit, writeFileAtomic } from '../util/fs.js';
 import { DataError } from '../errors.js';
-import { runPythonStep } from '../export/python.js';
-import { runtimeInfo } from '../runtime.js';
-import {
-  agreement,
-  calibrateRanges,
-  calibrationImages,
-  calibrationSummary,
-  readSourceModel,
-  sidecarPath,
-  writeCalibrationFiles,
-  type BuildEngineOptions,
-  type BuildEngineResult,
-  type EngineSidecar,
-} from './build.js';
-import { Engine } from './Engine.js';
+import { runPythonStep } from '../util/python.js';
+import { runtimeInfo } from '../binding/runtime.js';
+import { calibrateRanges, calibrationImages, calibrationSummary, writeCalibrationFiles } from './calibrate.js';
+import { sidecarPath, type BuildEngineOptions, type BuildEngineResult, type EngineSidecar } from './options.js';
+import { readSourceModel } from './source.js';
+import { agreement } from './verify.js';
+import { Engine } from '../engine/Engine.js';
 import { convertToFloat16 } from './fp16.js';
-import type { ModelMetadata } from './metadata.js';
-import { onnxRuntimeModule } from './onnxruntime.js';
-import { encodeModel, setMetadataProps, type QuantizeReport } from './quantize.js';
+import type { ModelMetadata } from '../data/metadata.js';
+import { onnxRuntimeModule } from '../engine/onnxruntime.js';
+import { encodeModel, setMetadataProps } from '../onnx/model.js';
+import type { QuantizeReport } from './quantize.js';
 import { quantizeForTensorRT } from './quantize-tensorrt.js';
-import { buildTensorRTPlan, tensorrtNative, type TensorRTSidecar } from './tensorrt.js';
-import { chooseBatchProfile, choosePrecisionPlan, parseTensorRTVersion } from './tensorrt-plan.js';
+import { buildTensorRTPlan, tensorrtNative, type TensorRTSidecar } from '../engine/tensorrt.js';
+import { chooseBatchProfile, choosePrecisionPlan, parseTensorRTVersion } from '../engine/tensorrt-plan.js';
 
 const PLAN_EXT = /\.(engine|plan|trt)$/i;
 

@@ -3,8 +3,8 @@ import path from 'node:path';
 
 import { parse as parseYaml } from 'yaml';
 
-import { DEFAULT_CLASSES, type ResizeMode } from '../data/config.js';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../data/preprocess.js';
+import { DEFAULT_CLASSES, type ResizeMode } from './config.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import { ModelLoadError } from '../errors.js';
 
 /** How an image becomes the model's input: what the model was trained with. */
@@ -201,103 +201,6 @@ export function defaultMetadata(numClasses: number): ModelMetadata {
       ? [...DEFAULT_CLASSES]
       : Array.from({ length: numClasses }, (_, i) => `class_${i}`);
   return { format: METADATA_FORMAT, classes, preprocessing: defaultPreprocessing() };
-}
-
-// --- ONNX: a minimal protobuf reader for ModelProto's top-level fields -----------------------------------------
-
-/** What readOnnxInfo finds in an ONNX file without a full protobuf library. */
-export interface OnnxFileInfo {
-  irVersion: number;
-  producer: string;
-  opset: number;
-  /** metadata_props as a plain object. */
-  props: Record<string, string>;
-}
-
-class ProtoReader {
-  pos = 0;
-  constructor(readonly buf: Uint8Array) {}
-  get done(): boolean {
-    return this.pos >= this.buf.length;
-  }
-  varint(): number {
-    let result = 0;
-    let mul = 1;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.buf.length) throw new Error('truncated varint');
-      const b = this.buf[this.pos++] as number;
-      result += (b & 0x7f) * mul;
-      if ((b & 0x80) === 0) return result;
-      mul *= 128;
-    }
-    throw new Error('malformed varint');
-  }
-  bytes(): Uint8Array {
-    const len = this.varint();
-    if (this.pos + len > this.buf.length) throw new Error('truncated field');
-    const out = this.buf.subarray(this.pos, this.pos + len);
-    this.pos += len;
-    return out;
-  }
-  skip(wire: number): void {
-    if (wire === 0) this.varint();
-    else if (wire === 1) this.pos += 8;
-    else if (wire === 2) this.bytes();
-    else if (wire === 5) this.pos += 4;
-    else throw new Error(`unsupported wire type ${wire}`);
-    if (this.pos > this.buf.length) throw new Error('truncated field');
-  }
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: false });
-
-/** Reads ir_version, producer, the default-domain opset and metadata_props of an ONNX ModelProto. */
-export function readOnnxInfo(buf: Uint8Array, where: string): OnnxFileInfo {
-  const info: OnnxFileInfo = { irVersion: 0, producer: '', opset: 0, props: {} };
-  let sawGraph = false;
-  try {
-    const r = new ProtoReader(buf);
-    while (!r.done) {
-      const tag = r.varint();
-      const field = Math.floor(tag / 8);
-      const wire = tag & 7;
-      if (field === 0) throw new Error('field number 0');
-      if (field === 1 && wire === 0) info.irVersion = r.varint();
-      else if (field === 2 && wire === 2) info.producer = utf8.decode(r.bytes());
-      else if (field === 7 && wire === 2) {
-        r.bytes();
-        sawGraph = true;
-      } else if (field === 8 && wire === 2) {
-        const sub = new ProtoReader(r.bytes());
-        let domain = '';
-        let version = 0;
-        while (!sub.done) {
-          const t = sub.varint();
-          if (t >>> 3 === 1 && (t & 7) === 2) domain = utf8.decode(sub.bytes());
-          else if (t >>> 3 === 2 && (t & 7) === 0) version = sub.varint();
-          else sub.skip(t & 7);
-        }
-        if (domain === '' || domain === 'ai.onnx') info.opset = version;
-      } else if (field === 14 && wire === 2) {
-        const sub = new ProtoReader(r.bytes());
-        let key = '';
-        let value = '';
-        while (!sub.done) {
-          const t = sub.varint();
-          if (t >>> 3 === 1 && (t & 7) === 2) key = utf8.decode(sub.bytes());
-          else if (t >>> 3 === 2 && (t & 7) === 2) value = utf8.decode(sub.bytes());
-          else sub.skip(t & 7);
-        }
-        info.props[key] = value;
-      } else r.skip(wire);
-    }
-  } catch (err) {
-    throw new ModelLoadError(`${where} is not a valid ONNX model (${(err as Error).message})`);
-  }
-  if (!sawGraph || info.irVersion === 0) {
-    throw new ModelLoadError(`${where} is not a valid ONNX model (no graph or IR version)`);
-  }
-  return info;
 }
 
 /** The metadata a training run embeds in its checkpoints. */

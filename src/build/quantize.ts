@@ -13,21 +13,8 @@
  * Nodes kept in float (first conv, classifier, or names) get neither a quantised weight nor a DQ-fed input: ONNX
  * Runtime would quantise a float weight whose input comes from a DequantizeLinear.
  */
-import { createRequire } from 'node:module';
-
-import { ModelLoadError } from '../errors.js';
+import { decodeModel, DT, encodeModel, floatValues, graphOf, onnx, opsetOf, tensor, type ModelProto, type NodeProto, type TensorProto } from '../onnx/model.js';
 import { uint8Params, type Range } from './calibration.js';
-
-const require = createRequire(import.meta.url);
-// onnx-proto: the ONNX schema compiled with protobufjs (CommonJS).
-const { onnx } = require('onnx-proto') as typeof import('onnx-proto');
-
-type ModelProto = import('onnx-proto').onnx.ModelProto;
-type GraphProto = import('onnx-proto').onnx.GraphProto;
-type NodeProto = import('onnx-proto').onnx.INodeProto;
-type TensorProto = import('onnx-proto').onnx.ITensorProto;
-
-const DT = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7 } as const;
 
 /** Ops followed by a Q/DQ pair of their own (calibrated range). */
 const QUANTIZE_AFTER = new Set([
@@ -47,51 +34,6 @@ const QUANTIZE_AFTER = new Set([
 const SHARE_SCALE = new Set(['Slice', 'Split', 'Flatten', 'MaxPool', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze']);
 /** Activations ONNX Runtime folds into a following QuantizeLinear. */
 const FOLDED_ACTIVATIONS = new Set(['Relu', 'Clip']);
-
-export function decodeModel(bytes: Uint8Array, where: string): ModelProto {
-  try {
-    const model = onnx.ModelProto.decode(bytes);
-    if (!model.graph || (model.graph.node ?? []).length === 0) throw new Error('no graph');
-    return model;
-  } catch (err) {
-    throw new ModelLoadError(`${where} is not a valid ONNX model (${(err as Error).message})`);
-  }
-}
-
-/** The model's graph (decoded messages always have one; checked by decodeModel). */
-function graphOf(model: ModelProto): GraphProto {
-  if (!model.graph) throw new ModelLoadError('the ONNX model has no graph');
-  return model.graph as GraphProto;
-}
-
-export function encodeModel(model: ModelProto): Uint8Array {
-  return onnx.ModelProto.encode(model).finish();
-}
-
-export function opsetOf(model: ModelProto): number {
-  const entry = model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx');
-  return Number(entry?.version ?? 0);
-}
-
-/** Float32 values of an initializer (raw_data or float_data). */
-export function floatValues(t: TensorProto): Float32Array {
-  if (t.dataType !== DT.FLOAT) throw new Error(`initializer ${t.name} is not float`);
-  if (t.rawData && t.rawData.length > 0) {
-    const copy = new Uint8Array(t.rawData);
-    return new Float32Array(copy.buffer, copy.byteOffset, copy.byteLength / 4);
-  }
-  return Float32Array.from(t.floatData ?? []);
-}
-
-/** An initializer holding `data` as raw bytes. */
-export function tensor(name: string, dataType: number, dims: number[], data: ArrayBufferView): TensorProto {
-  return onnx.TensorProto.create({
-    name,
-    dataType,
-    dims,
-    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-  });
-}
 
 function node(
   opType: string,
@@ -507,15 +449,4 @@ export function quantizeModel(
 export function cpuNeedsReducedRange(cpuinfo: string): boolean {
   if (!/\b(avx2|sse4_1|ssse3)\b/.test(cpuinfo)) return false; // not x86 (or unknown): full range
   return !/\b(avx512_vnni|avx_vnni|amx_int8)\b/.test(cpuinfo);
-}
-
-/** Sets (or replaces) metadata_props entries. */
-export function setMetadataProps(model: ModelProto, entries: Record<string, string>): void {
-  const props = (model.metadataProps ?? []).filter((p) => !(p.key! in entries));
-  for (const [key, value] of Object.entries(entries)) props.push(onnx.StringStringEntryProto.create({ key, value }));
-  model.metadataProps = props;
-}
-
-export function metadataProps(model: ModelProto): Record<string, string> {
-  return Object.fromEntries((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
 }

@@ -1,6 +1,7 @@
 import { loadAddon } from '../binding/loader.js';
 import type { NativeForwardResult, NativeModel, NativeModelInfo } from '../binding/types.js';
 import { callNative, DisposedError } from '../errors.js';
+import { describe } from '../util/describe.js';
 
 /** Options of TorchModel.load. */
 export interface TorchModelLoadOptions {
@@ -96,11 +97,4 @@ export class TorchModel implements AsyncDisposable {
       if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
     }
   }
-}
-
-export function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return `'${value}' of type string`;
-  if (typeof value === 'object') return `an object of type ${value.constructor?.name ?? 'Object'}`;
-  return `${String(value)} of type ${typeof value}`;
 }

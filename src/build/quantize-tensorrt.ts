@@ -4,21 +4,15 @@
  * scheme, which is symmetric: int8 activations with zero point 0 and scale amax / 127, int8 weights per output
  * channel (Conv) or per tensor (Gemm) behind a DequantizeLinear, biases left in float for TensorRT to fuse.
  */
+import { floatValues, opsetOf, tensor, type ModelProto, type NodeProto, type TensorProto } from '../onnx/model.js';
 import type { Range } from './calibration.js';
 import {
   dequantizedInitializer,
-  floatValues,
-  opsetOf,
   qdqPair,
   quantizeWeights,
-  tensor,
   type QuantizationPlan,
   type QuantizeReport,
 } from './quantize.js';
-
-type ModelProto = import('onnx-proto').onnx.ModelProto;
-type NodeProto = import('onnx-proto').onnx.INodeProto;
-type TensorProto = import('onnx-proto').onnx.ITensorProto;
 
 const FLOAT = 1;
 const INT8 = 3;
