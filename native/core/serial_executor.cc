@@ -22,12 +22,15 @@ SerialExecutor::~SerialExecutor() {
 bool SerialExecutor::isCurrentThread() const { return std::this_thread::get_id() == state_->threadId.load(); }
 
 void SerialExecutor::post(std::function<void()> job) {
+  // Once the job is queued it may drop the executor's last owner before this returns: touch only our own
+  // reference to the state from then on.
+  const std::shared_ptr<State> state = state_;
   {
-    std::lock_guard<std::mutex> lock(state_->mutex);
-    if (!thread_.joinable()) thread_ = std::thread(&SerialExecutor::loop, state_);
-    state_->queue.push_back(std::move(job));
+    std::lock_guard<std::mutex> lock(state->mutex);
+    if (!thread_.joinable()) thread_ = std::thread(&SerialExecutor::loop, state);
+    state->queue.push_back(std::move(job));
   }
-  state_->ready.notify_one();
+  state->ready.notify_one();
 }
 
 void SerialExecutor::run(const std::function<void()>& fn) {
