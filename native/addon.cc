@@ -1,6 +1,7 @@
 // Registers the JS-visible classes and functions; nothing else lives here.
 #include <napi.h>
 
+#include "napi/addon_data.h"
 #include "napi/image_wrap.h"
 #include "napi/model_wrap.h"
 #include "napi/runtime_wrap.h"
@@ -11,6 +12,7 @@
 
 namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  tfn::createAddonData(env);
   tfn::InitRuntime(env, exports);
   tfn::InitImage(env, exports);
   tfn::ModelWrap::Init(env, exports);

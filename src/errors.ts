@@ -60,8 +60,8 @@ export class InferenceError extends TrtFlowersError {
 }
 /** A method was called on a disposed object. */
 export class DisposedError extends TrtFlowersError {
-  constructor(what: string) {
-    super('ERR_DISPOSED', `${what} has been disposed`);
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('ERR_DISPOSED', `${what} has been disposed`, options);
   }
 }
 /** An image could not be decoded or is unusable (corrupt, truncated, too many pixels, unsupported format). */
@@ -125,14 +125,19 @@ export function fromNativeError(err: unknown, stack?: string): Error {
       mapped = new InferenceError(err.message, { cause: err });
       break;
     case 'ERR_DISPOSED':
-      mapped = new TrtFlowersError('ERR_DISPOSED', err.message, { cause: err });
+      mapped = new DisposedError(err.message.replace(/ has been disposed$/, ''), { cause: err });
+      break;
+    case 'ERR_INVALID_IMAGE':
+      mapped = new InvalidImageError(err.message, { cause: err });
       break;
     case 'ERR_NATIVE':
     case 'ERR_OUT_OF_MEMORY':
       mapped = new TrtFlowersError(code, err.message, { cause: err });
       break;
     default:
-      return err; // TypeError / RangeError with code ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE
+      // TypeError / RangeError with code ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE, and ERR_UNSUPPORTED_JPEG: not a
+      // failure but the JPEG fast path's "decode this one with sharp", which the data layer acts on by its code.
+      return err;
   }
   if (stack) mapped.stack = `${mapped.name}: ${mapped.message}\n${stack.split('\n').slice(1).join('\n')}`;
   return mapped;

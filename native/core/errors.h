@@ -1,4 +1,5 @@
-// Exceptions thrown by the core. The N-API layer maps each kind to a JS error class and code.
+// Exceptions thrown by the core. Each one carries the `code` that the TypeScript layer maps to a typed error class
+// (src/errors.ts), so the N-API layer needs one catch clause for all of them and a new kind cannot be left unmapped.
 #pragma once
 
 #include <stdexcept>
@@ -6,53 +7,61 @@
 
 namespace tf {
 
-// An argument has the wrong type or shape (becomes a JS TypeError).
-class TypeError : public std::invalid_argument {
+// Which JS error constructor an exception becomes.
+enum class ErrorKind { Error, Type, Range };
+
+// The part every core exception shares, beside its standard base class (which gives what()).
+class CodedError {
  public:
-  using std::invalid_argument::invalid_argument;
+  virtual ~CodedError() = default;
+  virtual const char* code() const noexcept = 0;
+  virtual ErrorKind kind() const noexcept { return ErrorKind::Error; }
+  virtual const char* message() const noexcept = 0;
 };
+
+namespace detail {
+template <class Base, ErrorKind Kind>
+class Coded : public Base, public CodedError {
+ public:
+  explicit Coded(const std::string& what) : Base(what) {}
+  explicit Coded(const char* what) : Base(what) {}
+  ErrorKind kind() const noexcept override { return Kind; }
+  const char* message() const noexcept override { return Base::what(); }
+};
+}  // namespace detail
+
+#define TF_CODED_ERROR(Name, Base, Kind, Code)                  \
+  class Name : public detail::Coded<Base, Kind> {               \
+   public:                                                      \
+    using detail::Coded<Base, Kind>::Coded;                     \
+    const char* code() const noexcept override { return Code; } \
+  }
+
+// An argument has the wrong type or shape (becomes a JS TypeError).
+TF_CODED_ERROR(TypeError, std::invalid_argument, ErrorKind::Type, "ERR_INVALID_ARG_TYPE");
 
 // An argument is out of its allowed range (becomes a JS RangeError).
-class RangeError : public std::out_of_range {
- public:
-  using std::out_of_range::out_of_range;
-};
+TF_CODED_ERROR(RangeError, std::out_of_range, ErrorKind::Range, "ERR_OUT_OF_RANGE");
 
 // A model file could not be read or is not a usable model (becomes ModelLoadError).
-class ModelLoadError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+TF_CODED_ERROR(ModelLoadError, std::runtime_error, ErrorKind::Error, "ERR_MODEL_LOAD");
 
 // A file could not be written (becomes SaveError).
-class SaveError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+TF_CODED_ERROR(SaveError, std::runtime_error, ErrorKind::Error, "ERR_SAVE");
 
 // A device was asked for that this build or machine does not have (becomes BackendUnavailableError).
-class DeviceUnavailableError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+TF_CODED_ERROR(DeviceUnavailableError, std::runtime_error, ErrorKind::Error, "ERR_BACKEND_UNAVAILABLE");
 
 // The model ran but failed (wrong input shape for the network, non-finite loss, ...) (becomes InferenceError).
-class RuntimeFailure : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+TF_CODED_ERROR(RuntimeFailure, std::runtime_error, ErrorKind::Error, "ERR_INFERENCE");
 
 // Image bytes are corrupt, truncated, over the pixel limit or not the format claimed (becomes InvalidImageError).
-class InvalidImage : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+TF_CODED_ERROR(InvalidImage, std::runtime_error, ErrorKind::Error, "ERR_INVALID_IMAGE");
 
 // A valid JPEG the native fast path does not handle (CMYK, a non-sRGB ICC profile, ...): the caller decodes it with
-// its general decoder instead (code ERR_UNSUPPORTED_JPEG).
-class UnsupportedJpeg : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+// its general decoder instead.
+TF_CODED_ERROR(UnsupportedJpeg, std::runtime_error, ErrorKind::Error, "ERR_UNSUPPORTED_JPEG");
+
+#undef TF_CODED_ERROR
 
 }  // namespace tf

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -17,25 +18,35 @@ class SerialExecutor {
   SerialExecutor() = default;
   SerialExecutor(const SerialExecutor&) = delete;
   SerialExecutor& operator=(const SerialExecutor&) = delete;
-  // Waits for the queued jobs, then ends the thread.
+  // Lets the queued jobs run, then ends the thread. Called on the executor's own thread (its last job dropped the
+  // owner), it cannot join itself: the thread then finishes the queue and ends on its own.
   ~SerialExecutor();
 
-  // Runs fn on the executor's thread (started on first use) and waits for it; rethrows what fn threw. Called from
-  // the executor's own thread, runs fn at once.
+  // Queues job and returns at once; jobs run in the order they were posted. A job reports its own outcome: one that
+  // throws is stopped there and the next runs. Throws (std::system_error, std::bad_alloc) only when the job could
+  // not be queued, and then it never runs.
+  void post(std::function<void()> job);
+
+  // Runs fn on the executor's thread and waits for it; rethrows what fn threw. Called from the executor's own thread,
+  // runs fn at once.
   void run(const std::function<void()>& fn);
 
   // True on the executor's own thread.
-  bool isCurrentThread() const { return std::this_thread::get_id() == threadId_.load(); }
+  bool isCurrentThread() const;
 
  private:
-  void loop();
+  // Shared with the thread, so that a thread left to finish on its own never touches a destroyed executor.
+  struct State {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::deque<std::function<void()>> queue;
+    bool stopping = false;
+    std::atomic<std::thread::id> threadId{};
+  };
+  static void loop(std::shared_ptr<State> state);
 
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::deque<std::function<void()>> queue_;
-  bool stopping_ = false;
-  std::thread thread_;
-  std::atomic<std::thread::id> threadId_{};
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+  std::thread thread_;  // started by the first post(); guarded by state_->mutex
 };
 
 }  // namespace tf

@@ -9,24 +9,6 @@
 
 namespace tf {
 
-std::string shortMessage(const c10::Error& e) { return shortMessage(std::string(e.what_without_backtrace())); }
-
-std::string shortMessage(const std::string& message) {
-  std::string msg = message;
-  const auto cut = msg.find("\nException raised from");
-  if (cut != std::string::npos) msg.resize(cut);
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-  if (msg.find("Traceback of TorchScript") != std::string::npos) {
-    // The last line is "RuntimeError: <what went wrong>".
-    const auto nl = msg.rfind('\n');
-    std::string last = nl == std::string::npos ? msg : msg.substr(nl + 1);
-    const auto colon = last.find("Error: ");
-    if (colon != std::string::npos && colon < 40) last = last.substr(colon + 7);
-    return last;
-  }
-  return msg;
-}
-
 int64_t checkImageShape(const std::vector<int64_t>& shape, const std::string& what) {
   if (shape.size() != 4) {
     throw TypeError(what + " must have shape [N, C, H, W], received " + std::to_string(shape.size()) + " dimension(s)");
@@ -75,6 +57,8 @@ std::shared_ptr<TorchModel> TorchModel::load(const std::string& path, const std:
                                 what.substr(0, std::min<size_t>(what.find('\n'), 300));
       }
     }
+    // After freezing, which turns the parameters into constants: a frozen model has none left to train.
+    for (const auto& p : model->module_.parameters()) model->parameters_.push_back(p);
     return model;
   } catch (...) {
     rethrowAs<ModelLoadError>("cannot load TorchScript model '" + path + "'");
@@ -109,7 +93,6 @@ std::pair<at::Tensor, at::Tensor> TorchModel::splitOutput(const c10::IValue& out
 ForwardResult TorchModel::forward(const float* data, const std::vector<int64_t>& shape) {
   if (!onModelThreadNow()) return onModelThread([&] { return forward(data, shape); });
   checkImageShape(shape, "input");
-  std::lock_guard<std::mutex> lock(mutex_);
   applyThreadSettings();
   try {
     c10::InferenceMode guard;
@@ -138,11 +121,6 @@ std::pair<at::Tensor, at::Tensor> TorchModel::forwardTrain(const at::Tensor& inp
 
 void TorchModel::setTraining(bool training) {
   if (!onModelThreadNow()) return onModelThread([&] { setTraining(training); });
-  std::lock_guard<std::mutex> lock(mutex_);
-  setTrainingLocked(training);
-}
-
-void TorchModel::setTrainingLocked(bool training) {
   if (training && inferenceOnly_) {
     throw RangeError("this model was loaded for inference only; load it without `inference` to train");
   }
@@ -161,7 +139,6 @@ void TorchModel::save(const std::string& path) {
   if (inferenceOnly_) {
     throw RangeError("this model was loaded for inference only (frozen); save the checkpoint it was loaded from");
   }
-  std::lock_guard<std::mutex> lock(mutex_);
   writeAtomically(path, [&](const std::string& tmp) {
     try {
       torch::jit::ExtraFilesMap extra;
@@ -182,12 +159,6 @@ std::string TorchModel::metadata() const {
 void TorchModel::setMetadata(std::string metadata) {
   std::lock_guard<std::mutex> lock(metadataMutex_);
   metadata_ = std::move(metadata);
-}
-
-std::vector<at::Tensor> TorchModel::parameters() const {
-  std::vector<at::Tensor> params;
-  for (const auto& p : module_.parameters()) params.push_back(p);
-  return params;
 }
 
 int64_t TorchModel::parameterCount() const { return parameterCount_; }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "serial_executor.h"
+#include "torch_errors.h"
 
 namespace tf {
 
@@ -43,8 +44,6 @@ class TorchModel {
   std::pair<at::Tensor, at::Tensor> forwardTrain(const at::Tensor& input);
 
   void setTraining(bool training);
-  // The same, for a caller that already holds mutex().
-  void setTrainingLocked(bool training);
   bool training() const;
 
   // Writes the module (with its current weights) as TorchScript, atomically. Throws SaveError.
@@ -55,7 +54,9 @@ class TorchModel {
   std::string metadata() const;
   void setMetadata(std::string metadata);
 
-  std::vector<at::Tensor> parameters() const;
+  // The module's parameters, listed once at load: the list is read from the JS thread (a trainer's constructor) while
+  // the model thread may be running the module, so it never walks the module itself.
+  const std::vector<at::Tensor>& parameters() const { return parameters_; }
   int64_t parameterCount() const;
   // Loaded for inference only, and whether the inference passes ran (else the reason they did not).
   bool inferenceOnly() const { return inferenceOnly_; }
@@ -64,12 +65,9 @@ class TorchModel {
   const torch::Device& device() const { return device_; }
   const std::string& path() const { return path_; }
 
-  // Serialises every use of the module: a forward must never overlap a training step.
-  std::mutex& mutex() { return mutex_; }
-
   // Runs fn on this model's own thread, waits, and returns its result (at once when called there). forward(),
   // setTraining(), save() and the Trainer's calls go through it, so every libtorch call of the model runs on that
-  // one thread (serial_executor.h).
+  // one thread (serial_executor.h). That thread is also why the module needs no lock: nothing else touches it.
   template <typename F>
   auto onModelThread(F&& fn) -> decltype(fn()) {
     using R = decltype(fn());
@@ -81,6 +79,9 @@ class TorchModel {
       return std::move(*result);
     }
   }
+  // Queues job on the model's thread and returns at once (SerialExecutor::post): for callers that are told of the
+  // outcome by the job itself, such as the N-API layer settling a Promise.
+  void post(std::function<void()> job) { executor_.post(std::move(job)); }
   bool onModelThreadNow() const { return executor_.isCurrentThread(); }
 
  private:
@@ -90,14 +91,16 @@ class TorchModel {
   torch::jit::Module module_;
   torch::Device device_;
   std::string path_;
-  std::mutex mutex_;
+  // Written on the model thread, read by the JS thread's info getter.
   std::atomic<bool> training_{false};
+  // setMetadata() runs on the JS thread, save() reads the metadata on the model thread.
   mutable std::mutex metadataMutex_;
   std::string metadata_;
   bool inferenceOnly_ = false;
   bool inferenceOptimized_ = false;
   std::string inferenceNote_;
   int64_t parameterCount_ = 0;
+  std::vector<at::Tensor> parameters_;
   // Last: destroyed first, so its thread ends before the module goes.
   SerialExecutor executor_;
 };
@@ -105,41 +108,4 @@ class TorchModel {
 // Checks an NCHW float shape and returns its element count. Throws TypeError naming `what`.
 int64_t checkImageShape(const std::vector<int64_t>& shape, const std::string& what);
 
-// The useful part of a libtorch error: no C++ backtrace, and for TorchScript interpreter errors only the final
-// "XxxError: ..." line instead of the serialized-code traceback.
-std::string shortMessage(const c10::Error& e);
-std::string shortMessage(const std::string& message);
-
-// Inside a catch block: rethrows the project's own exceptions unchanged and any libtorch or standard exception as
-// E(context + ": " + its short message).
-template <class E>
-[[noreturn]] void rethrowAs(const std::string& context);
-
-}  // namespace tf
-
-#include "errors.h"
-
-namespace tf {
-template <class E>
-[[noreturn]] void rethrowAs(const std::string& context) {
-  try {
-    throw;
-  } catch (const TypeError&) {
-    throw;
-  } catch (const RangeError&) {
-    throw;
-  } catch (const ModelLoadError&) {
-    throw;
-  } catch (const SaveError&) {
-    throw;
-  } catch (const DeviceUnavailableError&) {
-    throw;
-  } catch (const RuntimeFailure&) {
-    throw;
-  } catch (const c10::Error& e) {
-    throw E(context + ": " + shortMessage(e));
-  } catch (const std::exception& e) {
-    throw E(context + ": " + shortMessage(std::string(e.what())));
-  }
-}
 }  // namespace tf

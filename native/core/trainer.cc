@@ -87,7 +87,6 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
     throw TypeError("labels must have one entry per query (" + std::to_string(b) + "), received " +
                     std::to_string(batch.labels.size()));
   }
-  std::lock_guard<std::mutex> lock(model_->mutex());
   applyThreadSettings();
   if (lrChanged_.exchange(false)) {
     for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr_.load());
@@ -111,14 +110,14 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
     const auto numClasses = [&](const at::Tensor& logits) { return logits.size(1); };
     const bool autocast = options_.amp && train;
     const bool wasTraining = model_->training();
-    model_->setTrainingLocked(train);
+    model_->setTraining(train);
     if (autocast) compat::setCudaAutocast(true);
     auto [logits, embedding] = model_->forwardTrain(images);
     if (autocast) {
       compat::setCudaAutocast(false);
       compat::clearAutocastCache();
     }
-    if (!train && wasTraining) model_->setTrainingLocked(true);
+    if (!train && wasTraining) model_->setTraining(true);
     logits = logits.to(torch::kFloat32);
     embedding = embedding.to(torch::kFloat32);
     const auto maxLabel = labels.max().item<int64_t>();
@@ -199,14 +198,13 @@ double Trainer::learningRate() const { return lr_.load(); }
 
 void Trainer::saveState(const std::string& path) {
   if (!model_->onModelThreadNow()) return model_->onModelThread([&] { saveState(path); });
-  std::lock_guard<std::mutex> lock(model_->mutex());
   writeAtomically(path, [&](const std::string& tmp) {
     torch::serialize::OutputArchive archive;
     torch::serialize::OutputArchive opt;
     optimizer_->save(opt);
     archive.write("optimizer", opt);
     archive.write("optimizer_name", c10::IValue(options_.optimizer));
-    archive.write("steps", c10::IValue(steps_));
+    archive.write("steps", c10::IValue(steps_.load()));
     archive.write("param_count", c10::IValue(static_cast<int64_t>(params_.size())));
     // Random state (dropout, augmentation on the native side) so a resumed run continues exactly.
     archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state(), /*is_buffer=*/true);
@@ -224,7 +222,6 @@ void Trainer::saveState(const std::string& path) {
 
 void Trainer::loadState(const std::string& path) {
   if (!model_->onModelThreadNow()) return model_->onModelThread([&] { loadState(path); });
-  std::lock_guard<std::mutex> lock(model_->mutex());
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw ModelLoadError("cannot load trainer state '" + path + "': file not found");
@@ -249,7 +246,7 @@ void Trainer::loadState(const std::string& path) {
     optimizer_->load(opt);
     lr_.store(optimizer_->param_groups().front().options().get_lr());
     lrChanged_.store(false);
-    steps_ = steps.toInt();
+    steps_.store(steps.toInt());
     at::Tensor rng;
     if (archive.try_read("rng_cpu", rng, true)) {
       auto gen = at::detail::getDefaultCPUGenerator();

@@ -64,7 +64,7 @@ class Trainer {
 
   void setLearningRate(double lr);
   double learningRate() const;
-  int64_t stepCount() const { return steps_; }
+  int64_t stepCount() const { return steps_.load(); }
 
   // setLearningRate is safe while a step runs: the new rate applies from the next step.
   // Optimizer, scaler and step count, for exact resume. Atomic write; throws SaveError / ModelLoadError.
@@ -77,12 +77,15 @@ class Trainer {
  private:
   StepResult run(const TripletBatch& batch, bool train);
 
+  // Everything but the atomics is used only on the model's thread (TorchModel::onModelThread), which serialises the
+  // trainer's calls with each other and with the model's own: no lock needed.
   std::shared_ptr<TorchModel> model_;
   TrainerOptions options_;
   std::vector<at::Tensor> params_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::optional<GradScaler> scaler_;
-  int64_t steps_ = 0;
+  // Read from the JS thread (stepCount, learningRate, setLearningRate) while a step runs.
+  std::atomic<int64_t> steps_{0};
   std::atomic<double> lr_{0.0};
   std::atomic<bool> lrChanged_{false};
 };

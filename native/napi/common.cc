@@ -7,7 +7,7 @@
 #include <new>
 
 #include "../core/errors.h"
-#include "../core/torch_model.h"
+#include "../core/torch_errors.h"
 
 namespace tfn {
 
@@ -15,22 +15,8 @@ JsErrorInfo currentException() {
   using Kind = JsErrorInfo::Kind;
   try {
     throw;
-  } catch (const tf::TypeError& e) {
-    return {Kind::Type, "ERR_INVALID_ARG_TYPE", e.what()};
-  } catch (const tf::RangeError& e) {
-    return {Kind::Range, "ERR_OUT_OF_RANGE", e.what()};
-  } catch (const tf::ModelLoadError& e) {
-    return {Kind::Error, "ERR_MODEL_LOAD", e.what()};
-  } catch (const tf::SaveError& e) {
-    return {Kind::Error, "ERR_SAVE", e.what()};
-  } catch (const tf::DeviceUnavailableError& e) {
-    return {Kind::Error, "ERR_BACKEND_UNAVAILABLE", e.what()};
-  } catch (const tf::RuntimeFailure& e) {
-    return {Kind::Error, "ERR_INFERENCE", e.what()};
-  } catch (const tf::InvalidImage& e) {
-    return {Kind::Error, "ERR_INVALID_IMAGE", e.what()};
-  } catch (const tf::UnsupportedJpeg& e) {
-    return {Kind::Error, "ERR_UNSUPPORTED_JPEG", e.what()};
+  } catch (const tf::CodedError& e) {
+    return {e.kind(), e.code(), e.message()};
   } catch (const c10::Error& e) {
     return {Kind::Error, "ERR_NATIVE", tf::shortMessage(e)};
   } catch (const std::bad_alloc&) {
@@ -139,22 +125,22 @@ void PromiseWorker::Execute() {
   }
 }
 
-void PromiseWorker::OnOK() {
-  Napi::Env env = Env();
-  // Nothing may escape from here: when the environment is shutting down (a worker thread terminated while the job
-  // ran) every N-API call fails, and an exception leaving this callback would abort the process.
+void PromiseWorker::OnOK() { settlePromise(Env(), deferred_, failed_ ? &error_ : nullptr, resolve_); }
+
+void settlePromise(Napi::Env env, const Napi::Promise::Deferred& deferred, const JsErrorInfo* error,
+                   const std::function<Napi::Value(Napi::Env)>& resolve) {
   try {
     Napi::HandleScope scope(env);
-    if (failed_) {
-      deferred_.Reject(makeError(env, error_).Value());
+    if (error) {
+      deferred.Reject(makeError(env, *error).Value());
       return;
     }
     try {
-      deferred_.Resolve(resolve_(env));
+      deferred.Resolve(resolve(env));
     } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+      deferred.Reject(e.Value());
     } catch (...) {
-      deferred_.Reject(makeError(env, currentException()).Value());
+      deferred.Reject(makeError(env, currentException()).Value());
     }
   } catch (...) {
     // The environment is going away; there is no one left to tell.

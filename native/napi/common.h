@@ -1,5 +1,6 @@
 // Shared N-API helpers: argument readers that throw TypeError/RangeError naming the option, error mapping from
-// core exceptions to JS errors with a `code`, and a Promise-returning worker that runs a job off the event loop.
+// core exceptions to JS errors with a `code`, and a Promise-returning worker that runs a job on the libuv thread
+// pool (image work, loading). Jobs of a model run on the model's own thread instead (thread_jobs.h).
 #pragma once
 
 #include <napi.h>
@@ -9,22 +10,32 @@
 #include <string>
 #include <vector>
 
+#include "../core/errors.h"
+
 namespace tfn {
 
 // What a failed native job became; `code` is what the TypeScript layer maps to a typed error class.
 struct JsErrorInfo {
-  enum class Kind { Error, Type, Range } kind = Kind::Error;
+  using Kind = tf::ErrorKind;
+  Kind kind = Kind::Error;
   std::string code;
   std::string message;
 };
 
-// Classifies the exception currently being handled (call inside a catch block).
+// Classifies the exception currently being handled (call inside a catch block). Makes no N-API calls, so any
+// thread may call it.
 JsErrorInfo currentException();
 
 Napi::Error makeError(Napi::Env env, const JsErrorInfo& info);
 
 // Throws the JS error for the exception currently being handled (call inside a catch block).
 [[noreturn]] void rethrowAsJs(Napi::Env env);
+
+// Settles deferred: rejects with *error when it is set, else resolves with resolve(env), or rejects with what
+// resolve threw. Never throws: when the environment is shutting down every N-API call fails, and an exception
+// leaving a completion callback would abort the process.
+void settlePromise(Napi::Env env, const Napi::Promise::Deferred& deferred, const JsErrorInfo* error,
+                   const std::function<Napi::Value(Napi::Env)>& resolve);
 
 // Argument readers. `name` is the option name shown in messages.
 std::string readString(const Napi::Value& v, const std::string& name);

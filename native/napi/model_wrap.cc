@@ -1,17 +1,15 @@
 #include "model_wrap.h"
 
 #include "../core/errors.h"
+#include "addon_data.h"
 #include "common.h"
+#include "thread_jobs.h"
 
 namespace tfn {
 
 namespace {
-// The constructor is reachable only through loadModel(), which passes the loaded model in this slot.
-thread_local std::shared_ptr<tf::TorchModel>* pendingModel = nullptr;
-
-struct ModelClass {
-  Napi::FunctionReference ctor;
-};
+// Marks the External that loadModel() passes to the constructor: nothing else can construct a Model.
+constexpr napi_type_tag kModelTag = {0x6d2f0c31a4b94f27ULL, 0x9e51d3a8c07b6f12ULL};
 }  // namespace
 
 Napi::Function ModelWrap::Init(Napi::Env env, Napi::Object exports) {
@@ -21,23 +19,21 @@ Napi::Function ModelWrap::Init(Napi::Env env, Napi::Object exports) {
        InstanceMethod<&ModelWrap::Save>("save"), InstanceMethod<&ModelWrap::SetMetadata>("setMetadata"),
        InstanceMethod<&ModelWrap::Dispose>("dispose"), InstanceAccessor<&ModelWrap::GetInfo>("info"),
        InstanceAccessor<&ModelWrap::IsDisposed>("disposed")});
-  auto* data = new ModelClass{Napi::Persistent(cls)};
-  env.SetInstanceData<ModelClass>(data);
+  addonData(env).modelCtor = Napi::Persistent(cls);
   exports.Set("Model", cls);
   exports.Set("loadModel", Napi::Function::New(env, &ModelWrap::Load, "loadModel"));
   return cls;
 }
 
 bool ModelWrap::IsInstance(const Napi::Value& v) {
-  auto* data = v.Env().GetInstanceData<ModelClass>();
-  return v.IsObject() && data && v.As<Napi::Object>().InstanceOf(data->ctor.Value());
+  return v.IsObject() && v.As<Napi::Object>().InstanceOf(addonData(v.Env()).modelCtor.Value());
 }
 
 ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
-  if (!pendingModel) {
+  model_ = unwrapConstructorArgument<tf::TorchModel>(info[0], kModelTag);
+  if (!model_) {
     throw Napi::TypeError::New(info.Env(), "Model cannot be constructed directly: use loadModel(path, device)");
   }
-  model_ = *pendingModel;
   externalBytes_ = model_->parameterCount() * static_cast<int64_t>(sizeof(float));
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), externalBytes_);
 }
@@ -78,17 +74,7 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
       env, "trt-flowers:loadModel",
       [slot, path, device, inference] { *slot = tf::TorchModel::load(path, device, inference); },
       [slot](Napi::Env env) -> Napi::Value {
-        auto* data = env.GetInstanceData<ModelClass>();
-        pendingModel = slot.get();
-        Napi::Object obj;
-        try {
-          obj = data->ctor.New({});
-        } catch (...) {
-          pendingModel = nullptr;
-          throw;
-        }
-        pendingModel = nullptr;
-        return obj;
+        return addonData(env).modelCtor.New({wrapForConstructor(env, slot.get(), kModelTag)});
       },
       {});
 }
@@ -111,8 +97,8 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
     rethrowAsJs(env);
   }
   auto result = std::make_shared<tf::ForwardResult>();
-  return PromiseWorker::Run(
-      env, "trt-flowers:forward", [model, input, shape, result] { *result = model->forward(input.data, shape); },
+  return addonData(env).jobs->run(
+      env, *model, [model, input, shape, result] { *result = model->forward(input.data, shape); },
       [result](Napi::Env env) -> Napi::Value {
         auto out = Napi::Object::New(env);
         const auto& l = result->logits;
@@ -136,8 +122,8 @@ Napi::Value ModelWrap::SetTraining(const Napi::CallbackInfo& info) {
   } catch (...) {
     rethrowAsJs(env);
   }
-  return PromiseWorker::Run(
-      env, "trt-flowers:setTraining", [model, training] { model->setTraining(training); },
+  return addonData(env).jobs->run(
+      env, *model, [model, training] { model->setTraining(training); },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
 }
 
@@ -150,9 +136,9 @@ Napi::Value ModelWrap::Save(const Napi::CallbackInfo& info) {
   } catch (...) {
     rethrowAsJs(env);
   }
-  return PromiseWorker::Run(
-      env, "trt-flowers:save", [model, path] { model->save(path); },
-      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
+  return addonData(env).jobs->run(
+      env, *model, [model, path] { model->save(path); }, [](Napi::Env env) -> Napi::Value { return env.Undefined(); },
+      {info.This()});
 }
 
 Napi::Value ModelWrap::SetMetadata(const Napi::CallbackInfo& info) {
@@ -169,9 +155,18 @@ Napi::Value ModelWrap::SetMetadata(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
-  // Jobs in flight hold their own reference to the model, so it is freed when the last one ends.
-  release(info.Env());
-  return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  if (!model_) {
+    auto done = Napi::Promise::Deferred::New(env);
+    done.Resolve(env.Undefined());
+    return done.Promise();
+  }
+  // Later calls see a disposed model at once. The model's thread runs jobs in order, so this empty job settles
+  // after every call queued before it, the trainers' included; the model is freed when the last holder lets go.
+  auto model = model_;
+  release(env);
+  return addonData(env).jobs->run(
+      env, *model, [model] {}, [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
 }
 
 Napi::Value ModelWrap::GetInfo(const Napi::CallbackInfo& info) {

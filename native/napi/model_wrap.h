@@ -30,7 +30,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SetTraining(const Napi::CallbackInfo& info);  // async setTraining(bool)
   Napi::Value Save(const Napi::CallbackInfo& info);         // async save(path)
   Napi::Value SetMetadata(const Napi::CallbackInfo& info);  // sync setMetadata(json | null)
-  Napi::Value Dispose(const Napi::CallbackInfo& info);      // sync dispose()
+  Napi::Value Dispose(const Napi::CallbackInfo& info);      // async dispose(): settles after the calls in flight
   Napi::Value GetInfo(const Napi::CallbackInfo& info);      // sync info getter
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);   // sync disposed getter
 

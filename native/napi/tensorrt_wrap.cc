@@ -9,18 +9,14 @@
 #include "../tensorrt/cuda_util.h"
 #include "../tensorrt/trt_builder.h"
 #include "../tensorrt/trt_types.h"
+#include "addon_data.h"
 #include "common.h"
 
 namespace tfn {
 
 namespace {
-// The constructor is reachable only through loadTensorRTEngine(), which passes the loaded engine in this slot.
-thread_local std::shared_ptr<tf::trt::TrtEngine>* pendingEngine = nullptr;
-
-// Per-environment class data. Not the environment's instance data, which ModelWrap owns.
-struct EngineClass {
-  Napi::FunctionReference ctor;
-};
+// Marks the External that loadTensorRTEngine() passes to the constructor: nothing else can construct an engine.
+constexpr napi_type_tag kEngineTag = {0x3b8e6a0f52d14c99ULL, 0xa4170e2bd6c93f58ULL};
 
 Napi::Array toArray(Napi::Env env, const std::vector<int64_t>& v) {
   auto arr = Napi::Array::New(env, v.size());
@@ -205,20 +201,19 @@ void TensorRTEngineWrap::Init(Napi::Env env, Napi::Object exports) {
       {InstanceMethod<&TensorRTEngineWrap::Infer>("infer"), InstanceMethod<&TensorRTEngineWrap::Dispose>("dispose"),
        InstanceAccessor<&TensorRTEngineWrap::GetInfo>("info"),
        InstanceAccessor<&TensorRTEngineWrap::IsDisposed>("disposed")});
-  auto* data = new EngineClass{Napi::Persistent(cls)};
-  env.AddCleanupHook([](EngineClass* d) { delete d; }, data);
+  addonData(env).engineCtor = Napi::Persistent(cls);
   exports.Set("TensorRTEngine", cls);
-  exports.Set("loadTensorRTEngine", Napi::Function::New(env, &TensorRTEngineWrap::Load, "loadTensorRTEngine", data));
+  exports.Set("loadTensorRTEngine", Napi::Function::New(env, &TensorRTEngineWrap::Load, "loadTensorRTEngine"));
   exports.Set("buildTensorRTEngine", Napi::Function::New(env, &BuildTensorRTEngine, "buildTensorRTEngine"));
   exports.Set("tensorrtInfo", Napi::Function::New(env, &TensorRTInfo, "tensorrtInfo"));
 }
 
 TensorRTEngineWrap::TensorRTEngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorRTEngineWrap>(info) {
-  if (!pendingEngine) {
+  engine_ = unwrapConstructorArgument<tf::trt::TrtEngine>(info[0], kEngineTag);
+  if (!engine_) {
     throw Napi::TypeError::New(info.Env(),
                                "TensorRTEngine cannot be constructed directly: use loadTensorRTEngine(path, device)");
   }
-  engine_ = *pendingEngine;
   externalBytes_ = static_cast<int64_t>(engine_->info().planBytes);
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), externalBytes_);
 }
@@ -245,7 +240,6 @@ std::shared_ptr<tf::trt::TrtEngine> TensorRTEngineWrap::engine(Napi::Env env) co
 
 Napi::Value TensorRTEngineWrap::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto* data = static_cast<EngineClass*>(info.Data());
   std::string path;
   int device = 0;
   tf::trt::EngineOptions options;
@@ -269,17 +263,8 @@ Napi::Value TensorRTEngineWrap::Load(const Napi::CallbackInfo& info) {
   return PromiseWorker::Run(
       env, "trt-flowers:loadTensorRTEngine",
       [slot, path, device, options] { *slot = tf::trt::TrtEngine::load(path, device, options); },
-      [slot, data](Napi::Env env) -> Napi::Value {
-        pendingEngine = slot.get();
-        Napi::Object obj;
-        try {
-          obj = data->ctor.New({});
-        } catch (...) {
-          pendingEngine = nullptr;
-          throw;
-        }
-        pendingEngine = nullptr;
-        return obj;
+      [slot](Napi::Env env) -> Napi::Value {
+        return addonData(env).engineCtor.New({wrapForConstructor(env, slot.get(), kEngineTag)});
       },
       {});
 }

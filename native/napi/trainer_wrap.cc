@@ -1,8 +1,10 @@
 #include "trainer_wrap.h"
 
 #include "../core/errors.h"
+#include "addon_data.h"
 #include "common.h"
 #include "model_wrap.h"
+#include "thread_jobs.h"
 
 namespace tfn {
 
@@ -68,6 +70,7 @@ Napi::Function TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
        InstanceAccessor<&TrainerWrap::GetStepCount>("stepCount"), InstanceMethod<&TrainerWrap::SaveState>("saveState"),
        InstanceMethod<&TrainerWrap::LoadState>("loadState"), InstanceMethod<&TrainerWrap::Dispose>("dispose"),
        InstanceAccessor<&TrainerWrap::IsDisposed>("disposed")});
+  addonData(env).trainerCtor = Napi::Persistent(cls);
   exports.Set("Trainer", cls);
   return cls;
 }
@@ -128,8 +131,8 @@ Napi::Value TrainerWrap::RunBatch(const Napi::CallbackInfo& info, bool train) {
     rethrowAsJs(env);
   }
   auto result = std::make_shared<tf::StepResult>();
-  return PromiseWorker::Run(
-      env, train ? "trt-flowers:step" : "trt-flowers:evaluate",
+  return addonData(env).jobs->run(
+      env, *trainer->model(),
       [trainer, batch, result, train] { *result = train ? trainer->step(*batch) : trainer->evaluate(*batch); },
       [result, train](Napi::Env env) -> Napi::Value { return stepToJs(env, *result, !train); },
       {info.This(), info[0], info[1], info[2]});
@@ -166,8 +169,8 @@ Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {
   } catch (...) {
     rethrowAsJs(env);
   }
-  return PromiseWorker::Run(
-      env, "trt-flowers:saveState", [trainer, path] { trainer->saveState(path); },
+  return addonData(env).jobs->run(
+      env, *trainer->model(), [trainer, path] { trainer->saveState(path); },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
 }
 
@@ -180,15 +183,26 @@ Napi::Value TrainerWrap::LoadState(const Napi::CallbackInfo& info) {
   } catch (...) {
     rethrowAsJs(env);
   }
-  return PromiseWorker::Run(
-      env, "trt-flowers:loadState", [trainer, path] { trainer->loadState(path); },
+  return addonData(env).jobs->run(
+      env, *trainer->model(), [trainer, path] { trainer->loadState(path); },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
 }
 
 Napi::Value TrainerWrap::Dispose(const Napi::CallbackInfo& info) {
-  trainer_.reset();
+  Napi::Env env = info.Env();
+  if (!trainer_) {
+    auto done = Napi::Promise::Deferred::New(env);
+    done.Resolve(env.Undefined());
+    return done.Promise();
+  }
+  // As Model.dispose(): later calls see a disposed trainer at once, and this empty job on the model's thread settles
+  // after the calls queued before it. The trainer (optimizer state) is freed with the job, on the JS thread.
+  auto trainer = std::move(trainer_);
+  std::vector<Napi::Value> keepAlive{info.This()};
+  if (!model_.IsEmpty()) keepAlive.push_back(model_.Value());
   model_.Reset();
-  return info.Env().Undefined();
+  return addonData(env).jobs->run(
+      env, *trainer->model(), [trainer] {}, [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, keepAlive);
 }
 
 Napi::Value TrainerWrap::IsDisposed(const Napi::CallbackInfo& info) {

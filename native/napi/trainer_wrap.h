@@ -23,7 +23,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value GetStepCount(const Napi::CallbackInfo& info);     // sync getter
   Napi::Value SaveState(const Napi::CallbackInfo& info);        // async saveState(path)
   Napi::Value LoadState(const Napi::CallbackInfo& info);        // async loadState(path)
-  Napi::Value Dispose(const Napi::CallbackInfo& info);          // sync dispose()
+  Napi::Value Dispose(const Napi::CallbackInfo& info);          // async dispose(): settles after the calls in flight
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);       // sync getter
 
   Napi::Value RunBatch(const Napi::CallbackInfo& info, bool train);

@@ -61,8 +61,11 @@ export interface NativeModel {
   save(path: string): Promise<void>;
   /** sync; the JSON text written into the archive by later saves (null: none). */
   setMetadata(metadata: string | null): void;
-  /** sync; jobs in flight keep the model alive until they end. */
-  dispose(): void;
+  /**
+   * async; marks the model disposed at once (later calls throw ERR_DISPOSED) and settles after every call queued
+   * on the model before it, its trainers' included. Idempotent.
+   */
+  dispose(): Promise<void>;
   readonly info: NativeModelInfo;
   readonly disposed: boolean;
 }
@@ -126,7 +129,8 @@ export interface NativeTrainer {
   saveState(path: string): Promise<void>;
   /** async. */
   loadState(path: string): Promise<void>;
-  dispose(): void;
+  /** async; marks the trainer disposed at once and settles after the calls in flight. Idempotent. */
+  dispose(): Promise<void>;
   readonly disposed: boolean;
 }
 

@@ -21,8 +21,6 @@ export interface TorchModelLoadOptions {
  */
 export class TorchModel implements AsyncDisposable {
   #native: NativeModel | undefined;
-  #inFlight = 0;
-  #idle: (() => void)[] = [];
 
   private constructor(native: NativeModel) {
     this.#native = native;
@@ -74,13 +72,15 @@ export class TorchModel implements AsyncDisposable {
     return this.#native;
   }
 
-  /** Waits for calls in flight, then frees the native model. Idempotent. */
+  /**
+   * Waits for calls in flight (a Trainer's on this model too), then frees the native model. Calls made after
+   * dispose() started throw DisposedError. Idempotent.
+   */
   async dispose(): Promise<void> {
-    if (!this.#native) return;
     const native = this.#native;
+    if (!native) return;
     this.#native = undefined;
-    while (this.#inFlight > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
-    native.dispose();
+    await callNative(() => native.dispose());
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -89,12 +89,6 @@ export class TorchModel implements AsyncDisposable {
 
   async #run<T>(fn: (m: NativeModel) => Promise<T>): Promise<T> {
     const native = this.native;
-    this.#inFlight++;
-    try {
-      return await callNative(() => fn(native));
-    } finally {
-      this.#inFlight--;
-      if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
-    }
+    return callNative(() => fn(native));
   }
 }

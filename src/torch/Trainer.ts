@@ -76,9 +76,12 @@ export class Trainer implements AsyncDisposable {
     return this.#native;
   }
 
+  /** Waits for calls in flight, then frees the optimizer state. Calls made after it started throw DisposedError. */
   async dispose(): Promise<void> {
-    this.#native?.dispose();
+    const native = this.#native;
+    if (!native) return;
     this.#native = undefined;
+    await callNative(() => native.dispose());
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
