@@ -2,7 +2,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'prebuilds/', 'node_modules/', 'models/', 'coverage/', 'test/.fixtures/'] },
+  {
+    ignores: ['dist/', 'build/', 'build-*/', 'prebuilds/', 'node_modules/', 'models/', 'coverage/', 'test/.fixtures/'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -8,8 +8,8 @@ import { describe, expect, it } from 'vitest';
 
 import { loadAddon } from '../../src/binding/loader.js';
 import { DisposedError, fromNativeError, InvalidImageError } from '../../src/errors.js';
-import { TorchModel } from '../../src/train/TorchModel.js';
-import { Trainer } from '../../src/train/Trainer.js';
+import { TorchModel } from '../../src/torch/TorchModel.js';
+import { Trainer } from '../../src/torch/Trainer.js';
 import { repoRoot, tinyModelPath } from '../helpers.js';
 
 const run = promisify(execFile);
