@@ -26,7 +26,7 @@ function hasJpeg() {
 
 const what = process.argv[2];
 if (what === 'sources') {
-  console.log([...list('native/core'), ...list('native/napi'), 'native/addon.cc'].join(' '));
+  console.log([...list('native/core'), ...list('native/image'), ...list('native/napi'), 'native/addon.cc'].join(' '));
 } else if (what === 'includes') {
   const addonApi = path.dirname(require.resolve('node-addon-api/package.json'));
   const dirs = [addonApi, path.join(root, 'native')];

@@ -9,6 +9,11 @@ export const tinyModelPath = join(fixturesDir, 'tiny.pt');
 /** The real tf_flowers photos: TRT_FLOWERS_DATA, else ../shared/data/flower_photos beside the repo. */
 export const flowerDir = process.env.TRT_FLOWERS_DATA ?? resolve(repoRoot, '..', 'shared', 'data', 'flower_photos');
 export const hasFlowers = existsSync(join(flowerDir, 'daisy'));
+// Off CI, tests that need the photos skip without them; on CI a missing photo folder fails the run, so that a
+// green run always means the photo tests ran.
+if (!hasFlowers && process.env.CI === 'true') {
+  throw new Error(`CI=true but the tf_flowers photos are missing at '${flowerDir}' (set TRT_FLOWERS_DATA)`);
+}
 export const CLASSES = ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips'] as const;
 
 /** The first `n` photos (sorted by name) of a class. */

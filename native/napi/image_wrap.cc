@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "../core/augment.h"
 #include "../core/errors.h"
-#include "../core/jpeg_decoder.h"
+#include "../image/augment.h"
+#include "../image/jpeg_decoder.h"
 #include "common.h"
 
 namespace tfn {
@@ -86,7 +86,7 @@ void readTriple(const Napi::Value& v, const char* name, double out[3]) {
 
 // async augmentImage(src, size, params, out, offset, mean, std): Promise<void>. src: size*size*3 RGB bytes (HWC);
 // writes the augmented, normalised CHW image into out[offset .. offset + 3*size*size) on the thread pool (see
-// native/core/augment.h). Throws TypeError / RangeError synchronously for bad arguments. Both arrays must stay
+// native/image/augment.h). Throws TypeError / RangeError synchronously for bad arguments. Both arrays must stay
 // untouched until the promise settles.
 Napi::Value AugmentImage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

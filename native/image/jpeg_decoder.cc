@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "errors.h"
+#include "../core/errors.h"
 #include "image_resize.h"
 #include "jpeg_metadata.h"
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <utility>
 
-#include "errors.h"
+#include "../core/errors.h"
 
 namespace tf {
 namespace {
