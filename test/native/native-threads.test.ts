@@ -54,21 +54,36 @@ describe('libtorch calls leave the libuv thread pool free', () => {
         // A batch big enough for a forward of a few hundred milliseconds on this machine.
         let n = 8;
         let x, shape;
+        // Timed warm (the first calls are several times slower), the faster of two runs.
         for (;;) {
           shape = [n, 3, 320, 320];
           x = new Float32Array(n * 3 * 320 * 320).fill(0.25);
-          const t = performance.now();
           await model.forward(x, shape);
-          if (performance.now() - t > 200 || n >= 128) break;
+          let best = Infinity;
+          for (let i = 0; i < 2; i++) {
+            const t = performance.now();
+            await model.forward(x, shape);
+            best = Math.min(best, performance.now() - t);
+          }
+          if (best > 250 || n >= 256) break;
           n *= 2;
         }
         await pool();
         const forward = await during(() => model.forward(x, shape));
         const trainer = new addon.Trainer(model, {});
-        const small = [8, 3, 256, 256];
-        const y = x.subarray(0, 8 * 3 * 256 * 256);
-        const labels = new Int32Array(8);
-        await trainer.step(y, y, y, small, labels);
+        // A step of a few hundred milliseconds too, sized the same way.
+        let m = 8;
+        let y, small, labels;
+        for (;;) {
+          small = [m, 3, 256, 256];
+          y = new Float32Array(m * 3 * 256 * 256).fill(0.25);
+          labels = new Int32Array(m);
+          await trainer.step(y, y, y, small, labels);
+          const t = performance.now();
+          await trainer.step(y, y, y, small, labels);
+          if (performance.now() - t > 250 || m >= 64) break;
+          m *= 2;
+        }
         const step = await during(() => trainer.step(y, y, y, small, labels));
         console.log(JSON.stringify({ forward, step }));
       })().catch((e) => { console.error(e); process.exit(1); });
