@@ -138,6 +138,64 @@ export async function detectBackend(file: string): Promise<BackendName> {
   );
 }
 
+/** A backend opened on a model file, with the trt-flowers metadata the file carries (if any). */
+interface OpenedBackend {
+  backend: Backend;
+  embedded: ModelMetadata | undefined;
+}
+
+type Opener = (file: string, options: EngineLoadOptions & { device: string }) => Promise<OpenedBackend>;
+
+/** How each backend opens a model file and finds its embedded metadata. */
+const OPENERS: Record<BackendName, Opener> = {
+  async libtorch(file, options) {
+    const device = options.device === 'auto' ? (runtimeInfo().cudaAvailable ? 'cuda' : 'cpu') : options.device;
+    const backend = await LibtorchBackend.load(file, {
+      device,
+      ...(options.threads ? { threads: options.threads } : {}),
+    });
+    try {
+      const json = backend.embeddedMetadata;
+      return { backend, embedded: json ? parseMetadataJson(json, file) : undefined };
+    } catch (err) {
+      await backend.dispose();
+      throw err;
+    }
+  },
+
+  async onnxruntime(file, options) {
+    const onnx = readOnnxInfo(await fs.readFile(file), `'${file}'`);
+    const embedded = onnx.props.trt_flowers ? parseMetadataJson(onnx.props.trt_flowers, file) : undefined;
+    const backend = await OnnxRuntimeBackend.load(file, {
+      device: options.device,
+      ...(options.threads ? { threads: options.threads } : {}),
+      ...(options.workers !== undefined ? { workers: options.workers } : {}),
+    });
+    return { backend, embedded };
+  },
+
+  async tensorrt(file, options) {
+    if (!runtimeInfo().tensorrtCompiled) {
+      throw new BackendUnavailableError(
+        `'${file}' is a TensorRT engine but this build of the addon has no TensorRT: install TensorRT, set ` +
+          'TENSORRT_ROOT and run `npm run build:native` on a machine with an NVIDIA GPU, or load the .onnx ' +
+          'model with ONNX Runtime instead',
+      );
+    }
+    // The sidecar (<plan>.json) carries classes and preprocessing, and where the plan was built: a plan from
+    // another TensorRT version or GPU is refused before TensorRT is asked to deserialize it.
+    const sidecar = await readPlanSidecar(file);
+    const backend = await TensorRTBackend.load(file, {
+      device: options.device,
+      ...(options.cudaGraph !== undefined ? { cudaGraph: options.cudaGraph } : {}),
+      ...(options.workers !== undefined ? { contexts: options.workers } : {}),
+      ...(sidecar ? { precision: sidecar.precision, stamp: sidecar.stamp } : {}),
+      ...(sidecar?.sourceModel ? { sourceModel: sidecar.sourceModel } : {}),
+    });
+    return { backend, embedded: sidecar?.metadata };
+  },
+};
+
 /**
  * A loaded classifier on one backend. Every call that does real work runs off the event loop (libtorch on the
  * model's own native thread, ONNX Runtime in worker threads). Preprocessing comes from the model's own metadata.
@@ -212,52 +270,7 @@ export class Engine implements AsyncDisposable {
     }
     if (!stat.isFile()) throw new ModelLoadError(`'${file}' is not a file`);
     const backendName = requested === 'auto' ? await detectBackend(file) : requested;
-
-    let backend: Backend;
-    let embedded: ModelMetadata | undefined;
-    if (backendName === 'libtorch') {
-      const torchDevice = device === 'auto' ? (runtimeInfo().cudaAvailable ? 'cuda' : 'cpu') : device;
-      const lt = await LibtorchBackend.load(file, {
-        device: torchDevice,
-        ...(options.threads ? { threads: options.threads } : {}),
-      });
-      backend = lt;
-      try {
-        const json = lt.embeddedMetadata;
-        if (json) embedded = parseMetadataJson(json, file);
-      } catch (err) {
-        await lt.dispose();
-        throw err;
-      }
-    } else if (backendName === 'onnxruntime') {
-      const bytes = await fs.readFile(file);
-      const onnx = readOnnxInfo(bytes, `'${file}'`);
-      if (onnx.props.trt_flowers) embedded = parseMetadataJson(onnx.props.trt_flowers, file);
-      backend = await OnnxRuntimeBackend.load(file, {
-        device,
-        ...(options.threads ? { threads: options.threads } : {}),
-        ...(options.workers !== undefined ? { workers: options.workers } : {}),
-      });
-    } else {
-      if (!runtimeInfo().tensorrtCompiled) {
-        throw new BackendUnavailableError(
-          `'${file}' is a TensorRT engine but this build of the addon has no TensorRT: install TensorRT, set ` +
-            'TENSORRT_ROOT and run `npm run build:native` on a machine with an NVIDIA GPU, or load the .onnx ' +
-            'model with ONNX Runtime instead',
-        );
-      }
-      // The sidecar (<plan>.json) carries classes and preprocessing, and where the plan was built: a plan from
-      // another TensorRT version or GPU is refused before TensorRT is asked to deserialize it.
-      const sidecar = await readPlanSidecar(file);
-      embedded = sidecar?.metadata;
-      backend = await TensorRTBackend.load(file, {
-        device,
-        ...(options.cudaGraph !== undefined ? { cudaGraph: options.cudaGraph } : {}),
-        ...(options.workers !== undefined ? { contexts: options.workers } : {}),
-        ...(sidecar ? { precision: sidecar.precision, stamp: sidecar.stamp } : {}),
-        ...(sidecar?.sourceModel ? { sourceModel: sidecar.sourceModel } : {}),
-      });
-    }
+    const { backend, embedded } = await OPENERS[backendName](file, { ...options, device });
 
     const fixedBatch = staticBatchOf(embedded);
     try {
