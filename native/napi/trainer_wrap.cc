@@ -9,38 +9,61 @@
 namespace tfn {
 
 namespace {
+using OptionReader = void (*)(const Napi::Value& v, tf::TrainerOptions& o);
+
+struct TrainerOption {
+  const char* name;
+  OptionReader read;
+};
+
+// Every option the native trainer takes, each read here once by name; their ranges are checked once, in the core
+// (tf::Trainer's constructor), and the TypeScript config schema checks the user's values before they get here.
+const TrainerOption kTrainerOptions[] = {
+    {"optimizer", [](const Napi::Value& v, tf::TrainerOptions& o) { o.optimizer = readString(v, "optimizer"); }},
+    {"learningRate",
+     [](const Napi::Value& v, tf::TrainerOptions& o) { o.learningRate = readNumber(v, "learningRate"); }},
+    {"weightDecay", [](const Napi::Value& v, tf::TrainerOptions& o) { o.weightDecay = readNumber(v, "weightDecay"); }},
+    {"momentum", [](const Napi::Value& v, tf::TrainerOptions& o) { o.momentum = readNumber(v, "momentum"); }},
+    {"gradClipNorm",
+     [](const Napi::Value& v, tf::TrainerOptions& o) { o.gradClipNorm = readNumber(v, "gradClipNorm"); }},
+    {"ceWeight", [](const Napi::Value& v, tf::TrainerOptions& o) { o.ceWeight = readNumber(v, "ceWeight"); }},
+    {"contrastiveWeight",
+     [](const Napi::Value& v, tf::TrainerOptions& o) { o.contrastiveWeight = readNumber(v, "contrastiveWeight"); }},
+    {"margin", [](const Napi::Value& v, tf::TrainerOptions& o) { o.margin = readNumber(v, "margin"); }},
+    {"amp", [](const Napi::Value& v, tf::TrainerOptions& o) { o.amp = readBool(v, "amp"); }},
+    {"gradScaler", [](const Napi::Value& v, tf::TrainerOptions& o) { o.gradScaler = readBool(v, "gradScaler"); }},
+    {"initScale", [](const Napi::Value& v, tf::TrainerOptions& o) { o.scaler.initScale = readNumber(v, "initScale"); }},
+    {"growthFactor",
+     [](const Napi::Value& v, tf::TrainerOptions& o) { o.scaler.growthFactor = readNumber(v, "growthFactor"); }},
+    {"backoffFactor",
+     [](const Napi::Value& v, tf::TrainerOptions& o) { o.scaler.backoffFactor = readNumber(v, "backoffFactor"); }},
+    {"growthInterval",
+     [](const Napi::Value& v, tf::TrainerOptions& o) {
+       o.scaler.growthInterval = readInteger(v, "growthInterval", 1, 1 << 30);
+     }},
+};
+
 tf::TrainerOptions readOptions(const Napi::Value& v) {
   tf::TrainerOptions o;
   if (v.IsUndefined()) return o;
   if (!v.IsObject() || v.IsArray()) throw tf::TypeError("Expected an object for `options`");
   const auto obj = v.As<Napi::Object>();
-  static const char* known[] = {"optimizer", "learningRate",      "weightDecay",   "momentum",      "gradClipNorm",
-                                "ceWeight",  "contrastiveWeight", "margin",        "amp",           "gradScaler",
-                                "initScale", "growthFactor",      "backoffFactor", "growthInterval"};
   const auto keys = obj.GetPropertyNames();
+  bool scalerGiven = false;
   for (uint32_t i = 0; i < keys.Length(); ++i) {
     const std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
-    bool ok = false;
-    for (const char* name : known) ok = ok || k == name;
-    if (!ok) throw tf::TypeError("Unknown trainer option `" + k + "`");
+    const TrainerOption* option = nullptr;
+    for (const auto& candidate : kTrainerOptions) {
+      if (k == candidate.name) option = &candidate;
+    }
+    if (!option) throw tf::TypeError("Unknown trainer option `" + k + "`");
+    const Napi::Value value = obj.Get(k);
+    if (value.IsUndefined()) continue;
+    option->read(value, o);
+    scalerGiven = scalerGiven || k == "gradScaler";
   }
-  auto has = [&](const char* k) { return obj.Has(k) && !obj.Get(k).IsUndefined(); };
-  if (has("optimizer")) o.optimizer = readString(obj.Get("optimizer"), "optimizer");
-  if (has("learningRate")) o.learningRate = readNumber(obj.Get("learningRate"), "learningRate");
-  if (has("weightDecay")) o.weightDecay = readNumber(obj.Get("weightDecay"), "weightDecay");
-  if (has("momentum")) o.momentum = readNumber(obj.Get("momentum"), "momentum");
-  if (has("gradClipNorm")) o.gradClipNorm = readNumber(obj.Get("gradClipNorm"), "gradClipNorm");
-  if (has("ceWeight")) o.ceWeight = readNumber(obj.Get("ceWeight"), "ceWeight");
-  if (has("contrastiveWeight")) o.contrastiveWeight = readNumber(obj.Get("contrastiveWeight"), "contrastiveWeight");
-  if (has("margin")) o.margin = readNumber(obj.Get("margin"), "margin");
-  if (has("amp")) o.amp = readBool(obj.Get("amp"), "amp");
-  o.gradScaler = has("gradScaler") ? readBool(obj.Get("gradScaler"), "gradScaler") : o.amp;
-  if (has("initScale")) o.scaler.initScale = readNumber(obj.Get("initScale"), "initScale");
-  if (has("growthFactor")) o.scaler.growthFactor = readNumber(obj.Get("growthFactor"), "growthFactor");
-  if (has("backoffFactor")) o.scaler.backoffFactor = readNumber(obj.Get("backoffFactor"), "backoffFactor");
-  if (has("growthInterval")) {
-    o.scaler.growthInterval = readInteger(obj.Get("growthInterval"), "growthInterval", 1, 1 << 30);
-  }
+  // Dynamic loss scaling goes with fp16 autocast unless asked otherwise.
+  if (!scalerGiven) o.gradScaler = o.amp;
   return o;
 }
 

@@ -7,6 +7,7 @@ import { EarlyStopping } from './EarlyStopping.js';
 import { evaluateSplit, type SplitEvaluation } from './evaluate.js';
 import { createProgress, reportExcluded, type ProgressReporter } from './progress.js';
 import { endRun, indexTrainingData, prepareData, prepareModel, type RunContext, openRun, finishRun } from './run.js';
+import { evalOptionsOf, scheduleOf, trainerOptionsOf } from './options.js';
 import { learningRateAt } from './schedule.js';
 import { TorchModel } from '../torch/TorchModel.js';
 import { Trainer } from '../torch/Trainer.js';
@@ -65,17 +66,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     model = await TorchModel.load(modelFile, { device });
     // Every checkpoint carries what inference needs: classes and the preprocessing the model was trained with.
     model.native.setMetadata(JSON.stringify(trainingMetadata(config, run.id)));
-    trainer = new Trainer(model, {
-      optimizer: m.optimizer,
-      learningRate: m.learning_rate,
-      weightDecay: m.weight_decay,
-      momentum: m.momentum,
-      gradClipNorm: m.grad_clip_norm,
-      ceWeight: m.ce_weight,
-      contrastiveWeight: m.contrastive_weight,
-      margin: m.margin,
-      amp: t.amp && device === 'cuda',
-    });
+    trainer = new Trainer(model, trainerOptionsOf(config, device));
     if (resumed) await trainer.loadState(checkpoints.lastTrainer);
     const early = new EarlyStopping(t.patience, t.min_delta);
     const state: TrainState = resumed ?? {
@@ -100,23 +91,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         `${loader.split.val.length} val images, ${config.data.imageSize}px, batch ${loader.batchSize} triplets`,
     );
     reportExcluded(progress, loader.split.excluded);
-    const schedule = {
-      kind: m.scheduler,
-      learningRate: m.learning_rate,
-      epochs: t.max_epochs,
-      warmupEpochs: m.warmup_epochs,
-      minLearningRate: m.min_learning_rate,
-      stepSize: m.step_size,
-      gamma: m.gamma,
-    } as const;
-    const evalOptions = {
-      numClasses,
-      ceWeight: m.ce_weight,
-      contrastiveWeight: m.contrastive_weight,
-      margin: m.margin,
-      seed: t.seed,
-      ...(options.signal ? { signal: options.signal } : {}),
-    };
+    const schedule = scheduleOf(config);
+    const evalOptions = { ...evalOptionsOf(config), ...(options.signal ? { signal: options.signal } : {}) };
     const limit =
       t.limit_train_batches > 0 ? Math.min(t.limit_train_batches, loader.batchesPerEpoch) : loader.batchesPerEpoch;
     let status: TrainResult['status'] = 'completed';

@@ -45,14 +45,21 @@ export function registerEvaluateCommand(program: Command): void {
       } else {
         config = loadTrainConfig({ overrides }).config;
       }
-      const [{ runtimeInfo }, { resolveTrainingData }, { evaluateSplit }, { openEvalData }, { TorchModel }] =
-        await Promise.all([
-          import('../../binding/runtime.js'),
-          import('../../train/data-source.js'),
-          import('../../train/evaluate.js'),
-          import('../../train/run.js'),
-          import('../../torch/TorchModel.js'),
-        ]);
+      const [
+        { runtimeInfo },
+        { resolveTrainingData },
+        { evaluateSplit },
+        { evalOptionsOf },
+        { openEvalData },
+        { TorchModel },
+      ] = await Promise.all([
+        import('../../binding/runtime.js'),
+        import('../../train/data-source.js'),
+        import('../../train/evaluate.js'),
+        import('../../train/options.js'),
+        import('../../train/run.js'),
+        import('../../torch/TorchModel.js'),
+      ]);
       await withInterrupt(async (signal) => {
         const dataDir = await resolveTrainingData(flags.dataDir, config, signal);
         const splitFile = flags.run ? path.join(flags.run, 'split.json') : undefined;
@@ -61,11 +68,7 @@ export function registerEvaluateCommand(program: Command): void {
           flags.device === 'auto' || !flags.device ? (runtimeInfo().cudaAvailable ? 'cuda' : 'cpu') : flags.device;
         await using model = await TorchModel.load(flags.model, { device });
         const r = await evaluateSplit(model, loader, flags.split, {
-          numClasses: config.data.classes.length,
-          ceWeight: config.model.ce_weight,
-          contrastiveWeight: config.model.contrastive_weight,
-          margin: config.model.margin,
-          seed: config.trainer.seed,
+          ...evalOptionsOf(config),
           signal,
           ...(flags.batchSize ? { batchSize: flags.batchSize } : {}),
         });
