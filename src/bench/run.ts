@@ -127,6 +127,259 @@ const cycle = <T>(items: readonly T[], start: number, count: number): T[] =>
 
 const fmtMs = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
 
+/** What one bench run shares between its engines. */
+interface BenchRun {
+  options: BenchOptions;
+  s: Settings;
+  log: (line: string) => void;
+  photos: { files: string[]; from: string | null };
+  evalImagesDir: string | undefined;
+  maxBatch: number;
+  engines: BenchEngine[];
+  pending: PendingResult[];
+  notes: string[];
+  /** The labelled photos, loaded with the first engine that runs (its classes and run folder name them). */
+  evalSet?: EvalSet;
+}
+
+/** The engines to load: one per model file and device (libtorch on the CPU and on CUDA where both are there). */
+async function planEngines(
+  models: readonly string[],
+  device: Settings['device'],
+  engines: BenchEngine[],
+): Promise<Plan[]> {
+  const plans: Plan[] = [];
+  for (const file of models) {
+    let backend: BackendName;
+    try {
+      backend = await detectBackend(file);
+    } catch (err) {
+      engines.push(failedEngine(file, 'unknown', '-', 'failed', err));
+      continue;
+    }
+    if (backend === 'libtorch') {
+      let cuda = false;
+      try {
+        cuda = runtimeInfo().cudaAvailable;
+      } catch {
+        cuda = false; // the addon does not load: Engine.load says why
+      }
+      const devices = device === 'cpu' ? ['cpu'] : device === 'cuda' ? ['cuda'] : cuda ? ['cpu', 'cuda'] : ['cpu'];
+      for (const device of devices) plans.push({ file, backend, device });
+    } else if (backend === 'onnxruntime') {
+      plans.push({ file, backend, device: device === 'cuda' ? 'cuda' : 'cpu' });
+    } else {
+      plans.push({ file, backend, device: 'cuda' });
+    }
+  }
+
+  return plans;
+}
+
+/** Loads one engine, measures its accuracy (when asked) and every batch and mode, then frees it. */
+async function benchEngine(run: BenchRun, plan: Plan): Promise<void> {
+  const { options, s, log, photos, evalImagesDir, maxBatch, engines, pending } = run;
+  const signal = options.signal;
+  throwIfAborted(signal);
+  const name = `${plan.backend} ${plan.device} ${path.basename(plan.file)}`;
+  log(`loading ${plan.file} (${plan.backend}, ${plan.device}, ${s.threads} threads)`);
+  const loadStart = performance.now();
+  let engine: Engine;
+  try {
+    engine = await Engine.load(plan.file, {
+      backend: plan.backend,
+      device: plan.device,
+      threads: s.threads,
+      // Batches up to this size go to the backend whole (timed batches and the accuracy pass alike).
+      batchSize: Math.max(32, maxBatch),
+      workers: 1,
+    });
+  } catch (err) {
+    const status = err instanceof BackendUnavailableError ? 'unavailable' : 'failed';
+    log(`${name}: ${status}: ${(err as Error).message}`);
+    const failed = failedEngine(plan.file, plan.backend, plan.device, status, err);
+    const build = await readBuildSidecar(plan.file);
+    if (build) {
+      failed.build = build;
+      if (['fp32', 'fp16', 'int8'].includes(build.precision)) failed.precision = build.precision as Precision;
+    }
+    engines.push(failed);
+    return;
+  }
+  try {
+    const info = engine.info;
+    const entry: BenchEngine = {
+      label: `${info.backend} ${info.precision} ${info.device}`,
+      backend: info.backend,
+      precision: info.precision,
+      device: info.device,
+      model: info.path,
+      status: 'ok',
+      loadMs: performance.now() - loadStart,
+      inputShape: [...info.inputShape],
+      preprocessing: info.preprocessing,
+      classes: info.classes,
+      ...(typeof info.metadata.arch === 'string' ? { arch: info.metadata.arch } : {}),
+      versions: info.versions,
+    };
+    const build = await readBuildSidecar(plan.file);
+    if (build) entry.build = build;
+    engines.push(entry);
+    log(`${entry.label}: loaded in ${fmtMs(entry.loadMs ?? 0)} ms, input ${info.inputShape.join('x')}`);
+
+    if (options.evalSplit && !run.evalSet) {
+      // Loaded with the first engine that runs: its classes and run folder name the labelled photos.
+      run.evalSet = await loadEvalSet({
+        split: options.evalSplit,
+        runDir:
+          options.run ??
+          runFolderOf(plan.file, typeof info.metadata.run_id === 'string' ? info.metadata.run_id : undefined),
+        imagesDir: evalImagesDir,
+        classes: info.classes,
+        limit: s.evalLimit,
+      });
+      log(`accuracy on ${run.evalSet.items.length} photos: ${run.evalSet.split} split from ${run.evalSet.source}`);
+    }
+    if (run.evalSet) entry.accuracy = await evaluate(engine, run.evalSet, maxBatch, entry.label, log, signal);
+
+    for (const batch of s.batches) {
+      const input =
+        photos.files.length > 0
+          ? await engine.preprocess(cycle(photos.files, 0, batch))
+          : syntheticInput(batch, info.preprocessing.size);
+      for (const mode of s.modes) {
+        if (mode === 'e2e' && photos.files.length === 0) continue;
+        const call =
+          mode === 'model'
+            ? () => engine.run(input)
+            : (i: number) => engine.infer(cycle(photos.files, (i * batch) % photos.files.length, batch));
+        pending.push(await measure(entry, batch, mode, call, s, log, signal));
+      }
+    }
+  } finally {
+    await engine.dispose();
+  }
+}
+
+/** Times the first libtorch model in Python PyTorch eager with PIL preprocessing: the baseline of the same run. */
+async function benchPython(run: BenchRun): Promise<void> {
+  const { options, s, log, photos, engines, pending, notes, evalSet } = run;
+  const signal = options.signal;
+  let python: PythonBenchOutput | undefined;
+  const torchEngine = engines.find((e) => e.backend === 'libtorch' && e.status === 'ok');
+  if (!torchEngine?.preprocessing) {
+    notes.push('--python: no TorchScript model loaded, so no Python eager reference was timed.');
+  } else if (photos.files.length === 0) {
+    notes.push('--python: no photos, so no Python eager reference was timed.');
+  } else {
+    const classes = evalSet ? torchEngine.classes : undefined;
+    const evalItems =
+      evalSet && classes
+        ? evalSet.items.map((it): [string, number] => [it.path, classes.indexOf(it.label)])
+        : undefined;
+    log(`timing ${torchEngine.model} in Python PyTorch eager with PIL preprocessing`);
+    // The reference runs where the first libtorch engine ran: a CUDA bench compares GPU with GPU.
+    const pythonDevice = torchEngine.device;
+    const entry: BenchEngine = {
+      label: `python-eager fp32 ${pythonDevice}`,
+      backend: 'python-eager',
+      precision: 'fp32',
+      device: pythonDevice,
+      model: torchEngine.model,
+      status: 'ok',
+      preprocessing: torchEngine.preprocessing,
+      ...(torchEngine.arch ? { arch: torchEngine.arch } : {}),
+    };
+    try {
+      python = await runPythonBench({
+        model: torchEngine.model,
+        arch: torchEngine.arch,
+        preprocessing: torchEngine.preprocessing,
+        photos: photos.files,
+        batches: s.batches,
+        modes: s.modes,
+        iterations: s.iterations,
+        warmupMs: s.warmupMs,
+        durationS: s.durationS,
+        threads: s.threads,
+        device: pythonDevice,
+        ...(evalItems ? { evalItems } : {}),
+        python: options.pythonPath,
+        signal,
+        onLog: log,
+      });
+      entry.arch = python.arch;
+      entry.versions = {
+        torch: python.torch,
+        torchvision: python.torchvision,
+        pillow: python.pillow,
+        python: python.python,
+      };
+      for (const r of python.results) {
+        pending.push(
+          toResult(
+            entry,
+            r.batch,
+            r.mode,
+            {
+              latenciesMs: r.latencies_ms,
+              wallMs: r.wall_ms,
+              warmupIterations: r.warmup_iterations,
+              warmupMs: r.warmup_ms,
+            },
+            s,
+            r.other_cpu_percent,
+          ),
+        );
+      }
+      notes.push(
+        `python-eager: ${python.arch} built as plain PyTorch modules (scripts/export_backbone.py) with the weights of ` +
+          `${path.basename(python.model)}; its logits match the TorchScript file's to ` +
+          `${python.max_abs_diff_vs_torchscript.toExponential(1)}. Preprocessing with PIL + torchvision transforms, ` +
+          'one image after the other.',
+      );
+      if (evalSet && classes && python.predictions) {
+        const predicted = python.predictions.map((k) => classes[k] ?? `class_${k}`);
+        entry.accuracy = accuracyOf(evalSet, predicted);
+      }
+    } catch (err) {
+      if (err instanceof CancelledError) throw err;
+      entry.status = 'failed';
+      entry.reason = (err as Error).message;
+      log(`python-eager: failed: ${entry.reason}`);
+    }
+    engines.push(entry);
+  }
+}
+
+/** Notes on how the figures were measured: a busy machine, what CPU and CUDA latencies include. */
+function measurementNotes(engines: readonly BenchEngine[], results: readonly BenchResult[]): string[] {
+  const notes: string[] = [];
+  const busy = results.filter((r) => (r.otherCpuPercent ?? 0) > 10);
+  if (busy.length > 0) {
+    notes.push(
+      `Other processes used more than 10% of the CPU while ${busy.length} row(s) were measured (` +
+        busy
+          .map((r) => `${r.engine} batch ${r.batch} ${MODE_NAMES[r.mode]}: ${r.otherCpuPercent?.toFixed(0)}%`)
+          .join('; ') +
+        '): those figures are skewed; rerun on a quiet machine.',
+    );
+  }
+  if (engines.some((e) => e.status === 'ok' && e.device === 'cpu')) {
+    notes.push(
+      'CPU engines copy nothing between host and device, so there is no copy/compute split to report; ' +
+        'latency is the whole call as awaited from Node (for ONNX Runtime, the hand-off to its worker thread included).',
+    );
+  }
+  if (engines.some((e) => e.status === 'ok' && e.device.startsWith('cuda'))) {
+    notes.push(
+      'CUDA engines: the Engine API does not report the host-to-device / compute / device-to-host split yet, so ' +
+        'their latency is the whole call, copies included.',
+    );
+  }
+  return notes;
+}
+
 /**
  * Benchmarks every engine of the given model files. Engines run one after the other (each disposed before the
  * next loads, so thread pools never overlap); an engine that cannot load (a TensorRT plan without TensorRT, a
@@ -137,7 +390,6 @@ const fmtMs = (ms: number): string => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms
 export async function runBench(options: BenchOptions = {}): Promise<BenchReport> {
   const s = settingsOf(options);
   const log = options.onLog ?? (() => undefined);
-  const signal = options.signal;
   const startedAt = new Date();
   const t0 = performance.now();
   const machine = await machineInfo();
@@ -166,203 +418,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   const maxBatch = Math.max(...s.batches);
   const engines: BenchEngine[] = [];
   const pending: PendingResult[] = [];
-  let evalSet: EvalSet | undefined;
-
-  const plans: Plan[] = [];
-  for (const file of models) {
-    let backend: BackendName;
-    try {
-      backend = await detectBackend(file);
-    } catch (err) {
-      engines.push(failedEngine(file, 'unknown', '-', 'failed', err));
-      continue;
-    }
-    if (backend === 'libtorch') {
-      let cuda = false;
-      try {
-        cuda = runtimeInfo().cudaAvailable;
-      } catch {
-        cuda = false; // the addon does not load: Engine.load says why
-      }
-      const devices = s.device === 'cpu' ? ['cpu'] : s.device === 'cuda' ? ['cuda'] : cuda ? ['cpu', 'cuda'] : ['cpu'];
-      for (const device of devices) plans.push({ file, backend, device });
-    } else if (backend === 'onnxruntime') {
-      plans.push({ file, backend, device: s.device === 'cuda' ? 'cuda' : 'cpu' });
-    } else {
-      plans.push({ file, backend, device: 'cuda' });
-    }
-  }
-
-  for (const plan of plans) {
-    throwIfAborted(signal);
-    const name = `${plan.backend} ${plan.device} ${path.basename(plan.file)}`;
-    log(`loading ${plan.file} (${plan.backend}, ${plan.device}, ${s.threads} threads)`);
-    const loadStart = performance.now();
-    let engine: Engine;
-    try {
-      engine = await Engine.load(plan.file, {
-        backend: plan.backend,
-        device: plan.device,
-        threads: s.threads,
-        // Batches up to this size go to the backend whole (timed batches and the accuracy pass alike).
-        batchSize: Math.max(32, maxBatch),
-        workers: 1,
-      });
-    } catch (err) {
-      const status = err instanceof BackendUnavailableError ? 'unavailable' : 'failed';
-      log(`${name}: ${status}: ${(err as Error).message}`);
-      const failed = failedEngine(plan.file, plan.backend, plan.device, status, err);
-      const build = await readBuildSidecar(plan.file);
-      if (build) {
-        failed.build = build;
-        if (['fp32', 'fp16', 'int8'].includes(build.precision)) failed.precision = build.precision as Precision;
-      }
-      engines.push(failed);
-      continue;
-    }
-    try {
-      const info = engine.info;
-      const entry: BenchEngine = {
-        label: `${info.backend} ${info.precision} ${info.device}`,
-        backend: info.backend,
-        precision: info.precision,
-        device: info.device,
-        model: info.path,
-        status: 'ok',
-        loadMs: performance.now() - loadStart,
-        inputShape: [...info.inputShape],
-        preprocessing: info.preprocessing,
-        classes: info.classes,
-        ...(typeof info.metadata.arch === 'string' ? { arch: info.metadata.arch } : {}),
-        versions: info.versions,
-      };
-      const build = await readBuildSidecar(plan.file);
-      if (build) entry.build = build;
-      engines.push(entry);
-      log(`${entry.label}: loaded in ${fmtMs(entry.loadMs ?? 0)} ms, input ${info.inputShape.join('x')}`);
-
-      if (options.evalSplit && !evalSet) {
-        // Loaded with the first engine that runs: its classes and run folder name the labelled photos.
-        evalSet = await loadEvalSet({
-          split: options.evalSplit,
-          runDir:
-            options.run ??
-            runFolderOf(plan.file, typeof info.metadata.run_id === 'string' ? info.metadata.run_id : undefined),
-          imagesDir: evalImagesDir,
-          classes: info.classes,
-          limit: s.evalLimit,
-        });
-        log(`accuracy on ${evalSet.items.length} photos: ${evalSet.split} split from ${evalSet.source}`);
-      }
-      if (evalSet) entry.accuracy = await evaluate(engine, evalSet, maxBatch, entry.label, log, signal);
-
-      for (const batch of s.batches) {
-        const input =
-          photos.files.length > 0
-            ? await engine.preprocess(cycle(photos.files, 0, batch))
-            : syntheticInput(batch, info.preprocessing.size);
-        for (const mode of s.modes) {
-          if (mode === 'e2e' && photos.files.length === 0) continue;
-          const call =
-            mode === 'model'
-              ? () => engine.run(input)
-              : (i: number) => engine.infer(cycle(photos.files, (i * batch) % photos.files.length, batch));
-          pending.push(await measure(entry, batch, mode, call, s, log, signal));
-        }
-      }
-    } finally {
-      await engine.dispose();
-    }
-  }
-
-  let python: PythonBenchOutput | undefined;
-  if (options.python) {
-    const torchEngine = engines.find((e) => e.backend === 'libtorch' && e.status === 'ok');
-    if (!torchEngine?.preprocessing) {
-      notes.push('--python: no TorchScript model loaded, so no Python eager reference was timed.');
-    } else if (photos.files.length === 0) {
-      notes.push('--python: no photos, so no Python eager reference was timed.');
-    } else {
-      const classes = evalSet ? torchEngine.classes : undefined;
-      const evalItems =
-        evalSet && classes
-          ? evalSet.items.map((it): [string, number] => [it.path, classes.indexOf(it.label)])
-          : undefined;
-      log(`timing ${torchEngine.model} in Python PyTorch eager with PIL preprocessing`);
-      // The reference runs where the first libtorch engine ran: a CUDA bench compares GPU with GPU.
-      const pythonDevice = torchEngine.device;
-      const entry: BenchEngine = {
-        label: `python-eager fp32 ${pythonDevice}`,
-        backend: 'python-eager',
-        precision: 'fp32',
-        device: pythonDevice,
-        model: torchEngine.model,
-        status: 'ok',
-        preprocessing: torchEngine.preprocessing,
-        ...(torchEngine.arch ? { arch: torchEngine.arch } : {}),
-      };
-      try {
-        python = await runPythonBench({
-          model: torchEngine.model,
-          arch: torchEngine.arch,
-          preprocessing: torchEngine.preprocessing,
-          photos: photos.files,
-          batches: s.batches,
-          modes: s.modes,
-          iterations: s.iterations,
-          warmupMs: s.warmupMs,
-          durationS: s.durationS,
-          threads: s.threads,
-          device: pythonDevice,
-          ...(evalItems ? { evalItems } : {}),
-          python: options.pythonPath,
-          signal,
-          onLog: log,
-        });
-        entry.arch = python.arch;
-        entry.versions = {
-          torch: python.torch,
-          torchvision: python.torchvision,
-          pillow: python.pillow,
-          python: python.python,
-        };
-        for (const r of python.results) {
-          pending.push(
-            toResult(
-              entry,
-              r.batch,
-              r.mode,
-              {
-                latenciesMs: r.latencies_ms,
-                wallMs: r.wall_ms,
-                warmupIterations: r.warmup_iterations,
-                warmupMs: r.warmup_ms,
-              },
-              s,
-              r.other_cpu_percent,
-            ),
-          );
-        }
-        notes.push(
-          `python-eager: ${python.arch} built as plain PyTorch modules (scripts/export_backbone.py) with the weights of ` +
-            `${path.basename(python.model)}; its logits match the TorchScript file's to ` +
-            `${python.max_abs_diff_vs_torchscript.toExponential(1)}. Preprocessing with PIL + torchvision transforms, ` +
-            'one image after the other.',
-        );
-        if (evalSet && classes && python.predictions) {
-          const predicted = python.predictions.map((k) => classes[k] ?? `class_${k}`);
-          entry.accuracy = accuracyOf(evalSet, predicted);
-        }
-      } catch (err) {
-        if (err instanceof CancelledError) throw err;
-        entry.status = 'failed';
-        entry.reason = (err as Error).message;
-        log(`python-eager: failed: ${entry.reason}`);
-      }
-      engines.push(entry);
-    }
-  }
-
+  const run: BenchRun = { options, s, log, photos, evalImagesDir, maxBatch, engines, pending, notes };
+  for (const plan of await planEngines(models, s.device, engines)) await benchEngine(run, plan);
+  if (options.python) await benchPython(run);
   assignLabels(engines);
   const results: BenchResult[] = pending.map(({ owner, ...r }) => ({ engine: owner.label, ...r }));
   const baseline = pickBaseline(engines, options.baseline);
@@ -378,28 +436,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
       e.accuracy.agreementWithBaseline = p.filter((c, i) => c === ref[i]).length / p.length;
     }
   }
-  const busy = results.filter((r) => (r.otherCpuPercent ?? 0) > 10);
-  if (busy.length > 0) {
-    notes.push(
-      `Other processes used more than 10% of the CPU while ${busy.length} row(s) were measured (` +
-        busy
-          .map((r) => `${r.engine} batch ${r.batch} ${MODE_NAMES[r.mode]}: ${r.otherCpuPercent?.toFixed(0)}%`)
-          .join('; ') +
-        '): those figures are skewed; rerun on a quiet machine.',
-    );
-  }
-  if (engines.some((e) => e.status === 'ok' && e.device === 'cpu')) {
-    notes.push(
-      'CPU engines copy nothing between host and device, so there is no copy/compute split to report; ' +
-        'latency is the whole call as awaited from Node (for ONNX Runtime, the hand-off to its worker thread included).',
-    );
-  }
-  if (engines.some((e) => e.status === 'ok' && e.device.startsWith('cuda'))) {
-    notes.push(
-      'CUDA engines: the Engine API does not report the host-to-device / compute / device-to-host split yet, so ' +
-        'their latency is the whole call, copies included.',
-    );
-  }
+  notes.push(...measurementNotes(engines, results));
   return {
     format: 'trt-flowers-bench/1',
     startedAt: startedAt.toISOString(),
