@@ -4,16 +4,15 @@ import { basename, join } from 'node:path';
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
-import { loadTrainConfig } from '../../src/config/index.js';
 import { readMetrics } from '../../src/track/metricsLog.js';
 import type { ProgressReporter } from '../../src/train/progress.js';
 import { train } from '../../src/train/train.js';
-import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
+import { CLASSES, hasFlowers, photos } from '../helpers.js';
+import { quiet, tinyTrainConfig } from './train-helpers.js';
 import { MlflowStandIn } from '../unit/track/MlflowStandIn.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-train-mlflow-'));
 const dataDir = join(tmp, 'flowers');
-const quiet: ProgressReporter = { step() {}, epoch() {}, message() {}, close() {} };
 let server: MlflowStandIn;
 const savedUri = process.env.MLFLOW_TRACKING_URI;
 
@@ -36,21 +35,7 @@ afterAll(() => {
   else process.env.MLFLOW_TRACKING_URI = savedUri;
 });
 
-function makeConfig(runsDir: string) {
-  return loadTrainConfig({
-    overrides: [
-      `model.checkpoint=${tinyModelPath}`,
-      'model.arch=tiny',
-      'data.image_size=32',
-      'data.batch_size=8',
-      'data.prefetch=1',
-      'trainer.max_epochs=2',
-      'trainer.threads=2',
-      `trainer.runs_dir=${runsDir}`,
-      'trainer.progress=none',
-    ],
-  });
-}
+const makeConfig = (runsDir: string) => tinyTrainConfig(runsDir);
 
 const ARTIFACTS = [
   'config.yaml',

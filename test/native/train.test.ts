@@ -6,15 +6,14 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 
-import { loadTrainConfig } from '../../src/config/index.js';
 import { readMetrics } from '../../src/track/metricsLog.js';
 import type { ProgressReporter } from '../../src/train/progress.js';
 import { train } from '../../src/train/train.js';
-import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
+import { CLASSES, hasFlowers, photos } from '../helpers.js';
+import { quiet, tinyTrainConfig } from './train-helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-train-'));
 const dataDir = join(tmp, 'flowers');
-const quiet: ProgressReporter = { step() {}, epoch() {}, message() {}, close() {} };
 
 // A small real data set: 10 photos per class.
 beforeAll(() => {
@@ -25,24 +24,8 @@ beforeAll(() => {
   }
 });
 
-function makeConfig(runsDir: string, extra: string[] = []) {
-  return loadTrainConfig({
-    overrides: [
-      `model.checkpoint=${tinyModelPath}`,
-      'model.arch=tiny',
-      'model.learning_rate=0.003',
-      'model.warmup_epochs=0.5',
-      'data.image_size=32',
-      'data.batch_size=8',
-      'data.prefetch=1',
-      'trainer.max_epochs=2',
-      'trainer.threads=2',
-      `trainer.runs_dir=${runsDir}`,
-      'trainer.progress=none',
-      ...extra,
-    ],
-  });
-}
+const makeConfig = (runsDir: string, extra: string[] = []) =>
+  tinyTrainConfig(runsDir, ['model.learning_rate=0.003', 'model.warmup_epochs=0.5', ...extra]);
 
 describe.skipIf(!hasFlowers)('trt-flowers train (tiny model, real photos)', () => {
   it('trains 2 epochs and writes config, split, metrics, checkpoints, plots and summary', async () => {

@@ -2,33 +2,18 @@ import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { Command } from 'commander';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { DEFAULT_MANIFEST, registerDataCommand } from '../../../src/cli/commands/data.js';
+import { DEFAULT_MANIFEST } from '../../../src/cli/commands/data.js';
 import { indexDataset, type DatasetIndex } from '../../../src/data/indexer.js';
 import { createManifest, readManifest, verifyDataDir, writeManifest } from '../../../src/data/manifest.js';
 import { createSplit, SPLIT_NAMES } from '../../../src/data/split.js';
 import type { DataStats } from '../../../src/data/stats.js';
 import { DataError } from '../../../src/errors.js';
 import { CLASSES, flowerDir, hasFlowers, photos } from '../../helpers.js';
+import { runDataCli } from '../train-helpers.js';
 
-/** Runs `trt-flowers data ...` in-process and returns what it printed. */
-async function cli(...args: string[]): Promise<string> {
-  const program = new Command('trt-flowers').exitOverride();
-  registerDataCommand(program);
-  let out = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  try {
-    await program.parseAsync(['node', 'trt-flowers', 'data', ...args]);
-  } finally {
-    spy.mockRestore();
-  }
-  return out;
-}
+const cli = runDataCli;
 
 describe.skipIf(!hasFlowers)(`the real tf_flowers folder (${flowerDir})`, () => {
   let index: DatasetIndex;

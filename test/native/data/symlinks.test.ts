@@ -5,39 +5,20 @@ import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { Command } from 'commander';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { registerDataCommand } from '../../../src/cli/commands/data.js';
-import { loadTrainConfig } from '../../../src/config/index.js';
 import { indexDataset } from '../../../src/data/indexer.js';
 import type { DataStats } from '../../../src/data/stats.js';
 import { DataError } from '../../../src/errors.js';
-import type { ProgressReporter } from '../../../src/train/progress.js';
 import { train } from '../../../src/train/train.js';
-import { CLASSES, hasFlowers, photos, tinyModelPath } from '../../helpers.js';
+import { CLASSES, hasFlowers, photos } from '../../helpers.js';
+import { quiet, runDataCli, tinyTrainConfig } from '../train-helpers.js';
 
-const quiet: ProgressReporter = { step() {}, epoch() {}, message() {}, close() {} };
 let tmp: string;
 let linked: string;
 let empty: string;
 
-/** Runs `trt-flowers data ...` in-process and returns what it printed. */
-async function cli(...args: string[]): Promise<string> {
-  const program = new Command('trt-flowers').exitOverride();
-  registerDataCommand(program);
-  let out = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  try {
-    await program.parseAsync(['node', 'trt-flowers', 'data', ...args]);
-  } finally {
-    spy.mockRestore();
-  }
-  return out;
-}
+const cli = runDataCli;
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'symlinks-'));
@@ -100,21 +81,11 @@ describe('a data folder without images', () => {
   });
 });
 
-function trainConfig(runsDir: string) {
-  return loadTrainConfig({
-    overrides: [
-      `model.checkpoint=${tinyModelPath}`,
-      'model.arch=tiny',
-      'data.image_size=32',
-      'data.batch_size=4',
-      'data.prefetch=1',
-      'data.augment.enabled=false',
-      'trainer.max_epochs=1',
-      'trainer.limit_train_batches=1',
-      'trainer.evaluate_test=false',
-      'trainer.threads=2',
-      `trainer.runs_dir=${runsDir}`,
-      'trainer.progress=none',
-    ],
-  });
-}
+const trainConfig = (runsDir: string) =>
+  tinyTrainConfig(runsDir, [
+    'data.batch_size=4',
+    'data.augment.enabled=false',
+    'trainer.max_epochs=1',
+    'trainer.limit_train_batches=1',
+    'trainer.evaluate_test=false',
+  ]);
