@@ -18,6 +18,7 @@ import {
   errorSchema,
   predictionSchema,
 } from './schemas.js';
+import { csvImages } from './csv.js';
 import { invocationImages, readMultipartImages } from './uploads.js';
 
 export type ServerState = 'loading' | 'warming_up' | 'ready' | 'stopping' | 'stopped' | 'failed';
@@ -52,6 +53,10 @@ function requireMultipart(request: FastifyRequest, route: string, field: string)
 export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
   for (const schema of [errorSchema, predictionSchema, batchSchema, infoSchema, healthSchema]) app.addSchema(schema);
   const o = ctx.options;
+  // MLflow's CSV scoring input, kept as text for csvImages (within the same body limit as JSON).
+  app.addContentTypeParser('text/csv', { parseAs: 'string', bodyLimit: o.maxBodyBytes }, (_request, body, done) =>
+    done(null, body),
+  );
 
   const predictor = (): Predictor => {
     const p = ctx.predictor();
@@ -246,15 +251,18 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     },
     async (request, reply) => {
       const type = request.headers['content-type'] ?? '';
-      if (!/^application\/json\b/i.test(type)) {
+      const csv = /^text\/csv\b/i.test(type);
+      if (!csv && !/^application\/json\b/i.test(type)) {
         throw new HttpError(
           415,
           'ERR_UNSUPPORTED_MEDIA_TYPE',
-          `POST /invocations takes application/json (base64 images in \`instances\`, \`inputs\` or a dataframe); ` +
-            `received '${type || 'no type'}'`,
+          `POST /invocations takes application/json (base64 images in \`instances\`, \`inputs\` or a dataframe) ` +
+            `or text/csv (one base64 image per row); received '${type || 'no type'}'`,
         );
       }
-      const uploads = invocationImages(request.body, o.maxImagesPerRequest);
+      const uploads = csv
+        ? csvImages(request.body as string, o.maxImagesPerRequest)
+        : invocationImages(request.body, o.maxImagesPerRequest);
       const results = await predictor().predict(async (add) => uploads.forEach(add));
       const predictions = results.map((r) => {
         const { predicted_class, confidence, all_probabilities } = toRecord(r.name, r.prediction);

@@ -230,8 +230,8 @@ describe.skipIf(!hasFlowers)('trt-flowers serve: the HTTP inference server', () 
     expect(errorOf(notImage).message).toMatch(/instances\[0\]/);
     const eleven = await post(JSON.stringify({ instances: Array(11).fill(b64[0]) }));
     expect([eleven.status, errorOf(eleven).code]).toEqual([400, 'ERR_TOO_MANY_FILES']);
-    const csv = await post('image\nabc', 'text/csv');
-    expect([csv.status, errorOf(csv).code]).toEqual([415, 'ERR_UNSUPPORTED_MEDIA_TYPE']);
+    const text = await post('image\nabc', 'text/plain');
+    expect([text.status, errorOf(text).code]).toEqual([415, 'ERR_UNSUPPORTED_MEDIA_TYPE']);
     const badJson = await post('{"instances": [');
     expect([badJson.status, errorOf(badJson).code]).toEqual([400, 'ERR_BAD_JSON']);
     const tooBig = await post(JSON.stringify({ instances: ['A'.repeat(5 * 1024 * 1024)] }));
