@@ -69,6 +69,10 @@ export class InferenceServer implements AsyncDisposable {
       return503OnClosing: false,
       clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => this.#clientError(err, socket),
     });
+    // A client may half-close its socket (SHUT_WR) right after sending the request, and HTTP lets it. Node's HTTP
+    // server then aborts the request and ends the socket unless httpAllowHalfOpen is set (undocumented, but what
+    // Node's own tests use): with it, the answer is written and the socket ends after it.
+    (this.app.server as typeof this.app.server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.#configure();
   }
 
