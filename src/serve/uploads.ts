@@ -61,6 +61,7 @@ export async function readMultipartImages(
       count++;
     }
   } catch (err) {
+    discardRest(request, limits.maxBodyBytes);
     const code = (err as { code?: string }).code;
     if (code === 'FST_FILES_LIMIT') {
       throw new HttpError(
@@ -88,6 +89,24 @@ export async function readMultipartImages(
     );
   }
   return count;
+}
+
+/**
+ * After a refusal in the middle of an upload, reads the rest of the body and drops it, as Node does for a body that
+ * no handler reads: otherwise the parser, paused on a part nobody consumes, holds the connection (and what it has
+ * buffered) until the keep-alive timeout, and the client's next request on it is never answered. At most `maxBytes`
+ * more are read; past that the connection is closed.
+ */
+function discardRest(request: FastifyRequest, maxBytes: number): void {
+  const raw = request.raw;
+  if (raw.readableEnded || raw.destroyed) return;
+  raw.unpipe();
+  let dropped = 0;
+  raw.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > maxBytes) raw.socket.destroy();
+  });
+  raw.resume();
 }
 
 function bodyTooLarge(limit: number, size?: number): HttpError {
