@@ -13,6 +13,7 @@ import { ServeMetrics } from './metrics.js';
 import { resolveServeOptions, type ResolvedServeOptions, type ServeOptions } from './options.js';
 import { Predictor } from './Predictor.js';
 import { registerRoutes, type RouteContext, type ServerState } from './routes.js';
+import { exampleImageBase64 } from './schemas.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -272,7 +273,8 @@ export class InferenceServer implements AsyncDisposable {
       predictor: () => this.#predictor,
       renderMetrics: () => metrics.render(),
     };
-    void app.register(async (scope) => registerRoutes(scope, ctx));
+    // The example image of the document is made once, as the routes are registered (before listen() resolves).
+    void app.register(async (scope) => registerRoutes(scope, ctx, await exampleImageBase64()));
   }
 
   /** Timeouts and malformed requests found by Node's HTTP parser, answered in this server's error shape. */

@@ -50,13 +50,20 @@ function requireMultipart(request: FastifyRequest, route: string, field: string)
 }
 
 /** Registers every endpoint. */
-export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
+export function registerRoutes(app: FastifyInstance, ctx: RouteContext, exampleImage: string): void {
   for (const schema of [errorSchema, predictionSchema, batchSchema, infoSchema, healthSchema]) app.addSchema(schema);
   const o = ctx.options;
   // MLflow's CSV scoring input, kept as text for csvImages (within the same body limit as JSON).
   app.addContentTypeParser('text/csv', { parseAs: 'string', bodyLimit: o.maxBodyBytes }, (_request, body, done) =>
     done(null, body),
   );
+
+  // GET / lists what is registered, so that the list cannot drift from the routes (HEAD comes with every GET).
+  const endpoints: string[] = [];
+  app.addHook('onRoute', (route) => {
+    if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
+    for (const method of [route.method].flat()) if (method !== 'HEAD') endpoints.push(`${method} ${route.url}`);
+  });
 
   const predictor = (): Predictor => {
     const p = ctx.predictor();
@@ -125,16 +132,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
           max_wait_ms: o.maxWaitMs,
         },
         docs: '/docs',
-        endpoints: [
-          'GET /',
-          'GET /health',
-          'POST /predict',
-          'POST /predict/batch',
-          'POST /invocations',
-          'GET /metrics',
-          'GET /docs',
-          'GET /openapi.json',
-        ],
+        endpoints: [...endpoints, 'GET /docs', 'GET /openapi.json'],
       };
     },
   );
@@ -243,7 +241,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
           'For MLflow-style clients: a JSON body with base64-encoded images. Answers {"predictions": [...]}, one ' +
           'record per image in order.',
         tags: ['mlflow'],
-        body: invocationsBody(o.maxImagesPerRequest),
+        body: invocationsBody(o.maxImagesPerRequest, exampleImage),
         response: { 200: invocationsResponse, ...errorResponses(400, 413, 415, 500, 503) },
       },
       validatorCompiler: documentOnly,
@@ -278,7 +276,10 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
       schema: {
         summary: "MLflow's readiness probe: 200 once the model is ready",
         tags: ['mlflow'],
-        response: { 200: { type: 'string' }, ...errorResponses(503) },
+        response: {
+          200: { description: 'Ready', content: { 'text/plain': { schema: { type: 'string' } } } },
+          ...errorResponses(503),
+        },
       },
       onRequest: requireReady,
     },
