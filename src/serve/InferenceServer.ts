@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 import fastifyMultipart from '@fastify/multipart';
@@ -12,6 +13,7 @@ import { ServeMetrics } from './metrics.js';
 import { resolveServeOptions, type ResolvedServeOptions, type ServeOptions } from './options.js';
 import { Predictor } from './Predictor.js';
 import { registerRoutes, type RouteContext, type ServerState } from './routes.js';
+import { exampleImageBase64 } from './schemas.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -47,6 +49,9 @@ export class InferenceServer implements AsyncDisposable {
   #ownsEngine = false;
   #loadError: string | undefined;
   #closing: Promise<void> | undefined;
+  /** Open connections, and the request each one is answering (none: idle, or still sending its headers). */
+  readonly #sockets = new Set<Socket>();
+  readonly #requests = new WeakMap<Socket, IncomingMessage>();
   readonly #started = performance.now();
 
   constructor(options: ServeOptions = {}) {
@@ -69,6 +74,11 @@ export class InferenceServer implements AsyncDisposable {
       return503OnClosing: false,
       clientErrorHandler: (err: Error & { code?: string }, socket: Socket) => this.#clientError(err, socket),
     });
+    // A client may half-close its socket (SHUT_WR) right after sending the request, and HTTP lets it. Node's HTTP
+    // server then aborts the request and ends the socket unless httpAllowHalfOpen is set (undocumented, but what
+    // Node's own tests use): with it, the answer is written and the socket ends after it.
+    (this.app.server as typeof this.app.server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    this.#trackConnections();
     this.#configure();
   }
 
@@ -151,12 +161,42 @@ export class InferenceServer implements AsyncDisposable {
     const deadline = setTimeout(() => this.app.server.closeAllConnections(), timeoutMs);
     deadline.unref();
     try {
-      await this.app.close();
+      const closed = this.app.close();
+      this.#dropIncomplete();
+      await closed;
       await this.#predictor?.close();
     } finally {
       clearTimeout(deadline);
       this.#state = 'stopped';
       if (this.#ownsEngine) await this.#engine?.dispose();
+    }
+  }
+
+  #trackConnections(): void {
+    const server = this.app.server;
+    server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+      const socket = request.socket;
+      this.#requests.set(socket, request);
+      // Until its answer is sent (the request itself emits 'close' as soon as its body is read).
+      response.once('close', () => {
+        if (this.#requests.get(socket) === request) this.#requests.delete(socket);
+      });
+    });
+  }
+
+  /**
+   * On shutdown, connections that have not sent a whole request (a bare connect, partial headers, a partial body) are
+   * closed at once rather than waited for: the time they would take is the client's, up to the shutdown timeout.
+   * Requests received whole are still answered.
+   */
+  #dropIncomplete(): void {
+    for (const socket of this.#sockets) {
+      const request = this.#requests.get(socket);
+      if (!request?.complete) socket.destroy();
     }
   }
 
@@ -233,7 +273,8 @@ export class InferenceServer implements AsyncDisposable {
       predictor: () => this.#predictor,
       renderMetrics: () => metrics.render(),
     };
-    void app.register(async (scope) => registerRoutes(scope, ctx));
+    // The example image of the document is made once, as the routes are registered (before listen() resolves).
+    void app.register(async (scope) => registerRoutes(scope, ctx, await exampleImageBase64()));
   }
 
   /** Timeouts and malformed requests found by Node's HTTP parser, answered in this server's error shape. */

@@ -18,6 +18,7 @@ import {
   errorSchema,
   predictionSchema,
 } from './schemas.js';
+import { csvImages } from './csv.js';
 import { invocationImages, readMultipartImages } from './uploads.js';
 
 export type ServerState = 'loading' | 'warming_up' | 'ready' | 'stopping' | 'stopped' | 'failed';
@@ -49,9 +50,20 @@ function requireMultipart(request: FastifyRequest, route: string, field: string)
 }
 
 /** Registers every endpoint. */
-export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
+export function registerRoutes(app: FastifyInstance, ctx: RouteContext, exampleImage: string): void {
   for (const schema of [errorSchema, predictionSchema, batchSchema, infoSchema, healthSchema]) app.addSchema(schema);
   const o = ctx.options;
+  // MLflow's CSV scoring input, kept as text for csvImages (within the same body limit as JSON).
+  app.addContentTypeParser('text/csv', { parseAs: 'string', bodyLimit: o.maxBodyBytes }, (_request, body, done) =>
+    done(null, body),
+  );
+
+  // GET / lists what is registered, so that the list cannot drift from the routes (HEAD comes with every GET).
+  const endpoints: string[] = [];
+  app.addHook('onRoute', (route) => {
+    if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
+    for (const method of [route.method].flat()) if (method !== 'HEAD') endpoints.push(`${method} ${route.url}`);
+  });
 
   const predictor = (): Predictor => {
     const p = ctx.predictor();
@@ -120,16 +132,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
           max_wait_ms: o.maxWaitMs,
         },
         docs: '/docs',
-        endpoints: [
-          'GET /',
-          'GET /health',
-          'POST /predict',
-          'POST /predict/batch',
-          'POST /invocations',
-          'GET /metrics',
-          'GET /docs',
-          'GET /openapi.json',
-        ],
+        endpoints: [...endpoints, 'GET /docs', 'GET /openapi.json'],
       };
     },
   );
@@ -238,7 +241,7 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
           'For MLflow-style clients: a JSON body with base64-encoded images. Answers {"predictions": [...]}, one ' +
           'record per image in order.',
         tags: ['mlflow'],
-        body: invocationsBody(o.maxImagesPerRequest),
+        body: invocationsBody(o.maxImagesPerRequest, exampleImage),
         response: { 200: invocationsResponse, ...errorResponses(400, 413, 415, 500, 503) },
       },
       validatorCompiler: documentOnly,
@@ -246,15 +249,18 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
     },
     async (request, reply) => {
       const type = request.headers['content-type'] ?? '';
-      if (!/^application\/json\b/i.test(type)) {
+      const csv = /^text\/csv\b/i.test(type);
+      if (!csv && !/^application\/json\b/i.test(type)) {
         throw new HttpError(
           415,
           'ERR_UNSUPPORTED_MEDIA_TYPE',
-          `POST /invocations takes application/json (base64 images in \`instances\`, \`inputs\` or a dataframe); ` +
-            `received '${type || 'no type'}'`,
+          `POST /invocations takes application/json (base64 images in \`instances\`, \`inputs\` or a dataframe) ` +
+            `or text/csv (one base64 image per row); received '${type || 'no type'}'`,
         );
       }
-      const uploads = invocationImages(request.body, o.maxImagesPerRequest);
+      const uploads = csv
+        ? csvImages(request.body as string, o.maxImagesPerRequest)
+        : invocationImages(request.body, o.maxImagesPerRequest);
       const results = await predictor().predict(async (add) => uploads.forEach(add));
       const predictions = results.map((r) => {
         const { predicted_class, confidence, all_probabilities } = toRecord(r.name, r.prediction);
@@ -270,7 +276,10 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext): void {
       schema: {
         summary: "MLflow's readiness probe: 200 once the model is ready",
         tags: ['mlflow'],
-        response: { 200: { type: 'string' }, ...errorResponses(503) },
+        response: {
+          200: { description: 'Ready', content: { 'text/plain': { schema: { type: 'string' } } } },
+          ...errorResponses(503),
+        },
       },
       onRequest: requireReady,
     },

@@ -1,3 +1,5 @@
+import sharp from 'sharp';
+
 /**
  * JSON schemas of the server's requests and responses. They feed the OpenAPI document (GET /openapi.json, GET /docs)
  * and fastify's response serialisation.
@@ -125,25 +127,64 @@ export const uploadBody = (field: string, many: boolean, maxImages: number) => (
   },
 });
 
-export const invocationsBody = (maxImages: number) => ({
+/**
+ * A small real JPEG (a 32x24 photo-coloured gradient), base64-encoded, for the request examples of the OpenAPI
+ * document: Swagger UI's "Try it out" sends them as they are, so they must be images the server classifies.
+ */
+export async function exampleImageBase64(): Promise<string> {
+  const width = 32;
+  const height = 24;
+  const pixels = Buffer.alloc(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      pixels.set([200 - 4 * y, 60 + 5 * x, 90 + 3 * y], (y * width + x) * 3);
+    }
+  }
+  const jpeg = await sharp(pixels, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 60 })
+    .toBuffer();
+  return jpeg.toString('base64');
+}
+
+export const invocationsBody = (maxImages: number, image: string) => ({
   content: {
     'application/json': {
       schema: {
         type: 'object',
         description:
           "MLflow's scoring protocol for images: base64-encoded image files (a `data:` URL works too), as `instances` " +
-          'or `inputs` (a list of strings, of {"b64": ...} objects, or {"image": [...]}), or as the first column of ' +
-          `\`dataframe_split\` / \`dataframe_records\`. At most ${maxImages} images.`,
+          'or `inputs` (one string, a list of strings, of {"b64": ...} objects, or {"image": [...]}), or as the ' +
+          `first column of \`dataframe_split\` / \`dataframe_records\`. At most ${maxImages} images.`,
         properties: {
           instances: { type: 'array', items: {} },
           inputs: {},
           dataframe_split: {
             type: 'object',
-            properties: { columns: { type: 'array', items: { type: 'string' } }, data: { type: 'array' } },
+            properties: {
+              columns: { type: 'array', items: { type: 'string' } },
+              data: { type: 'array', items: { type: 'array', items: {} } },
+            },
           },
           dataframe_records: { type: 'array', items: { type: 'object' } },
         },
-        examples: [{ instances: [{ b64: '/9j/4AAQSkZJRgABAQ...' }] }],
+        'x-examples': {
+          instances: { summary: 'instances: a list of {"b64": ...}', value: { instances: [{ b64: image }] } },
+          inputs: { summary: 'inputs: one base64 image', value: { inputs: image } },
+          dataframe_split: {
+            summary: 'dataframe_split: an `image` column',
+            value: { dataframe_split: { columns: ['image'], data: [[image]] } },
+          },
+          dataframe_records: { summary: 'dataframe_records', value: { dataframe_records: [{ image }] } },
+        },
+      },
+    },
+    'text/csv': {
+      schema: {
+        type: 'string',
+        description:
+          'CSV as pandas writes it (MLflow reads CSV input with pandas): one base64 image per row, in the column ' +
+          `named \`image\` (else the first one); the header row is optional. At most ${maxImages} rows.`,
+        examples: [`image\n${image}\n`],
       },
     },
   },

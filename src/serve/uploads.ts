@@ -61,6 +61,7 @@ export async function readMultipartImages(
       count++;
     }
   } catch (err) {
+    discardRest(request, limits.maxBodyBytes);
     const code = (err as { code?: string }).code;
     if (code === 'FST_FILES_LIMIT') {
       throw new HttpError(
@@ -90,6 +91,24 @@ export async function readMultipartImages(
   return count;
 }
 
+/**
+ * After a refusal in the middle of an upload, reads the rest of the body and drops it, as Node does for a body that
+ * no handler reads: otherwise the parser, paused on a part nobody consumes, holds the connection (and what it has
+ * buffered) until the keep-alive timeout, and the client's next request on it is never answered. At most `maxBytes`
+ * more are read; past that the connection is closed.
+ */
+function discardRest(request: FastifyRequest, maxBytes: number): void {
+  const raw = request.raw;
+  if (raw.readableEnded || raw.destroyed) return;
+  raw.unpipe();
+  let dropped = 0;
+  raw.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > maxBytes) raw.socket.destroy();
+  });
+  raw.resume();
+}
+
 function bodyTooLarge(limit: number, size?: number): HttpError {
   return new HttpError(
     413,
@@ -101,7 +120,7 @@ function bodyTooLarge(limit: number, size?: number): HttpError {
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 /** Decodes one base64 image (standard or URL alphabet, with or without a `data:` URL prefix). */
-function fromBase64(value: unknown, where: string): Buffer {
+export function fromBase64(value: unknown, where: string): Buffer {
   let text: unknown = value;
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     const obj = value as Record<string, unknown>;
@@ -160,8 +179,9 @@ export function invocationImages(body: unknown, maxImages: number): Upload[] {
       }
       value = (named[0] as [string, unknown])[1];
     }
-    items = column(value, `\`${key}\``);
-    where = (i) => `${key}[${i}]`;
+    // {"inputs": "<base64>"}: MLflow's scalar input, one image.
+    items = typeof value === 'string' ? [value] : column(value, `\`${key}\``);
+    where = (i) => (typeof value === 'string' ? key : `${key}[${i}]`);
   } else if (key === 'dataframe_split') {
     const split = b.dataframe_split as { columns?: unknown; data?: unknown };
     const columns = Array.isArray(split?.columns) ? split.columns : [];
@@ -182,13 +202,18 @@ export function invocationImages(body: unknown, maxImages: number): Upload[] {
     });
     where = (i) => `dataframe_records[${i}]`;
   }
-  if (items.length === 0) throw new HttpError(400, 'ERR_NO_FILE', `\`${key}\` holds no images`);
-  if (items.length > maxImages) {
+  checkImageCount(items.length, maxImages, `\`${key}\``);
+  return items.map((item, i) => ({ name: where(i), bytes: fromBase64(item, where(i)) }));
+}
+
+/** The 4xx for an /invocations request with no image or more than `maxImages`. */
+export function checkImageCount(count: number, maxImages: number, what: string): void {
+  if (count === 0) throw new HttpError(400, 'ERR_NO_FILE', `${what} holds no images`);
+  if (count > maxImages) {
     throw new HttpError(
       400,
       'ERR_TOO_MANY_FILES',
-      `POST /invocations takes at most ${maxImages} images per request; received ${items.length}`,
+      `POST /invocations takes at most ${maxImages} images per request; received ${count}`,
     );
   }
-  return items.map((item, i) => ({ name: where(i), bytes: fromBase64(item, where(i)) }));
 }
