@@ -117,9 +117,9 @@ export class Predictor {
     // A slot is handed from one decode to the next waiting one, first come first served.
     if (this.#decoding < this.#decodeLimit) this.#decoding++;
     else await new Promise<void>((resolve) => this.#decodeWaiters.push(resolve));
-    const { size, resize } = this.engine.info.preprocessing;
+    const { size, resize, kernel } = this.engine.info.preprocessing;
     try {
-      return await decodeResized(upload.bytes, { size, resize, maxPixels: this.#maxPixels });
+      return await decodeResized(upload.bytes, { size, resize, kernel, maxPixels: this.#maxPixels });
     } catch (err) {
       throw imageError(err, `'${upload.name}'`);
     } finally {
