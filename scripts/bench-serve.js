@@ -35,6 +35,31 @@ import autocannon from 'autocannon';
 const { fetch } = globalThis;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(
+    `usage: node scripts/bench-serve.js [options]   (build first: npx tsc -p tsconfig.build.json)
+
+  --model FILE             model served (default: newest runs/*/checkpoints/best/model.pt, else test/.fixtures/tiny.pt)
+  --onnx FILE              also serve this ONNX export of the same model
+  --image FILE             the JPEG posted to /predict (default: the rose photo closest to 50 KB)
+  --duration S             seconds measured per concurrency level (10)
+  --warmup S               warm-up seconds before each level (2)
+  --soak S                 RSS soak at the highest level, 0 for none (60)
+  --concurrency LIST       levels, e.g. 1,8,32 (1,8,32)
+  --threads N --workers N --decode-concurrency N --max-batch N (16) --max-wait-ms N (5)   server options
+  --no-ours                skip trt-flowers serve
+  --no-python              skip FastAPI + PyTorch
+  --handler async|threadpool --python-threads N --python PATH   the FastAPI server
+  --quiet-wait S           longest wait for other processes to go quiet before a run (600)
+  --retries N              re-measure a run other processes disturbed at most N times (3)
+  --out DIR                where bench-serve.json and bench-serve.md go (models/bench-serve)
+
+trt-flowers serve is started through bin/trt-flowers, so its allocator is the one users get
+(TRT_FLOWERS_MALLOC and MALLOC_CONF in the environment are passed on).
+`,
+  );
+  process.exit(0);
+}
 const flag = (name) => argv.includes(`--${name}`);
 const arg = (name, fallback) => {
   const i = argv.indexOf(`--${name}`);
@@ -315,9 +340,10 @@ async function benchServer(server) {
 }
 
 async function main() {
+  const launcher = join(root, 'bin', 'trt-flowers');
   mkdirSync(outDir, { recursive: true });
+  // Through the launcher (bin/trt-flowers), which picks the allocator users get.
   const ourArgs = (m, port) => [
-    join(root, 'bin', 'trt-flowers.js'),
     'serve',
     '--model-path',
     m,
@@ -338,7 +364,7 @@ async function main() {
   if (arg('onnx')) targets.push(resolve(arg('onnx')));
   for (const target of targets) {
     const port = await freePort();
-    const server = await start('trt-flowers serve', process.execPath, ourArgs(target, port), port);
+    const server = await start('trt-flowers serve', launcher, ourArgs(target, port), port);
     let result;
     try {
       const served = await (await fetch(`${server.url}/`)).json();
@@ -354,7 +380,7 @@ async function main() {
     if (!info) {
       // The model's classes and preprocessing, as our server reads them from the model file.
       const port = await freePort();
-      const server = await start('model info', process.execPath, ourArgs(model, port), port);
+      const server = await start('model info', launcher, ourArgs(model, port), port);
       info = await (await fetch(`${server.url}/`)).json();
       await stop(server);
     }
