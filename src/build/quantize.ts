@@ -13,7 +13,19 @@
  * Nodes kept in float (first conv, classifier, or names) get neither a quantised weight nor a DQ-fed input: ONNX
  * Runtime would quantise a float weight whose input comes from a DequantizeLinear.
  */
-import { decodeModel, DT, encodeModel, floatValues, graphOf, onnx, opsetOf, tensor, type ModelProto, type NodeProto, type TensorProto } from '../onnx/model.js';
+import {
+  decodeModel,
+  DT,
+  encodeModel,
+  floatValues,
+  graphOf,
+  onnx,
+  opsetOf,
+  tensor,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from '../onnx/model.js';
 import { uint8Params, type Range } from './calibration.js';
 
 /** Ops followed by a Q/DQ pair of their own (calibrated range). */
