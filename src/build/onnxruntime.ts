@@ -9,9 +9,14 @@ import { runtimeInfo } from '../binding/runtime.js';
 import { Engine } from '../engine/Engine.js';
 import { onnxRuntimeModule, OnnxRuntimeBackend } from '../engine/onnxruntime.js';
 import { cpuNeedsReducedRange, quantizeModel, type QuantizeReport } from './quantize.js';
-import type { BuildEngineOptions, BuildEngineResult, EngineSidecar } from './options.js';
+import {
+  sidecarPath,
+  sourceFields,
+  type BuildEngineOptions,
+  type BuildEngineResult,
+  type EngineSidecar,
+} from './options.js';
 import { readSourceModel } from './source.js';
-import { sidecarPath } from './options.js';
 import { calibrateRanges, calibrationSummary, writeCalibrationFiles } from './calibrate.js';
 import { agreement, splitAccuracy } from './verify.js';
 
@@ -153,10 +158,7 @@ export async function buildOnnxRuntimeEngine(
       minBatch: staticBatch ?? 1,
       maxBatch: staticBatch,
     },
-    classes: metadata.classes,
-    preprocessing: metadata.preprocessing,
-    source_model: path.resolve(options.model),
-    source_sha256: sha,
+    ...sourceFields(options.model, metadata, sha),
     calibration,
     quantization,
     operators,

@@ -1,5 +1,7 @@
 /** What the engine builder takes (BuildEngineOptions) and writes beside every engine (EngineSidecar). */
 
+import path from 'node:path';
+
 import { type OperatorSummary } from '../onnx/model.js';
 import type { Precision } from '../engine/backend.js';
 import { type CalibrationMethod } from './calibration.js';
@@ -136,6 +138,20 @@ export interface EngineSidecar {
 
 export interface BuildEngineResult extends EngineSidecar {
   sidecar: string;
+}
+
+/** The sidecar fields every backend fills the same way: what the engine was built from. */
+export function sourceFields(
+  modelPath: string,
+  metadata: ModelMetadata,
+  sha: string,
+): Pick<EngineSidecar, 'classes' | 'preprocessing' | 'source_model' | 'source_sha256'> {
+  return {
+    classes: metadata.classes,
+    preprocessing: metadata.preprocessing,
+    source_model: path.resolve(modelPath),
+    source_sha256: sha,
+  };
 }
 
 /** The sidecar path of an engine file. */

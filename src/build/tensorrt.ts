@@ -13,7 +13,13 @@ import { DataError } from '../errors.js';
 import { runPythonStep } from '../util/python.js';
 import { runtimeInfo } from '../binding/runtime.js';
 import { calibrateRanges, calibrationImages, calibrationSummary, writeCalibrationFiles } from './calibrate.js';
-import { sidecarPath, type BuildEngineOptions, type BuildEngineResult, type EngineSidecar } from './options.js';
+import {
+  sidecarPath,
+  sourceFields,
+  type BuildEngineOptions,
+  type BuildEngineResult,
+  type EngineSidecar,
+} from './options.js';
 import { readSourceModel } from './source.js';
 import { agreement } from './verify.js';
 import { Engine } from '../engine/Engine.js';
@@ -219,10 +225,7 @@ export async function buildTensorRTEngine(
         minBatch: profile.min,
         maxBatch: profile.max,
       },
-      classes: metadata.classes,
-      preprocessing: metadata.preprocessing,
-      source_model: path.resolve(options.model),
-      source_sha256: sha,
+      ...sourceFields(options.model, metadata, sha),
       calibration,
       quantization,
       operators: null,
