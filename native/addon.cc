@@ -3,6 +3,7 @@
 
 #include "napi/addon_data.h"
 #include "napi/image_wrap.h"
+#include "napi/loss_wrap.h"
 #include "napi/model_wrap.h"
 #include "napi/runtime_wrap.h"
 #include "napi/trainer_wrap.h"
@@ -15,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tfn::createAddonData(env);
   tfn::InitRuntime(env, exports);
   tfn::InitImage(env, exports);
+  tfn::InitLoss(env, exports);
   tfn::ModelWrap::Init(env, exports);
   tfn::TrainerWrap::Init(env, exports);
 #ifdef TF_WITH_TENSORRT

@@ -1,7 +1,6 @@
 #include "trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/nn/functional/loss.h>
 #include <torch/serialize.h>
 
 #include <cmath>
@@ -10,12 +9,11 @@
 #include "atomic_file.h"
 #include "compat.h"
 #include "errors.h"
+#include "loss.h"
 #include "optim_step.h"
 #include "runtime.h"
 
 namespace tf {
-
-namespace F = torch::nn::functional;
 
 namespace {
 void requireFinite(double v, const std::string& name, double lo, double hi) {
@@ -35,9 +33,7 @@ void validateTrainerOptions(const TrainerOptions& o) {
   requireFinite(o.weightDecay, "weightDecay", 0.0, 1.0);
   requireFinite(o.momentum, "momentum", 0.0, 1.0);
   requireFinite(o.gradClipNorm, "gradClipNorm", 0.0, 1e6);
-  requireFinite(o.ceWeight, "ceWeight", 0.0, 1e3);
-  requireFinite(o.contrastiveWeight, "contrastiveWeight", 0.0, 1e3);
-  requireFinite(o.margin, "margin", -1.0, 1.0);
+  validateLossWeights({o.ceWeight, o.contrastiveWeight, o.margin});
   requireFinite(o.scaler.initScale, "initScale", 1.0, 3.4e38);
   requireFinite(o.scaler.growthFactor, "growthFactor", 1.0, 1e3);
   requireFinite(o.scaler.backoffFactor, "backoffFactor", 1e-6, 1.0);
@@ -120,24 +116,18 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
     if (!train && wasTraining) model_->setTraining(true);
     logits = logits.to(torch::kFloat32);
     embedding = embedding.to(torch::kFloat32);
-    const auto maxLabel = labels.max().item<int64_t>();
-    const auto minLabel = labels.min().item<int64_t>();
-    if (minLabel < 0 || maxLabel >= numClasses(logits)) {
-      throw RangeError("labels must be between 0 and " + std::to_string(numClasses(logits) - 1) + " (the model has " +
-                       std::to_string(numClasses(logits)) + " classes), received " +
-                       std::to_string(minLabel < 0 ? minLabel : maxLabel));
-    }
+    checkLabels(labels, numClasses(logits));
     labels = labels.to(device);
     auto parts = logits.split(b);
     auto emb = embedding.split(b);
     const auto qLogits = parts[0];
-    auto ce = F::cross_entropy(qLogits, labels);
-    const auto ones = torch::ones({b}, torch::TensorOptions().device(device));
-    auto opts = F::CosineEmbeddingLossFuncOptions().margin(options_.margin);
-    auto pos = F::cosine_embedding_loss(emb[0], emb[1], ones, opts);
-    auto neg = F::cosine_embedding_loss(emb[0], emb[2], -ones, opts);
-    auto contrastive = pos + neg;
-    auto loss = options_.ceWeight * ce + options_.contrastiveWeight * contrastive;
+    auto terms = tripletLoss(qLogits, labels, emb[0], emb[1], emb[0], emb[2],
+                             {options_.ceWeight, options_.contrastiveWeight, options_.margin});
+    auto& loss = terms.loss;
+    auto& ce = terms.ce;
+    auto& contrastive = terms.contrastive;
+    auto& pos = terms.positive;
+    auto& neg = terms.negative;
     {
       // One device-to-host copy (one sync) for all the numbers the step reports.
       const auto correct = qLogits.argmax(1).eq(labels).sum();

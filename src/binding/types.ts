@@ -246,6 +246,30 @@ export interface NativeTensorRTBuildResult {
   seconds: number;
 }
 
+/** Row indices of the pairs a split's contrastive loss is taken over. */
+export interface NativeTripletIndices {
+  anchor: Int32Array;
+  positive: Int32Array;
+  negAnchor: Int32Array;
+  negative: Int32Array;
+}
+
+/** Weights of the two losses and the margin of the negative pairs. */
+export interface NativeLossWeights {
+  ceWeight: number;
+  contrastiveWeight: number;
+  margin: number;
+}
+
+/** The loss and its parts, as the training step reports them. */
+export interface NativeLossValues {
+  loss: number;
+  ce: number;
+  contrastive: number;
+  positiveLoss: number;
+  negativeLoss: number;
+}
+
 export interface NativeAddon {
   runtimeInfo(): NativeRuntimeInfo;
   setThreads(n: number): void;
@@ -253,6 +277,21 @@ export interface NativeAddon {
   setJitOptimize(enabled: boolean): void;
   loadModel(path: string, device?: string, inference?: boolean): Promise<NativeModel>;
   Trainer: new (model: NativeModel, options?: NativeTrainerOptions) => NativeTrainer;
+  /**
+   * async; the training objective (the one definition the training step also uses: native/core/loss.h) over the
+   * precomputed outputs of N images, in float64 on the thread pool: cross-entropy of logits [N, numClasses] against
+   * labels, plus the cosine-embedding terms of the index pairs anchor[i]->positive[i] (pulled together) and
+   * negAnchor[j]->negative[j] (pushed below the margin). Throws TypeError / RangeError synchronously for bad
+   * arguments or weights; rejects with RangeError for labels or indices out of range.
+   */
+  tripletLossFromOutputs(
+    logits: Float32Array,
+    numClasses: number,
+    embedding: Float32Array,
+    labels: Int32Array,
+    triplets: Readonly<NativeTripletIndices>,
+    weights: Readonly<NativeLossWeights>,
+  ): Promise<NativeLossValues>;
   /**
    * async; JPEG bytes to size×size×3 RGB uint8 (HWC): libjpeg-turbo decode (DCT-scaled when the image is at least
    * twice the size), EXIF orientation, then sharp's `kernel: 'linear'` resize ('fill' stretches, 'center-crop' fits

@@ -56,7 +56,7 @@ export async function evaluateSplit(
   const yTrue = Int32Array.from(labels);
   const yPred = argmaxRows(allLogits, options.numClasses);
   return {
-    losses: evalLosses(allLogits, concat(embeddings), yTrue, options.numClasses, options),
+    losses: await evalLosses(allLogits, concat(embeddings), yTrue, options.numClasses, options),
     report: classificationReport(yTrue, yPred, options.numClasses),
     predictions: yPred,
     labels: yTrue,
