@@ -17,6 +17,7 @@ export {
   loadTrainConfig,
   parseTrainConfig,
   type TrainConfig,
+  type CamelCaseTrainConfig,
   type ModelConfig,
   type TrainerConfig,
 } from './config/index.js';

@@ -16,7 +16,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 
 import { augmentInto, drawAugmentParams } from '../data/augment.js';
-import { DEFAULT_AUGMENT, DEFAULT_CLASSES } from '../data/config.js';
+import { DEFAULT_AUGMENT } from '../data/options.js';
+import { DEFAULT_CLASSES } from '../data/section.js';
 import { loadAddon } from '../binding/loader.js';
 import {
   decodeResized,

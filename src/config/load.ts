@@ -5,7 +5,7 @@ import YAML from 'yaml';
 
 import { packageRoot } from '../util/paths.js';
 import { ConfigError } from '../errors.js';
-import { unknownKeyError } from './schema.js';
+import { checkKeyPath, type SectionSpec } from '../util/schema.js';
 import { describeJson } from '../util/describe.js';
 
 export type RawConfig = Record<string, unknown>;
@@ -69,14 +69,15 @@ export function composeConfig(path: string, seen: readonly string[] = []): RawCo
 }
 
 /**
- * Applies `key=value` overrides (`trainer.max_epochs=25`, `data.split=[0.8,0.1,0.1]`, `model.weights=null`).
- * Values are parsed as YAML scalars or flow collections. A key must exist in `known` (the composed config plus the
- * schema's keys); unknown keys are errors with a suggestion.
+ * Applies `key=value` overrides (`trainer.max_epochs=25`, `data.split=[0.8,0.1,0.1]`, `data.augment.enabled=false`,
+ * `model.weights=null`). Values are parsed as YAML scalars or flow collections. The key must name a key of its
+ * section's schema (`specOf`; an empty spec for a plain value such as `experiment`), nested sections included;
+ * unknown keys are errors with a suggestion.
  */
 export function applyOverrides(
   config: RawConfig,
   overrides: readonly string[],
-  knownKeys: (section: string) => readonly string[] | undefined,
+  specOf: (section: string) => SectionSpec | undefined,
 ): RawConfig {
   let out = config;
   for (const o of overrides) {
@@ -85,10 +86,10 @@ export function applyOverrides(
     const path = o.slice(0, eq).trim().split('.');
     const text = o.slice(eq + 1);
     if (path.some((p) => !/^[A-Za-z_][\w-]*$/.test(p))) throw new ConfigError(`override '${o}' has an invalid key`);
-    const [section, key] = path;
-    const known = knownKeys(section as string);
-    if (!known) throw new ConfigError(`override '${o}': unknown section \`${section}\``);
-    if (key !== undefined && !known.includes(key)) throw unknownKeyError(section as string, key, known);
+    const [section, ...keys] = path as [string, ...string[]];
+    const spec = specOf(section);
+    if (!spec) throw new ConfigError(`override '${o}': unknown section \`${section}\``);
+    checkKeyPath(section, spec, keys);
     let value: unknown;
     try {
       value = text === '' ? '' : YAML.parse(text);

@@ -1,4 +1,4 @@
-import type { SectionSpec } from './schema.js';
+import type { SectionSpec } from '../util/schema.js';
 
 /** `model`: the backbone and the optimisation of its weights (configs/model.yaml). */
 export const MODEL_SPEC = {
@@ -71,3 +71,6 @@ export const TRAINER_SPEC = {
   },
   evaluate_test: { type: 'bool', default: true, doc: 'evaluate the best model on the test split at the end' },
 } as const satisfies SectionSpec;
+
+/** `data` (configs/data.yaml) is described in the data room, which reads it: src/data/section.ts. */
+export { AUGMENT_SPEC, DATA_SPEC } from '../data/section.js';

@@ -1,7 +1,6 @@
 import { optionalAddonFunction } from '../binding/loader.js';
 import type { NativeAddon, NativeAugmentParams } from '../binding/types.js';
-import type { AugmentConfig } from './config.js';
-import { DEFAULT_AUGMENT } from './config.js';
+import { DEFAULT_AUGMENT, type AugmentOptions } from './options.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import type { Rng } from './rng.js';
 
@@ -9,7 +8,7 @@ import type { Rng } from './rng.js';
 export type AugmentParams = NativeAugmentParams;
 
 /** Draws the parameters of one augmentation from `rng` (random resized crop, flip, colour jitter). */
-export function drawAugmentParams(size: number, rng: Rng, config: Partial<AugmentConfig> = {}): AugmentParams {
+export function drawAugmentParams(size: number, rng: Rng, config: Partial<AugmentOptions> = {}): AugmentParams {
   const c = { ...DEFAULT_AUGMENT, ...config };
   let box = { x: 0, y: 0, width: size, height: size };
   const [logLo, logHi] = [Math.log(c.cropRatio[0]), Math.log(c.cropRatio[1])];

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as tar from 'tar';
 
 import { CancelledError, DataError } from '../errors.js';
-import { TF_FLOWERS_SHA256, TF_FLOWERS_URL } from './config.js';
+import { TF_FLOWERS_SHA256, TF_FLOWERS_URL } from './section.js';
 
 const HOW_TO_POINT =
   'Point trt-flowers at a local copy of the flower_photos folder with --data-dir <folder>, the config key ' +

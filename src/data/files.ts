@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-import { SUPPORTED_EXTENSIONS } from './config.js';
+import { SUPPORTED_EXTENSIONS } from './section.js';
 import { DataError } from '../errors.js';
 
 const EXTENSIONS = new Set<string>(SUPPORTED_EXTENSIONS);

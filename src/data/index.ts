@@ -3,17 +3,39 @@ export { decodeBmp, isBmp, readBmpHeader, type RawImage } from './bmp.js';
 export { DecodedCache, type DecodedCacheOptions } from './cache.js';
 export { augmentInto, drawAugmentParams, type AugmentParams } from './augment.js';
 export {
-  DEFAULT_AUGMENT,
+  AUGMENT_SPEC,
+  DATA_SPEC,
   DEFAULT_CLASSES,
-  DEFAULT_DATA_CONFIG,
-  loadDataConfig,
-  parseDataConfig,
+  defaultDataSection,
+  loadDataSection,
+  parseDataSection,
   SUPPORTED_EXTENSIONS,
   TF_FLOWERS_SHA256,
   TF_FLOWERS_URL,
+  type AugmentSection,
+  type DataSection,
+  type ResizeMode,
+} from './section.js';
+export {
+  augmentOptionsOf,
+  DEFAULT_AUGMENT,
+  indexOptionsOf,
+  loaderOptionsOf,
+  splitOptionsOf,
+  DEFAULT_LOADER_OPTIONS,
+  type AugmentOptions,
+  type LoaderSettings,
+} from './options.js';
+export {
+  CAMELCASE_DATA_CODE,
+  DEFAULT_DATA_CONFIG,
+  isCamelCaseData,
+  loadDataConfig,
+  parseDataConfig,
+  toDataConfig,
+  toDataSection,
   type AugmentConfig,
   type DataConfig,
-  type ResizeMode,
 } from './config.js';
 export { fetchDataset, resolveDataDir, type DataDirSources, type FetchOptions, type FetchResult } from './fetch.js';
 export { directoryChecksum, writeFileAtomic } from '../util/fs.js';

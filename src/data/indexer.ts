@@ -5,7 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 
 import { DataError } from '../errors.js';
-import { DEFAULT_CLASSES, SUPPORTED_EXTENSIONS } from './config.js';
+import { DEFAULT_CLASSES, SUPPORTED_EXTENSIONS } from './section.js';
 import {
   compareStrings,
   DEFAULT_MAX_FILE_BYTES,

@@ -3,13 +3,17 @@ import path from 'node:path';
 import { CancelledError } from '../errors.js';
 import { augmentAsync, drawAugmentParams } from './augment.js';
 import { DecodedCache } from './cache.js';
+import { dataSectionOf, type DataConfig } from './config.js';
 import {
   DEFAULT_AUGMENT,
-  DEFAULT_DATA_CONFIG,
-  type AugmentConfig,
-  type DataConfig,
-  type ResizeMode,
-} from './config.js';
+  DEFAULT_LOADER_OPTIONS,
+  indexOptionsOf,
+  loaderOptionsOf,
+  splitOptionsOf,
+  type AugmentOptions,
+  type DataLoaderOptions,
+} from './options.js';
+import type { DataSection } from './section.js';
 import { Semaphore } from '../util/fs.js';
 import { indexDataset } from './indexer.js';
 import { decodeResized, IMAGENET_MEAN, IMAGENET_STD, normalizeInto } from './preprocess.js';
@@ -43,41 +47,7 @@ export interface EvalBatch {
   index: number;
 }
 
-/** Options of DataLoader. */
-export interface DataLoaderOptions {
-  /** Data folder the split's relative paths resolve against. */
-  root: string;
-  /** The split (see createSplit / loadOrCreateSplit). */
-  split: SplitManifest;
-  /** Triplets (or eval images) per batch. Defaults to 16. */
-  batchSize?: number;
-  /** Model input height and width. Defaults to 224. */
-  imageSize?: number;
-  /** Resize mode. Defaults to 'fill'. */
-  resize?: ResizeMode;
-  /** Largest accepted image in pixels. Defaults to 50,000,000. */
-  maxPixels?: number;
-  /** Largest image file read, in bytes; a FIFO, a device or a bigger file fails its batch. Defaults to 64 MiB. */
-  maxFileBytes?: number;
-  /** Images decoded at once, across all batches in preparation. Defaults to 4. */
-  concurrency?: number;
-  /** Batches prepared ahead of the consumer (0: prepare only on demand). Defaults to 2. */
-  prefetch?: number;
-  /** Decoded-image cache bound in MiB (0 disables it). Defaults to 1024. */
-  cacheMiB?: number;
-  /** Training augmentation, or false for none. Defaults to DEFAULT_AUGMENT. */
-  augment?: Partial<AugmentConfig> | false;
-  /** Class-balanced triplet queries. Defaults to false. */
-  balanced?: boolean;
-  /** Seed of the triplet sampler and augmentation. Defaults to the split's seed. */
-  seed?: number;
-  /** Drop the last incomplete training batch. Defaults to false. */
-  dropLast?: boolean;
-  /** Normalisation mean. Defaults to ImageNet's. */
-  mean?: readonly [number, number, number];
-  /** Normalisation std. Defaults to ImageNet's. */
-  std?: readonly [number, number, number];
-}
+export type { DataLoaderOptions };
 
 /** Options of one iteration. */
 export interface IterateOptions {
@@ -102,7 +72,7 @@ export class DataLoader {
   readonly imageSize: number;
   readonly prefetch: number;
   readonly cache: DecodedCache;
-  readonly #opts: Required<Omit<DataLoaderOptions, 'root' | 'split' | 'augment'>> & { augment: AugmentConfig | false };
+  readonly #opts: Required<Omit<DataLoaderOptions, 'root' | 'split' | 'augment'>> & { augment: AugmentOptions | false };
   readonly #decodes: Semaphore;
   #decodeCount = 0;
 
@@ -117,20 +87,21 @@ export class DataLoader {
     };
     this.root = options.root;
     this.split = options.split;
-    this.batchSize = int('batchSize', options.batchSize ?? 16, 1);
-    this.imageSize = int('imageSize', options.imageSize ?? DEFAULT_DATA_CONFIG.imageSize, 8);
-    this.prefetch = int('prefetch', options.prefetch ?? DEFAULT_DATA_CONFIG.prefetch, 0);
+    const d = DEFAULT_LOADER_OPTIONS;
+    this.batchSize = int('batchSize', options.batchSize ?? d.batchSize, 1);
+    this.imageSize = int('imageSize', options.imageSize ?? d.imageSize, 8);
+    this.prefetch = int('prefetch', options.prefetch ?? d.prefetch, 0);
     this.#opts = {
       batchSize: this.batchSize,
       imageSize: this.imageSize,
       prefetch: this.prefetch,
-      resize: options.resize ?? 'fill',
-      maxPixels: options.maxPixels ?? DEFAULT_DATA_CONFIG.maxPixels,
-      maxFileBytes: int('maxFileBytes', options.maxFileBytes ?? DEFAULT_DATA_CONFIG.maxFileBytes, 1),
-      concurrency: int('concurrency', options.concurrency ?? DEFAULT_DATA_CONFIG.concurrency, 1),
-      cacheMiB: options.cacheMiB ?? DEFAULT_DATA_CONFIG.cacheMiB,
+      resize: options.resize ?? d.resize,
+      maxPixels: options.maxPixels ?? d.maxPixels,
+      maxFileBytes: int('maxFileBytes', options.maxFileBytes ?? d.maxFileBytes, 1),
+      concurrency: int('concurrency', options.concurrency ?? d.concurrency, 1),
+      cacheMiB: options.cacheMiB ?? d.cacheMiB,
       augment: options.augment === false ? false : { ...DEFAULT_AUGMENT, ...options.augment },
-      balanced: options.balanced ?? false,
+      balanced: options.balanced ?? d.balanced,
       seed: options.seed ?? options.split.seed,
       dropLast: options.dropLast ?? false,
       mean: options.mean ?? IMAGENET_MEAN,
@@ -140,36 +111,29 @@ export class DataLoader {
     this.#decodes = new Semaphore(this.#opts.concurrency);
   }
 
-  /** Indexes `root`, loads (or creates and writes) the split in `splitFile`, and returns a loader over it. */
+  /**
+   * Indexes `root`, loads (or creates and writes) the split in `splitFile`, and returns a loader over it, configured
+   * by the `data` section (snake_case, as parseDataSection gives it; a camelCase DataConfig is converted, with a
+   * DeprecationWarning). `options.batchSize` overrides `data.batch_size`.
+   */
   static async fromConfig(
     root: string,
-    config: DataConfig,
+    config: DataSection | DataConfig,
     options: { splitFile: string; batchSize?: number; signal?: AbortSignal; dropConflicts?: boolean },
   ): Promise<DataLoader> {
+    const data = dataSectionOf(config, 'DataLoader.fromConfig');
     const index = await indexDataset(root, {
-      classes: config.classes,
-      maxPixels: config.maxPixels,
-      maxFileBytes: config.maxFileBytes,
+      ...indexOptionsOf(data),
       ...(options.signal ? { signal: options.signal } : {}),
     });
     const split = await loadOrCreateSplit(options.splitFile, index, {
-      ratios: config.split,
-      seed: config.seed,
+      ...splitOptionsOf(data),
       dropConflicts: options.dropConflicts ?? false,
     });
     return new DataLoader({
       root,
       split,
-      imageSize: config.imageSize,
-      resize: config.resize,
-      maxPixels: config.maxPixels,
-      maxFileBytes: config.maxFileBytes,
-      concurrency: config.concurrency,
-      prefetch: config.prefetch,
-      cacheMiB: config.cacheMiB,
-      augment: config.augment.enabled ? config.augment : false,
-      balanced: config.balanced,
-      seed: config.seed,
+      ...loaderOptionsOf(data),
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
     });
   }

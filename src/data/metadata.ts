@@ -3,7 +3,7 @@ import path from 'node:path';
 
 import { parse as parseYaml } from 'yaml';
 
-import { DEFAULT_CLASSES, type ResizeMode } from './config.js';
+import { DEFAULT_CLASSES, type ResizeMode } from './section.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import { ModelLoadError } from '../errors.js';
 
@@ -206,7 +206,7 @@ export function defaultMetadata(numClasses: number): ModelMetadata {
 /** The metadata a training run embeds in its checkpoints. */
 export function trainingMetadata(
   config: {
-    data: { classes: readonly string[]; imageSize: number; resize: ResizeMode };
+    data: { classes: readonly string[]; image_size: number; resize: ResizeMode };
     model: { arch: string; embedding_size: number };
   },
   runId: string,
@@ -214,7 +214,7 @@ export function trainingMetadata(
   return {
     format: METADATA_FORMAT,
     classes: [...config.data.classes],
-    preprocessing: { ...defaultPreprocessing(config.data.imageSize), resize: config.data.resize },
+    preprocessing: { ...defaultPreprocessing(config.data.image_size), resize: config.data.resize },
     arch: config.model.arch,
     embedding_size: config.model.embedding_size,
     run_id: runId,

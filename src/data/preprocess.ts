@@ -4,7 +4,7 @@ import { optionalAddonFunction } from '../binding/loader.js';
 import type { NativeAddon } from '../binding/types.js';
 import { BackendUnavailableError, InvalidImageError } from '../errors.js';
 import { decodeBmp } from './bmp.js';
-import type { ResizeMode } from './config.js';
+import type { ResizeMode } from './section.js';
 import { DEFAULT_MAX_FILE_BYTES, readRegularFile } from '../util/fs.js';
 import { oneLine, sniffFormat } from './probe.js';
 

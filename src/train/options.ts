@@ -1,10 +1,12 @@
 import type { TrainConfig } from '../config/index.js';
+import type { ExportBackboneOptions } from '../torch/backbone.js';
 import type { TrainerOptions } from '../torch/Trainer.js';
 import type { ScheduleOptions } from './schedule.js';
 
 /**
  * The one place where the training config (snake_case, as in the YAML files) becomes the options of the parts that
- * train: the native Trainer, the learning-rate schedule and the validation losses. Values were checked by the config
+ * train: the backbone export, the native Trainer, the learning-rate schedule and the validation losses (the data
+ * section's own mapping, to the indexer, split and DataLoader, is src/data/options.ts). Values were checked by the config
  * schema; the native side checks its own again.
  */
 export function trainerOptionsOf(config: TrainConfig, device: string): TrainerOptions {
@@ -48,4 +50,19 @@ export function evalOptionsOf(config: TrainConfig): {
   seed: number;
 } {
   return { numClasses: config.data.classes.length, ...lossOptionsOf(config), seed: config.trainer.seed };
+}
+
+/** The backbone a new run exports (into `out`) when no model.checkpoint is given. */
+export function backboneOptionsOf(config: TrainConfig, out: string): ExportBackboneOptions {
+  const m = config.model;
+  return {
+    arch: m.arch,
+    out,
+    numClasses: config.data.classes.length,
+    embeddingSize: m.embedding_size,
+    dropout: m.dropout,
+    freezeBn: m.freeze_bn,
+    seed: config.trainer.seed,
+    ...(m.weights ? { weights: m.weights } : {}),
+  };
 }

@@ -3,10 +3,11 @@ import path from 'node:path';
 
 import YAML from 'yaml';
 
-import { parseTrainConfig, type TrainConfig } from '../config/index.js';
+import { parseRunConfig, type TrainConfig } from '../config/index.js';
 import type { RawConfig } from '../config/load.js';
 import { indexDataset, type DatasetIndex } from '../data/indexer.js';
 import { DataLoader } from '../data/loader.js';
+import { indexOptionsOf, loaderOptionsOf, splitOptionsOf } from '../data/options.js';
 import { createSplit, loadOrCreateSplit, type SplitManifest } from '../data/split.js';
 import { ConfigError } from '../errors.js';
 import { exportBackbone } from '../torch/backbone.js';
@@ -16,6 +17,7 @@ import type { MlflowTracker } from '../track/MlflowTracker.js';
 import type { LegacyRun, RunDir } from '../track/RunDir.js';
 import type { RunStatus } from '../track/Tracker.js';
 import { Checkpoints } from './checkpoint.js';
+import { backboneOptionsOf } from './options.js';
 import type { SplitEvaluation } from './evaluate.js';
 
 /** Everything a training run shares: its folder, trackers and configuration. */
@@ -41,7 +43,7 @@ export async function openRun(options: {
     const raw = await fs.readFile(path.join(options.resume, 'config.yaml'), 'utf8').catch((err: Error) => {
       throw new ConfigError(`cannot resume ${options.resume}: ${err.message}`, { cause: err });
     });
-    config = parseTrainConfig(YAML.parse(raw) as RawConfig);
+    config = parseRunConfig(YAML.parse(raw) as RawConfig);
     // The same reader as the trainer's resume (it also completes a checkpoint swap cut short by a crash).
     const state = await new Checkpoints(path.join(options.resume, 'checkpoints')).loadState().catch(() => undefined);
     // The MLflow run recorded in the folder goes on too (same run id).
@@ -121,13 +123,7 @@ export async function indexTrainingData(
   dataDir: string,
   signal?: AbortSignal,
 ): Promise<DatasetIndex> {
-  const d = config.data;
-  return indexDataset(dataDir, {
-    classes: d.classes,
-    maxPixels: d.maxPixels,
-    maxFileBytes: d.maxFileBytes,
-    ...(signal ? { signal } : {}),
-  });
+  return indexDataset(dataDir, { ...indexOptionsOf(config.data), ...(signal ? { signal } : {}) });
 }
 
 /**
@@ -154,9 +150,8 @@ export async function openEvalData(
   signal?: AbortSignal,
   index?: DatasetIndex,
 ): Promise<DataLoader> {
-  const d = config.data;
   index ??= await indexTrainingData(config, dataDir, signal);
-  const splitOptions = { ratios: d.split, seed: d.seed };
+  const splitOptions = splitOptionsOf(config.data);
   let split = splitFile ? await loadOrCreateSplit(splitFile, index, splitOptions) : createSplit(index, splitOptions);
   if (config.trainer.limit_per_class > 0) split = limitPerClass(split, config.trainer.limit_per_class);
   if (split.train.length === 0 || split.val.length === 0) {
@@ -164,21 +159,7 @@ export async function openEvalData(
       `the split of ${dataDir} has ${split.train.length} train and ${split.val.length} val images: need at least one of each`,
     );
   }
-  return new DataLoader({
-    root: dataDir,
-    split,
-    batchSize: d.batchSize,
-    imageSize: d.imageSize,
-    resize: d.resize,
-    maxPixels: d.maxPixels,
-    maxFileBytes: d.maxFileBytes,
-    concurrency: d.concurrency,
-    prefetch: d.prefetch,
-    cacheMiB: d.cacheMiB,
-    augment: d.augment.enabled ? d.augment : false,
-    balanced: d.balanced,
-    seed: d.seed,
-  });
+  return new DataLoader({ root: dataDir, split, ...loaderOptionsOf(config.data) });
 }
 
 /** At most n images per class in each part of the split (smoke runs, CI), keeping the split's order. */
@@ -201,17 +182,7 @@ export async function prepareModel(ctx: RunContext, python?: string): Promise<st
   const m = ctx.config.model;
   if (m.checkpoint) return m.checkpoint;
   const out = path.join(ctx.run.dir, 'backbone.pt');
-  const result = await exportBackbone({
-    arch: m.arch,
-    out,
-    numClasses: ctx.config.data.classes.length,
-    embeddingSize: m.embedding_size,
-    dropout: m.dropout,
-    freezeBn: m.freeze_bn,
-    seed: ctx.config.trainer.seed,
-    ...(m.weights ? { weights: m.weights } : {}),
-    ...(python ? { python } : {}),
-  });
+  const result = await exportBackbone({ ...backboneOptionsOf(ctx.config, out), ...(python ? { python } : {}) });
   await ctx.tracker.logParams({ backbone: result });
   return out;
 }

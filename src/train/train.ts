@@ -1,4 +1,4 @@
-import type { TrainConfig } from '../config/index.js';
+import { withDataSection, type CamelCaseTrainConfig, type TrainConfig } from '../config/index.js';
 import type { RawConfig } from '../config/load.js';
 import { CancelledError } from '../errors.js';
 import { runtimeInfo, manualSeed, setThreads } from '../binding/runtime.js';
@@ -15,8 +15,11 @@ import { trainingMetadata } from '../data/metadata.js';
 
 /** Options of train(). */
 export interface TrainOptions {
-  /** The resolved configuration (ignored when resuming: the run's own config.yaml is used). */
-  config: TrainConfig;
+  /**
+   * The resolved configuration (ignored when resuming: the run's own config.yaml is used). A data section in the
+   * earlier camelCase form is converted, with a DeprecationWarning.
+   */
+  config: TrainConfig | CamelCaseTrainConfig;
   /** The composed raw config, saved as the run's config.yaml. Defaults to `config`. */
   rawConfig?: RawConfig;
   /** Data folder (flag > config > TRT_FLOWERS_DATA, resolved by the caller). */
@@ -43,7 +46,8 @@ export interface TrainResult {
 }
 
 /** Runs (or resumes) a training run: epochs of triplet steps, validation, checkpoints, early stopping, test. */
-export async function train(options: TrainOptions): Promise<TrainResult> {
+export async function train(input: TrainOptions): Promise<TrainResult> {
+  const options = { ...input, config: withDataSection(input.config, 'train()') };
   // A new run's data is indexed before its folder exists: data without a usable image leaves no failed run behind.
   const index = options.resume ? undefined : await indexTrainingData(options.config, options.dataDir, options.signal);
   const ctx: RunContext = await openRun(options);
@@ -88,7 +92,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     });
     progress.message(
       `${resumed ? 'resuming' : 'training'} ${run.dir}: ${m.arch} on ${device}, ${loader.split.train.length} train / ` +
-        `${loader.split.val.length} val images, ${config.data.imageSize}px, batch ${loader.batchSize} triplets`,
+        `${loader.split.val.length} val images, ${config.data.image_size}px, batch ${loader.batchSize} triplets`,
     );
     reportExcluded(progress, loader.split.excluded);
     const schedule = scheduleOf(config);

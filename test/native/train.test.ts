@@ -3,9 +3,11 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
 import sharp from 'sharp';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
 
+import { parseTrainConfig, type CamelCaseTrainConfig } from '../../src/config/index.js';
+import { CAMELCASE_DATA_CODE, toDataConfig } from '../../src/data/config.js';
 import { readMetrics } from '../../src/track/metricsLog.js';
 import type { ProgressReporter } from '../../src/train/progress.js';
 import { train } from '../../src/train/train.js';
@@ -97,6 +99,7 @@ describe.skipIf(!hasFlowers)('trt-flowers train (tiny model, real photos)', () =
     expect(b1.status).toBe('interrupted');
     expect(steps).toBeLessThan(8);
     toEarlierForm(b1.runDir); // a folder an earlier version interrupted resumes too
+    toCamelCaseConfig(b1.runDir); // ... also with the camelCase data section train() wrote without a raw config
     const b2 = await train({ config: cfgB, dataDir, progress: quiet, resume: b1.runDir });
     expect(b2.status).toBe('completed');
     expect(b2.runDir).toBe(b1.runDir);
@@ -118,7 +121,41 @@ describe.skipIf(!hasFlowers)('trt-flowers train (tiny model, real photos)', () =
     expect(summaryKeys(summary).filter((k) => /[a-z][A-Z]/.test(k))).toEqual([]);
     expect(summary.best_epoch).toBe(a.bestEpoch);
   });
+
+  it('train() given a camelCase data section converts it, warns once and writes the YAML casing', async () => {
+    const { config } = makeConfig(join(tmp, 'runs-camel'), [
+      'trainer.max_epochs=1',
+      'trainer.limit_train_batches=1',
+      'trainer.evaluate_test=false',
+      'data.batch_size=4',
+    ]);
+    const camel: CamelCaseTrainConfig = { ...config, data: toDataConfig(config.data) };
+    expect(camel.data.batchSize).toBe(4);
+    const warn = vi.spyOn(process, 'emitWarning');
+    try {
+      const result = await train({ config: camel, dataDir, progress: quiet });
+      expect(result.status).toBe('completed');
+      const ours = warn.mock.calls.filter((c) => (c[1] as { code?: string } | undefined)?.code === CAMELCASE_DATA_CODE);
+      expect(ours).toHaveLength(1);
+      expect(String(ours[0]?.[0])).toMatch(/^train\(\) was given a camelCase data section/);
+      // Without a raw config the run's config.yaml is the typed config: snake_case, read back as it was.
+      const saved = YAML.parse(readFileSync(join(result.runDir, 'config.yaml'), 'utf8')) as Record<string, unknown>;
+      expect(parseTrainConfig(saved)).toEqual(config);
+      const split = JSON.parse(readFileSync(join(result.runDir, 'split.json'), 'utf8')) as { seed: number };
+      expect(split.seed).toBe(config.data.seed);
+    } finally {
+      warn.mockRestore();
+    }
+  });
 });
+
+/** Rewrites a run's config.yaml with the data section in camelCase (imageSize, batchSize, augment.cropScale...). */
+function toCamelCaseConfig(dir: string): void {
+  const file = join(dir, 'config.yaml');
+  const raw = YAML.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const config = parseTrainConfig(raw);
+  writeFileSync(file, YAML.stringify({ ...raw, data: toDataConfig(config.data) }));
+}
 
 /** Keys of summary.json that are field names (not the class names under per_class, nor tags). */
 function summaryKeys(summary: object): string[] {

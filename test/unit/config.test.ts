@@ -2,16 +2,17 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
-import { loadTrainConfig } from '../../src/config/index.js';
+import { loadTrainConfig, parseRunConfig, withDataSection, type CamelCaseTrainConfig } from '../../src/config/index.js';
+import { CAMELCASE_DATA_CODE, toDataConfig } from '../../src/data/config.js';
 import { ConfigError } from '../../src/errors.js';
 
 describe('train config', () => {
   it('composes train.yaml with data.yaml and model.yaml', () => {
     const { config } = loadTrainConfig();
     expect(config.trainer.max_epochs).toBe(25);
-    expect(config.data.batchSize).toBe(16);
+    expect(config.data.batch_size).toBe(16);
     expect(config.model.learning_rate).toBe(0.001);
     expect(config.data.classes).toEqual(['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips']);
   });
@@ -27,10 +28,58 @@ describe('train config', () => {
       ],
     });
     expect(config.trainer.max_epochs).toBe(3);
-    expect(config.data.batchSize).toBe(4);
+    expect(config.data.batch_size).toBe(4);
     expect(config.model.learning_rate).toBe(0.01);
     expect(config.model.weights).toBeNull();
     expect(config.data.split).toEqual([0.8, 0.1, 0.1]);
+  });
+
+  it('overrides reach nested keys, checked at every level', () => {
+    const { config } = loadTrainConfig({
+      overrides: ['data.augment.enabled=false', 'data.augment.crop_scale=[0.5,0.9]'],
+    });
+    expect(config.data.augment).toMatchObject({ enabled: false, crop_scale: [0.5, 0.9] });
+    expect(loadTrainConfig({ overrides: ['data.augment=false'] }).config.data.augment.enabled).toBe(false);
+    expect(() => loadTrainConfig({ overrides: ['data.augment.flip=0'] })).toThrow(
+      /Unknown key `data.augment.flip` \(did you mean `data.augment.flip_probability`\?\); known keys: enabled/,
+    );
+    expect(() => loadTrainConfig({ overrides: ['data.imageSize=64'] })).toThrow(
+      /Unknown key `data.imageSize` \(did you mean `data.image_size`\?\)/,
+    );
+    expect(() => loadTrainConfig({ overrides: ['data.split.train=1'] })).toThrow(
+      '`data.split` is a single value (tuple), not a section with keys',
+    );
+    expect(() => loadTrainConfig({ overrides: ['data.augment.crop_scale=[0.9,0.5]'] })).toThrow(
+      /`data.augment.crop_scale\[1\]` but received 0.5/,
+    );
+    expect(() => loadTrainConfig({ overrides: ['experiment.name=x'] })).toThrow(/Unknown key `experiment.name`/);
+    expect(loadTrainConfig({ overrides: ['experiment=x'] }).config.experiment).toBe('x');
+  });
+
+  it('a camelCase data section is converted, with one DeprecationWarning per process', () => {
+    const { config } = loadTrainConfig({ overrides: ['data.image_size=96', 'data.batch_size=5'] });
+    const camel: CamelCaseTrainConfig = { ...config, data: toDataConfig(config.data) };
+    expect(camel.data).toMatchObject({ imageSize: 96, batchSize: 5 });
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      expect(withDataSection(config, 'train()')).toBe(config);
+      expect(warn).not.toHaveBeenCalled();
+      expect(withDataSection(camel, 'train()')).toEqual(config);
+      expect(withDataSection(camel, 'train()')).toEqual(config);
+      expect(warn).toHaveBeenCalledTimes(1);
+      const [message, options] = warn.mock.calls[0] as [string, { type: string; code: string }];
+      expect(options).toEqual({ type: 'DeprecationWarning', code: CAMELCASE_DATA_CODE });
+      expect(message).toMatch(/train\(\) was given a camelCase data section .*snake_case .*image_size/);
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it("reads a run's config.yaml, also one written with the camelCase data section", () => {
+    const { config } = loadTrainConfig({ overrides: ['data.image_size=64', 'data.augment=false'] });
+    expect(parseRunConfig(JSON.parse(JSON.stringify(config)) as Record<string, unknown>)).toEqual(config);
+    const old = JSON.parse(JSON.stringify({ ...config, data: toDataConfig(config.data) })) as Record<string, unknown>;
+    expect(parseRunConfig(old)).toEqual(config);
   });
 
   it('unknown keys and sections are errors, with a suggestion', () => {

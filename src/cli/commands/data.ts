@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 
 import { DataError } from '../../errors.js';
-import { DEFAULT_DATA_CONFIG, loadDataConfig, type DataConfig } from '../../data/config.js';
+import { indexOptionsOf, splitOptionsOf } from '../../data/options.js';
+import { defaultDataSection, loadDataSection, type DataSection } from '../../data/section.js';
 
 /** The package root (three levels up from src/cli/commands or dist/cli/commands). */
 const packagePath = (rel: string): string => fileURLToPath(new URL(`../../../${rel}`, import.meta.url));
@@ -18,10 +19,10 @@ interface CommonOptions {
   json?: boolean;
 }
 
-async function config(opts: CommonOptions): Promise<DataConfig> {
+async function config(opts: CommonOptions): Promise<DataSection> {
   const file = opts.config ?? packagePath('configs/data.yaml');
-  if (!opts.config && !existsSync(file)) return DEFAULT_DATA_CONFIG;
-  return loadDataConfig(file);
+  if (!opts.config && !existsSync(file)) return defaultDataSection();
+  return loadDataSection(file);
 }
 
 /** The data modules, loaded when a subcommand runs (not for --help). */
@@ -69,12 +70,7 @@ export function registerDataCommand(program: Command): void {
       const { resolveDataDir, indexDataset, computeStats, formatStats } = await dataLib();
       const root = resolveDataDir({ flag: opts.dataDir, config: cfg.root });
       const onProgress = progress('indexing');
-      const index = await indexDataset(root, {
-        classes: cfg.classes,
-        maxPixels: cfg.maxPixels,
-        maxFileBytes: cfg.maxFileBytes,
-        ...(onProgress ? { onProgress } : {}),
-      });
+      const index = await indexDataset(root, { ...indexOptionsOf(cfg), ...(onProgress ? { onProgress } : {}) });
       const stats = computeStats(index);
       print(opts.json ? JSON.stringify(stats, null, 2) : formatStats(stats));
     });
@@ -176,16 +172,8 @@ export function registerDataCommand(program: Command): void {
       const cfg = await config(opts);
       const { resolveDataDir, indexDataset, createSplit, writeSplitManifest } = await dataLib();
       const root = resolveDataDir({ flag: opts.dataDir, config: cfg.root });
-      const index = await indexDataset(root, {
-        classes: cfg.classes,
-        maxPixels: cfg.maxPixels,
-        maxFileBytes: cfg.maxFileBytes,
-      });
-      const split = createSplit(index, {
-        ratios: cfg.split,
-        seed: cfg.seed,
-        dropConflicts: opts.dropConflicts ?? false,
-      });
+      const index = await indexDataset(root, indexOptionsOf(cfg));
+      const split = createSplit(index, { ...splitOptionsOf(cfg), dropConflicts: opts.dropConflicts ?? false });
       await writeSplitManifest(opts.out, split);
       const n = (s: number[]): number => s.reduce((a, b) => a + b, 0);
       print(

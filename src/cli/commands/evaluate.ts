@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import YAML from 'yaml';
 
-import { loadTrainConfig, parseTrainConfig, type TrainConfig } from '../../config/index.js';
+import { loadTrainConfig, parseRunConfig, type TrainConfig } from '../../config/index.js';
 import type { RawConfig } from '../../config/load.js';
 import type { SplitName } from '../../data/split.js';
 import { withInterrupt } from '../interrupt.js';
@@ -41,7 +41,7 @@ export function registerEvaluateCommand(program: Command): void {
       let config: TrainConfig;
       if (flags.run) {
         const text = await fs.readFile(path.join(flags.run, 'config.yaml'), 'utf8');
-        config = parseTrainConfig(YAML.parse(text) as RawConfig);
+        config = parseRunConfig(YAML.parse(text) as RawConfig);
       } else {
         config = loadTrainConfig({ overrides }).config;
       }

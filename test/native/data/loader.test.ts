@@ -2,9 +2,9 @@ import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { parseDataConfig } from '../../../src/data/config.js';
+import { CAMELCASE_DATA_CODE, parseDataConfig, parseDataSection } from '../../../src/data/config.js';
 import { indexDataset } from '../../../src/data/indexer.js';
 import { DataLoader, type DataLoaderOptions } from '../../../src/data/loader.js';
 import { createSplit, type SplitManifest } from '../../../src/data/split.js';
@@ -151,14 +151,42 @@ describe.skipIf(!hasFlowers)(`DataLoader on real photos (${flowerDir})`, () => {
   it('fromConfig indexes, writes the split once and reuses it', async () => {
     const splitFile = path.join(dir, '..', `${path.basename(dir)}-split.json`);
     try {
-      const config = parseDataConfig({ image_size: size, seed: 3, augment: false });
+      const config = parseDataSection({ image_size: size, seed: 3, augment: false, batch_size: 6 });
       const a = await DataLoader.fromConfig(dir, config, { splitFile, batchSize: 5 });
-      const b = await DataLoader.fromConfig(dir, config, { splitFile, batchSize: 5 });
+      const b = await DataLoader.fromConfig(dir, config, { splitFile });
       expect(b.split).toEqual(a.split);
       expect(a.split.seed).toBe(3);
+      expect(b.batchSize).toBe(6);
       const [first] = await collect(a.evaluate('test'));
       expect(first?.shape).toEqual([5, 3, size, size]);
     } finally {
+      await rm(splitFile, { force: true });
+    }
+  });
+
+  it('fromConfig still takes the camelCase DataConfig: the same loader, one DeprecationWarning', async () => {
+    const splitFile = path.join(dir, '..', `${path.basename(dir)}-camel-split.json`);
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const raw = { image_size: size, seed: 3, cache_mib: 1, augment: { crop_scale: [0.5, 1] } };
+      const snake = await DataLoader.fromConfig(dir, parseDataSection(raw), { splitFile });
+      expect(warn).not.toHaveBeenCalled();
+      const legacy = parseDataConfig(raw);
+      expect(legacy.imageSize).toBe(size);
+      const camel = await DataLoader.fromConfig(dir, legacy, { splitFile });
+      await DataLoader.fromConfig(dir, legacy, { splitFile });
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0]?.[1]).toEqual({ type: 'DeprecationWarning', code: CAMELCASE_DATA_CODE });
+      expect(String(warn.mock.calls[0]?.[0])).toMatch(/^DataLoader.fromConfig was given a camelCase data section/);
+      expect([camel.imageSize, camel.batchSize, camel.cache.maxBytes]).toEqual([size, 16, 1024 * 1024]);
+      expect(camel.split).toEqual(snake.split);
+      expect(camel.triplets(0)).toEqual(snake.triplets(0));
+      // Same augmentation (crop_scale included): the same first training batch.
+      const [s0] = await collect(snake.epoch(0));
+      const [c0] = await collect(camel.epoch(0));
+      expect(c0?.query).toEqual(s0?.query);
+    } finally {
+      warn.mockRestore();
       await rm(splitFile, { force: true });
     }
   });
