@@ -2,13 +2,16 @@
  * Preprocessing throughput, file path to normalised CHW float32 tensor, on the real photos.
  *
  *   npm run bench:preprocess -- [--data-dir ../shared/data/flower_photos] [--images 300] [--runs 5]
- *     [--jpeg both|native|sharp] [--in-flight 1,2,4,8]
+ *     [--jpeg both|native|sharp] [--in-flight 1,2,4,8] [--no-python] [--python /usr/bin/python3]
  *
  * For each setting (JPEG decoder × images in flight × libvips threads per image): one warm-up pass, then `runs` timed
  * passes over the same photos; reports the median and the spread in images/s, and the native/sharp ratio at each
  * in-flight count (both run in the same process, interleaved with nothing else). Also times the decoded-cache path
- * (what every epoch after the first costs).
+ * (what every epoch after the first costs). The baseline, in the same run on the same photos: the original project's
+ * Python pipeline (PIL open -> RGB -> torchvision Resize((size, size)) -> ToTensor -> Normalize,
+ * scripts/bench_preprocess_python.py) in 1 and 2 processes, and the CPU cost of ours relative to it.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +30,7 @@ import {
   type JpegDecoderChoice,
 } from '../data/preprocess.js';
 import { Rng } from '../data/rng.js';
+import { defaultPython, scriptsDir } from '../util/python.js';
 
 const arg = (name: string, fallback: string): string => {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,6 +44,7 @@ const jpegArg = arg('jpeg', 'both');
 if (!['both', 'native', 'sharp'].includes(jpegArg))
   throw new RangeError(`--jpeg: both, native or sharp, not ${jpegArg}`);
 const inFlights = arg('in-flight', '1,2,4,8').split(',').map(Number);
+const withPython = !process.argv.includes('--no-python');
 
 // The same photos every time: evenly spaced over each class's sorted listing.
 const files: string[] = [];
@@ -154,3 +159,45 @@ const augmented = await timed(async () => {
   }
 });
 console.log(`cached uint8 -> augmented tensor (training epochs)  ${fmt(augmented)}`);
+
+interface PythonRate {
+  processes: number;
+  median: number;
+  min: number;
+  max: number;
+  cpu_ms: number;
+}
+
+/** The Python PIL pipeline over the same files, in its own processes (one after the other with ours, never beside). */
+async function pythonBaseline(): Promise<PythonRate[]> {
+  const script = path.join(scriptsDir, 'bench_preprocess_python.py');
+  const child = spawn(arg('python', defaultPython()), [script, '--size', String(size), '--runs', String(runs)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += String(d)));
+  child.stdin.end(files.join('\n'));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
+  if (code !== 0) throw new Error(`the Python baseline exited with ${code}: ${stdout.slice(0, 300)}`);
+  return (JSON.parse(stdout.trim().split('\n').at(-1) as string) as { runs: PythonRate[] }).runs;
+}
+
+if (withPython) {
+  const py = await pythonBaseline();
+  console.log('\nbaseline: Python PIL -> torchvision Resize -> ToTensor -> Normalize, same photos');
+  for (const r of py) {
+    const rate: Rate = { median: r.median, min: r.min, max: r.max, cpuMs: r.cpu_ms };
+    console.log(`path -> tensor   python PIL   processes ${r.processes}          ${fmt(rate)}`);
+  }
+  const pil = py[0] as PythonRate;
+  for (const [key, r] of results) {
+    const [jpeg, inFlight] = key.split('/');
+    console.log(
+      `jpeg ${jpeg} in flight ${inFlight}: ${(pil.cpu_ms / r.cpuMs).toFixed(2)}x less CPU per image than PIL ` +
+        `(${r.cpuMs.toFixed(2)} vs ${pil.cpu_ms.toFixed(2)} ms)`,
+    );
+  }
+}
