@@ -3,7 +3,8 @@
 //   node scripts/gyp-config.cjs sources|includes|libdirs|defines|jpeg
 // libtorch: Torch_DIR / TORCH_DIR (its share/cmake/Torch folder) or Debian's libtorch-dev.
 // libjpeg (the JPEG fast path, optional): found when jpeglib.h is on the default include path (Debian:
-// libjpeg62-turbo-dev); TF_JPEG=0 builds without it.
+// libjpeg62-turbo-dev); TF_JPEG=0 builds without it. Little CMS (ICC profiles on that path, optional): lcms2.h
+// (Debian: liblcms2-dev); TF_LCMS=0 builds without it.
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -24,6 +25,11 @@ function hasJpeg() {
   return ['/usr/include', '/usr/local/include'].some((d) => fs.existsSync(path.join(d, 'jpeglib.h')));
 }
 
+function hasLcms() {
+  if (process.env.TF_LCMS === '0' || !hasJpeg()) return false;
+  return ['/usr/include', '/usr/local/include'].some((d) => fs.existsSync(path.join(d, 'lcms2.h')));
+}
+
 const what = process.argv[2];
 if (what === 'sources') {
   console.log([...list('native/core'), ...list('native/image'), ...list('native/napi'), 'native/addon.cc'].join(' '));
@@ -38,9 +44,9 @@ if (what === 'sources') {
   const dir = path.join(prefix, 'lib');
   console.log(prefix !== '/usr' && fs.existsSync(path.join(dir, 'libtorch.so')) ? `-L${dir} -Wl,-rpath,${dir}` : '');
 } else if (what === 'defines') {
-  console.log(hasJpeg() ? 'TF_WITH_JPEG' : '');
+  console.log([hasJpeg() ? 'TF_WITH_JPEG' : '', hasLcms() ? 'TF_WITH_LCMS' : ''].join(' ').trim());
 } else if (what === 'jpeg') {
-  console.log(hasJpeg() ? '-ljpeg' : '');
+  console.log([hasJpeg() ? '-ljpeg' : '', hasLcms() ? '-llcms2' : ''].join(' ').trim());
 } else {
   console.error('usage: gyp-config.cjs sources|includes|libdirs|defines|jpeg');
   process.exit(2);

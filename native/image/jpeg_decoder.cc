@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../core/errors.h"
+#include "icc_transform.h"
 #include "image_resize.h"
 #include "jpeg_metadata.h"
 
@@ -184,8 +185,11 @@ std::vector<uint8_t> decodeJpegResized(const uint8_t* data, size_t length, const
     }
   }
   const std::vector<uint8_t> icc = iccProfile(cinfo);
+  // A profile other than sRGB (a camera's, Adobe RGB) is transformed to sRGB after the decode, as sharp does.
+  std::shared_ptr<const IccToSrgb> colour;
   if (!icc.empty() && (channels != 3 || !iccIsSrgb(icc.data(), icc.size()))) {
-    throw UnsupportedJpeg("embedded ICC profile is not sRGB: needs a colour transform");
+    if (channels == 3) colour = IccToSrgb::forProfile(icc.data(), icc.size());
+    if (!colour) throw UnsupportedJpeg("embedded ICC profile is not sRGB and cannot be transformed here");
   }
 
   // Shrink-on-load: the IDCT produces 1/2, 1/4 or 1/8 of the image directly while that still leaves at least
@@ -222,6 +226,7 @@ std::vector<uint8_t> decodeJpegResized(const uint8_t* data, size_t length, const
   int ow = std::max(1, static_cast<int>(width / denom)), oh = std::max(1, static_cast<int>(height / denom));
   ow = std::min(ow, w);
   oh = std::min(oh, h);
+  if (colour) colour->apply(pixels.get(), ow, oh, stride);
   const uint8_t* src = pixels.get();
   std::vector<uint8_t> oriented;
   if (orientation != 1) {

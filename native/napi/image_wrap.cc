@@ -9,6 +9,7 @@
 #include "../core/errors.h"
 #include "../image/augment.h"
 #include "../image/jpeg_decoder.h"
+#include "../image/normalize.h"
 #include "common.h"
 
 namespace tfn {
@@ -132,12 +133,52 @@ Napi::Value AugmentImage(const Napi::CallbackInfo& info) {
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info[0], info[3]});
 }
 
+// async decodeJpegInto(data, size, mode, maxPixels, out, offset, mean, std): Promise<void>. decodeJpegResized, then
+// the image normalised as CHW float32 straight into out[offset .. offset + 3*size*size), in the same pool job (no
+// intermediate array for JavaScript). Same errors as decodeJpegResized; `out` must stay untouched until it settles.
+Napi::Value DecodeJpegInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ByteView bytes;
+  tf::JpegDecodeOptions options;
+  float* out = nullptr;
+  std::array<double, 3> mean{}, stdev{};
+  try {
+    bytes = readBytes(info[0], "data");
+    options.size = static_cast<int>(readInteger(info[1], "size", 1, 8192));
+    options.mode = readMode(info[2]);
+    options.maxPixels = static_cast<uint64_t>(readInteger(info[3], "maxPixels", 1, (int64_t{1} << 53) - 1));
+    const auto target = readFloat32Array(info[4], "out");
+    const int64_t plane = static_cast<int64_t>(options.size) * options.size;
+    const int64_t offset = readInteger(info[5], "offset", 0, (int64_t{1} << 53) - 1);
+    if (offset + 3 * plane > static_cast<int64_t>(target.length)) {
+      throw tf::RangeError("No room for " + std::to_string(3 * plane) + " values at offset " + std::to_string(offset) +
+                           " in an output of " + std::to_string(target.length));
+    }
+    out = const_cast<float*>(target.data) + offset;
+    readTriple(info[6], "mean", mean.data());
+    readTriple(info[7], "std", stdev.data());
+    for (const double s : stdev) {
+      if (!(s > 0) || !std::isfinite(s)) throw tf::RangeError("Expected positive finite numbers for `std`");
+    }
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  return PromiseWorker::Run(
+      env, "trt-flowers:decodeJpegInto",
+      [bytes, options, out, mean, stdev] {
+        const auto hwc = tf::decodeJpegResized(bytes.data, bytes.length, options);
+        tf::normalizeHwcToChw(hwc.data(), hwc.size() / 3, out, mean.data(), stdev.data());
+      },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info[0], info[4]});
+}
+
 }  // namespace
 
 void InitImage(Napi::Env env, Napi::Object exports) {
   exports.Set("augmentImage", Napi::Function::New(env, AugmentImage, "augmentImage"));
   if (!tf::jpegFastPathAvailable()) return;
   exports.Set("decodeJpegResized", Napi::Function::New(env, DecodeJpegResized, "decodeJpegResized"));
+  exports.Set("decodeJpegInto", Napi::Function::New(env, DecodeJpegInto, "decodeJpegInto"));
 }
 
 }  // namespace tfn

@@ -307,6 +307,22 @@ export interface NativeAddon {
     maxPixels: number,
   ) => Promise<Uint8Array>;
   /**
+   * async; decodeJpegResized, then the image normalised ((v / 255 - mean) / std per channel, bit-identical to
+   * src/data/preprocess.ts normalizeInto) as CHW float32 straight into out[offset ..], in the same pool job. Same
+   * errors as decodeJpegResized; RangeError for an output without room. Absent when the addon was built without
+   * libjpeg.
+   */
+  decodeJpegInto?: (
+    data: Uint8Array,
+    size: number,
+    mode: 'fill' | 'center-crop',
+    maxPixels: number,
+    out: Float32Array,
+    offset: number,
+    mean: readonly [number, number, number],
+    std: readonly [number, number, number],
+  ) => Promise<void>;
+  /**
    * async; the native twin of src/data/augment.ts augmentInto: writes the augmented, normalised CHW image of `src`
    * (size×size×3 RGB bytes) into out[offset ..] on the thread pool. Throws TypeError / RangeError synchronously.
    */

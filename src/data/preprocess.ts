@@ -80,6 +80,14 @@ function nativeJpegDecoder(): NativeJpegDecoder | null {
   return nativeJpeg;
 }
 
+type NativeJpegInto = NonNullable<NativeAddon['decodeJpegInto']>;
+let nativeInto: NativeJpegInto | null | undefined;
+
+function nativeJpegInto(): NativeJpegInto | null {
+  if (nativeInto === undefined) nativeInto = optionalAddonFunction('decodeJpegInto');
+  return nativeInto;
+}
+
 /** True when JPEGs can take the native libjpeg-turbo fast path (the addon loads and was built with libjpeg). */
 export function jpegFastPathAvailable(): boolean {
   return nativeJpegDecoder() !== null;
@@ -143,45 +151,77 @@ function open(bytes: Buffer, maxPixels: number): Sharp {
  * fast path.
  */
 export async function decodeResized(input: string | Buffer, options: PreprocessOptions = {}): Promise<Uint8Array> {
-  const size = options.size ?? 224;
-  const maxPixels = options.maxPixels ?? 50_000_000;
-  const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  const plan = decodePlan(options);
+  return decodeBytes(input, await readInput(input, plan.maxFileBytes), plan);
+}
+
+interface DecodePlan {
+  size: number;
+  maxPixels: number;
+  maxFileBytes: number;
+  native: NativeJpegDecoder | null;
+  options: PreprocessOptions;
+}
+
+function decodePlan(options: PreprocessOptions): DecodePlan {
   const choice = jpegChoice(options.jpeg);
-  const native = choice === 'sharp' || (options.kernel ?? 'linear') !== 'linear' ? null : nativeJpegDecoder();
   if (choice === 'native' && !nativeJpegDecoder()) {
     throw new BackendUnavailableError(
       "`jpeg: 'native'` needs the native addon built with libjpeg (apt-get install libjpeg62-turbo-dev, then " +
         '`npm run build:native`)',
     );
   }
-  const fit = options.resize === 'center-crop' ? 'cover' : 'fill';
-  let bytes: Buffer;
+  return {
+    size: options.size ?? 224,
+    maxPixels: options.maxPixels ?? 50_000_000,
+    maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+    native: choice === 'sharp' || (options.kernel ?? 'linear') !== 'linear' ? null : nativeJpegDecoder(),
+    options,
+  };
+}
+
+async function readInput(input: string | Buffer, maxFileBytes: number): Promise<Buffer> {
   try {
-    bytes = typeof input === 'string' ? await readRegularFile(input, maxFileBytes) : input;
+    return typeof input === 'string' ? await readRegularFile(input, maxFileBytes) : input;
   } catch (err) {
     throw new InvalidImageError(`cannot read ${where(input)}: ${(err as Error).message}`, {
       cause: err,
       path: input as string,
     });
   }
+}
+
+/** The native fast path for JPEGs, else sharp, over bytes already read. */
+async function decodeBytes(input: string | Buffer, bytes: Buffer, plan: DecodePlan): Promise<Uint8Array> {
+  const { size, maxPixels, options } = plan;
+  const fit = options.resize === 'center-crop' ? 'cover' : 'fill';
   try {
-    if (native && isJpeg(bytes)) {
-      const hwc = await decodeNative(native, bytes, size, options.resize ?? 'fill', maxPixels);
+    if (plan.native && isJpeg(bytes)) {
+      const hwc = await decodeNative(plan.native, bytes, size, options.resize ?? 'fill', maxPixels);
       if (hwc) return hwc;
     }
-    const image = open(bytes, maxPixels);
-    const data = await image
-      .rotate()
-      .resize(size, size, { fit, position: 'centre', kernel: options.kernel ?? 'linear' })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer();
-    if (data.length !== size * size * 3) throw new Error(`decoded ${data.length} bytes, expected ${size * size * 3}`);
-    return new Uint8Array(data.buffer, data.byteOffset, data.length);
+    return await decodeWithSharp(bytes, size, fit, maxPixels, options.kernel ?? 'linear');
   } catch (err) {
     throw invalid(input, err);
   }
+}
+
+async function decodeWithSharp(
+  bytes: Buffer,
+  size: number,
+  fit: 'cover' | 'fill',
+  maxPixels: number,
+  kernel: NonNullable<PreprocessOptions['kernel']>,
+): Promise<Uint8Array> {
+  const data = await open(bytes, maxPixels)
+    .rotate()
+    .resize(size, size, { fit, position: 'centre', kernel })
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw({ depth: 'uchar' })
+    .toBuffer();
+  if (data.length !== size * size * 3) throw new Error(`decoded ${data.length} bytes, expected ${size * size * 3}`);
+  return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
 
 const lutCache = new Map<string, Float32Array[]>();
@@ -235,7 +275,26 @@ export async function preprocessInto(
   offset: number,
   options: PreprocessOptions = {},
 ): Promise<void> {
-  normalizeInto(await decodeResized(input, options), out, offset, options);
+  const plan = decodePlan(options);
+  const per = 3 * plan.size * plan.size;
+  if (!Number.isInteger(offset) || offset < 0 || offset + per > out.length) {
+    throw new RangeError(`Expected room for ${per} values at offset ${offset} in an output of ${out.length}`);
+  }
+  const bytes = await readInput(input, plan.maxFileBytes);
+  const into = plan.native ? nativeJpegInto() : null;
+  if (into && isJpeg(bytes)) {
+    // One pool job from the encoded bytes to the normalised planar floats in `out`: no JavaScript per pixel.
+    try {
+      const mean = options.mean ?? IMAGENET_MEAN;
+      const std = options.std ?? IMAGENET_STD;
+      await into(bytes, plan.size, options.resize ?? 'fill', plan.maxPixels, out, offset, mean, std);
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_INVALID_IMAGE') throw invalid(input, err);
+      // ERR_UNSUPPORTED_JPEG (CMYK, a profile the fast path cannot transform): sharp below.
+    }
+  }
+  normalizeInto(await decodeBytes(input, bytes, { ...plan, native: null }), out, offset, options);
 }
 
 /** Preprocesses a batch into one [N, 3, size, size] Float32Array, several images in flight. */

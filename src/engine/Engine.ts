@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { DEFAULT_MAX_FILE_BYTES } from '../util/fs.js';
-import { decodeResized, normalizeInto } from '../data/preprocess.js';
+import { preprocessInto } from '../data/preprocess.js';
 import { BackendUnavailableError, DisposedError, InferenceError, ModelLoadError } from '../errors.js';
 import { runtimeInfo } from '../binding/runtime.js';
 import { describe } from '../util/describe.js';
@@ -348,6 +348,8 @@ export class Engine implements AsyncDisposable {
       size: this.#info.preprocessing.size,
       resize: this.#info.preprocessing.resize,
       kernel: this.#info.preprocessing.kernel,
+      mean: this.#info.preprocessing.mean,
+      std: this.#info.preprocessing.std,
       maxFileBytes:
         maxFileBytes === undefined ? this.#maxFileBytes : checkInt(maxFileBytes, 'maxFileBytes', 1, 2 ** 31),
     };
@@ -361,8 +363,7 @@ export class Engine implements AsyncDisposable {
         const i = next++;
         const image = images[i] as ImageInput;
         const input = typeof image === 'string' || Buffer.isBuffer(image) ? image : Buffer.from(image);
-        const hwc = await decodeResized(input, decodeOptions);
-        normalizeInto(hwc, out, i * per, this.#info.preprocessing);
+        await preprocessInto(input, out, i * per, decodeOptions);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, images.length) }, work));

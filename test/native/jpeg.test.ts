@@ -7,7 +7,7 @@ import sharp, { type Sharp } from 'sharp';
 import { describe, expect, it } from 'vitest';
 
 import { loadAddon } from '../../src/binding/loader.js';
-import { decodeResized, jpegFastPathAvailable } from '../../src/data/preprocess.js';
+import { decodeResized, jpegFastPathAvailable, normalizeInto, preprocessInto } from '../../src/data/preprocess.js';
 import { InvalidImageError } from '../../src/errors.js';
 import { CLASSES, hasFlowers, photos } from '../helpers.js';
 
@@ -128,6 +128,64 @@ describe.skipIf(!native)('native JPEG fast path', () => {
     }
   });
 
+  it('transforms an embedded non-sRGB ICC profile (Display P3) to sRGB as sharp does', async () => {
+    // Saturated blocks, where P3 and sRGB values are far apart.
+    const [w, h] = [96, 64];
+    const px = Buffer.alloc(w * h * 3);
+    const colours = [
+      [255, 0, 0],
+      [0, 255, 0],
+      [0, 0, 255],
+      [255, 255, 0],
+      [0, 255, 255],
+      [255, 0, 255],
+    ];
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) px.set(colours[(Math.floor(x / 16) + Math.floor(y / 32) * 3) % 6]!, (y * w + x) * 3);
+    }
+    const p3 = await sharp(px, { raw: { width: w, height: h, channels: 3 } })
+      .withIccProfile('p3')
+      .jpeg({ quality: 95 })
+      .toBuffer();
+    expect((await sharp(p3).metadata()).icc?.length).toBeGreaterThan(0);
+    const ours = await decode(p3, 48, 'fill', 50_000_000);
+    const untransformed = await sharp(p3, { ignoreIcc: true })
+      .resize(48, 48, { fit: 'fill', kernel: 'linear' })
+      .raw()
+      .toBuffer();
+    expect(meanAbsDiff(ours, await viaSharp(p3, 48))).toBeLessThan(1.5);
+    expect(meanAbsDiff(ours, new Uint8Array(untransformed))).toBeGreaterThan(5);
+  });
+
+  it.skipIf(!hasFlowers)(
+    'preprocessInto (one native job to normalised floats) equals decode + normalizeInto',
+    async () => {
+      const files = CLASSES.flatMap((c) => photos(c, 3));
+      const size = 160;
+      const per = 3 * size * size;
+      const mean = [0.5, 0.4, 0.3] as const;
+      const std = [0.2, 0.25, 0.3] as const;
+      const fused = new Float32Array(files.length * per + 7);
+      const reference = new Float32Array(files.length * per + 7);
+      for (const [i, f] of files.entries()) {
+        await preprocessInto(f, fused, 7 + i * per, { size, mean, std });
+        normalizeInto(await decodeResized(f, { size }), reference, 7 + i * per, { mean, std });
+      }
+      expect(fused).toEqual(reference);
+      // A JPEG the fast path leaves to sharp (CMYK) still arrives, normalised the same way.
+      const cmyk = await jpegOf(64, 48).toColourspace('cmyk').jpeg().toBuffer();
+      const a = new Float32Array(3 * 32 * 32);
+      const b = new Float32Array(3 * 32 * 32);
+      await preprocessInto(cmyk, a, 0, { size: 32 });
+      normalizeInto(await viaSharp(cmyk, 32), b, 0);
+      expect(a).toEqual(b);
+      await expect(preprocessInto(Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2]), a, 0, { size: 32 })).rejects.toThrow(
+        InvalidImageError,
+      );
+      await expect(preprocessInto(cmyk, a, 1, { size: 32 })).rejects.toThrow(/room for 3072 values at offset 1/);
+    },
+  );
+
   it('leaves CMYK to sharp (ERR_UNSUPPORTED_JPEG), and decodeResized then gives sharp pixels', async () => {
     const cmyk = await jpegOf(64, 48).toColourspace('cmyk').jpeg().toBuffer();
     expect(await codeOf(decode(cmyk, 32, 'fill', 50_000_000))).toBe('ERR_UNSUPPORTED_JPEG');
@@ -218,6 +276,18 @@ describe.skipIf(!native)('native JPEG fast path', () => {
     const padded = Buffer.concat([Buffer.alloc(7, 1), ok, Buffer.alloc(5, 2)]);
     const view = new Uint8Array(padded.buffer, padded.byteOffset + 7, ok.length);
     expect(await decode(view, 16, 'fill', 10_000)).toEqual(await decode(ok, 16, 'fill', 10_000));
+
+    const into = addon.decodeJpegInto as unknown as Loose;
+    const out = new Float32Array(3 * 16 * 16);
+    const m = [0.5, 0.5, 0.5];
+    expect(() => into(ok, 16, 'fill', 10_000, new Uint8Array(768), 0, m, m)).toThrow(TypeError);
+    expect(() => into(ok, 16, 'fill', 10_000, out, 1, m, m)).toThrow(RangeError);
+    expect(() => into(ok, 16, 'fill', 10_000, out, -1, m, m)).toThrow(RangeError);
+    expect(() => into(ok, 16, 'fill', 10_000, out, 0, [1, 2], m)).toThrow(TypeError);
+    expect(() => into(ok, 16, 'fill', 10_000, out, 0, m, [1, 0, 1])).toThrow(RangeError);
+    expect(await codeOf(into(Buffer.from('not a jpeg'), 16, 'fill', 10_000, out, 0, m, m) as Promise<void>)).toBe(
+      'ERR_INVALID_IMAGE',
+    );
   });
 
   it('decodeResized refuses an unknown `jpeg` choice, and TRT_FLOWERS_JPEG=sharp forces sharp', async () => {
