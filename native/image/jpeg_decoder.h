@@ -3,8 +3,9 @@
 //
 // It mirrors what the sharp pipeline does with kernel 'linear' (shrink-on-load by 2/4/8, then a triangle filter with
 // the centre convention; 'center-crop' = shorter side to size, centred crop) so both give the same pixels within a
-// grey level or two. What it does not do (CMYK/YCCK, ICC profiles other than sRGB) is refused with UnsupportedJpeg so
-// the caller can use its general decoder.
+// grey level or two. An embedded RGB ICC profile other than sRGB is transformed to sRGB after the decode (Little CMS,
+// perceptual intent, as sharp does) where the build has lcms2. What it does not do (CMYK/YCCK, grey or unreadable
+// profiles, any profile without lcms2) is refused with UnsupportedJpeg so the caller can use its general decoder.
 #pragma once
 
 #include <cstddef>
