@@ -10,10 +10,11 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Engine } from '../engine/Engine.js';
 import { toHttpError } from './httpErrors.js';
 import { ServeMetrics } from './metrics.js';
-import { resolveServeOptions, type ResolvedServeOptions, type ServeOptions } from './options.js';
+import { modelNameFromPath, resolveServeOptions, type ResolvedServeOptions, type ServeOptions } from './options.js';
 import { Predictor } from './Predictor.js';
 import { registerRoutes, type RouteContext, type ServerState } from './routes.js';
 import { exampleImageBase64 } from './schemas.js';
+import type { ModelLookup, ServedModel } from './v2/model.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -272,12 +273,33 @@ export class InferenceServer implements AsyncDisposable {
       loadError: () => this.#loadError,
       predictor: () => this.#predictor,
       renderMetrics: () => metrics.render(),
+      models: this.#models,
     };
     // The example image of the document is made once, as the routes are registered (before listen() resolves).
     void app.register(async (scope) => registerRoutes(scope, ctx, await exampleImageBase64()));
   }
 
   /** Timeouts and malformed requests found by Node's HTTP parser, answered in this server's error shape. */
+  /** The one model of this server, for the Open Inference Protocol: named by `modelName` or its file, version 1. */
+  readonly #models: ModelLookup = {
+    versions: (name: string): readonly ServedModel[] => {
+      const served = this.options.modelName || (this.#engine ? modelNameFromPath(this.#engine.info.path) : '');
+      if (served === '' || name !== served) return [];
+      return [
+        {
+          name: served,
+          version: '1',
+          predictor: () => (this.#state === 'ready' ? this.#predictor : undefined),
+          info: () => this.#engine?.info,
+          notReadyReason: () =>
+            this.#state === 'failed'
+              ? `it failed to load: ${this.#loadError ?? 'unknown error'}`
+              : this.#state.replace('_', ' '),
+        },
+      ];
+    },
+  };
+
   #clientError(err: Error & { code?: string }, socket: Socket): void {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;

@@ -15,6 +15,9 @@ export interface NamedPrediction {
 
 type Settled = { ok: Uint8Array } | { error: unknown };
 
+/** What the batcher holds per image: decoded RGB bytes (HWC) from an upload, or a client's preprocessed CHW tensor. */
+type Item = Uint8Array | Float32Array;
+
 /**
  * The server's path from uploaded bytes to predictions: images are decoded as they arrive (libjpeg-turbo or sharp,
  * on the libuv pool, a bounded number at once), then the Batcher groups the decoded images of concurrent requests
@@ -23,7 +26,7 @@ type Settled = { ok: Uint8Array } | { error: unknown };
  */
 export class Predictor {
   readonly engine: Engine;
-  readonly #batcher: Batcher<Uint8Array, Prediction>;
+  readonly #batcher: Batcher<Item, Prediction>;
   readonly #metrics: ServeMetrics;
   readonly #maxPixels: number;
   readonly #decodeLimit: number;
@@ -97,6 +100,16 @@ export class Predictor {
     }
   }
 
+  /**
+   * Classifies preprocessed images (float32 CHW, normalised as the model's metadata says, each 3 x size x size),
+   * batched with the uploads of other requests. The caller checks the shape and the values.
+   */
+  async predictTensors(images: readonly Float32Array[]): Promise<Prediction[]> {
+    const predictions = await this.#batcher.submit(images);
+    this.#metrics.images.inc({ outcome: 'predicted' }, predictions.length);
+    return predictions;
+  }
+
   /** One image through the whole path (decode, batcher, engine), so the first request is not the slow one. */
   async warmUp(): Promise<void> {
     const bytes = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#c04070' } })
@@ -129,12 +142,18 @@ export class Predictor {
     }
   }
 
-  /** One engine call over decoded images: normalised into one NCHW batch. */
-  async #infer(images: Uint8Array[]): Promise<Prediction[]> {
+  /**
+   * One engine call over decoded images (normalised) and tensors (copied) in one NCHW batch. Logits and embeddings
+   * come with every prediction (the Open Inference Protocol's outputs): one small copy per image.
+   */
+  async #infer(images: Item[]): Promise<Prediction[]> {
     const { size, mean, std } = this.engine.info.preprocessing;
     const per = 3 * size * size;
     const data = new Float32Array(images.length * per);
-    images.forEach((hwc, i) => normalizeInto(hwc, data, i * per, { mean, std }));
-    return this.engine.infer({ data, shape: [images.length, 3, size, size] });
+    images.forEach((item, i) => {
+      if (item instanceof Float32Array) data.set(item, i * per);
+      else normalizeInto(item, data, i * per, { mean, std });
+    });
+    return this.engine.infer({ data, shape: [images.length, 3, size, size] }, { logits: true, embeddings: true });
   }
 }

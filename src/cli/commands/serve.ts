@@ -3,7 +3,7 @@ import os from 'node:os';
 import type { Command } from 'commander';
 
 import type { EngineLoadOptions } from '../../engine/Engine.js';
-import { SERVE_DEFAULTS } from '../../serve/options.js';
+import { modelNameFromPath, SERVE_DEFAULTS } from '../../serve/options.js';
 import { parseInteger } from '../parse.js';
 
 interface ServeFlags {
@@ -27,6 +27,7 @@ interface ServeFlags {
   keepAliveTimeoutMs: number;
   shutdownTimeoutMs: number;
   logRequests?: boolean;
+  modelName?: string;
 }
 
 const d = SERVE_DEFAULTS;
@@ -34,7 +35,9 @@ const d = SERVE_DEFAULTS;
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('HTTP inference server: /predict, /predict/batch, /invocations, /health, /metrics, /docs')
+    .description(
+      'HTTP inference server: /predict, /predict/batch, /invocations, the Open Inference Protocol (/v2), /health, /metrics, /docs',
+    )
     .requiredOption('--model-path <file>', 'TorchScript .pt, .onnx or TensorRT .engine')
     .option('--host <host>', 'interface to listen on', d.host)
     .option('--port <n>', 'TCP port (0: any free port)', parseInteger('--port', 0, 65535), d.port)
@@ -102,6 +105,10 @@ export function registerServeCommand(program: Command): void {
       parseInteger('--shutdown-timeout-ms', 0, 3_600_000),
       30_000,
     )
+    .option(
+      '--model-name <name>',
+      "the model's name in the Open Inference Protocol (/v2/models/{name}) (default: the model file's name)",
+    )
     .option('--log-requests', 'log every request (JSON lines on stdout)')
     .action(async (flags: ServeFlags) => {
       // Small single-threaded engine calls side by side use the cores better than one call with many threads, which
@@ -129,6 +136,7 @@ export function registerServeCommand(program: Command): void {
         headersTimeoutMs: flags.headersTimeoutMs,
         keepAliveTimeoutMs: flags.keepAliveTimeoutMs,
         logRequests: flags.logRequests === true,
+        modelName: flags.modelName ?? modelNameFromPath(flags.modelPath),
       });
       const log = (line: string): boolean => process.stderr.write(`[serve] ${line}\n`);
 
