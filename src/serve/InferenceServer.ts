@@ -14,6 +14,7 @@ import { modelNameFromPath, resolveServeOptions, type ResolvedServeOptions, type
 import { Predictor } from './Predictor.js';
 import { registerRoutes, type RouteContext, type ServerState } from './routes.js';
 import { exampleImageBase64 } from './schemas.js';
+import type { GrpcInferenceServer } from './v2/grpc.js';
 import type { ModelLookup, ServedModel } from './v2/model.js';
 
 const require = createRequire(import.meta.url);
@@ -50,6 +51,7 @@ export class InferenceServer implements AsyncDisposable {
   #ownsEngine = false;
   #loadError: string | undefined;
   #closing: Promise<void> | undefined;
+  #grpc: GrpcInferenceServer | undefined;
   /** Open connections, and the request each one is answering (none: idle, or still sending its headers). */
   readonly #sockets = new Set<Socket>();
   readonly #requests = new WeakMap<Socket, IncomingMessage>();
@@ -101,9 +103,32 @@ export class InferenceServer implements AsyncDisposable {
     return `http://${host}:${address.port}`;
   }
 
-  /** Starts accepting connections (GET /health answers 503 until load() is done). Resolves with the URL. */
+  /** The gRPC service's address (host:port) once listening, when `grpcPort` is not -1. */
+  get grpcAddress(): string | undefined {
+    if (!this.#grpc) return undefined;
+    const host = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
+    return `${host}:${this.#grpc.port}`;
+  }
+
+  /**
+   * Starts accepting connections (GET /health answers 503 until load() is done), and the gRPC service when
+   * `grpcPort` is set. Resolves with the HTTP URL.
+   */
   async listen(): Promise<string> {
     await this.app.listen({ host: this.options.host, port: this.options.port });
+    if (this.options.grpcPort >= 0) {
+      const { GrpcInferenceServer } = await import('./v2/grpc.js');
+      const grpc = await GrpcInferenceServer.create({
+        options: this.options,
+        version,
+        metrics: this.metrics,
+        serverLive: () => this.#state !== 'stopped',
+        serverReady: () => this.#state === 'ready',
+        models: this.#models,
+      });
+      this.#grpc = grpc;
+      await grpc.listen(this.options.host, this.options.grpcPort);
+    }
     return this.url;
   }
 
@@ -164,7 +189,7 @@ export class InferenceServer implements AsyncDisposable {
     try {
       const closed = this.app.close();
       this.#dropIncomplete();
-      await closed;
+      await Promise.all([closed, this.#grpc?.close(timeoutMs)]);
       await this.#predictor?.close();
     } finally {
       clearTimeout(deadline);

@@ -44,6 +44,19 @@ export class ServeMetrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  readonly grpcRequests = new Counter({
+    name: 'trt_flowers_grpc_requests_total',
+    help: 'gRPC calls of the Open Inference Protocol by method and status code',
+    labelNames: ['rpc', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly grpcLatency = new Histogram({
+    name: 'trt_flowers_grpc_request_duration_seconds',
+    help: 'Time from a gRPC call to its answer, by method',
+    labelNames: ['rpc'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
   readonly queueDepth: Gauge;
   readonly images = new Counter({
     name: 'trt_flowers_images_total',

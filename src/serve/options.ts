@@ -45,6 +45,11 @@ export interface ServeOptions {
    * name without its extension, once loaded.
    */
   modelName?: string;
+  /**
+   * TCP port of the Open Inference Protocol's gRPC service (GRPCInferenceService), on `host`; 0 picks a free one,
+   * -1 serves no gRPC. Defaults to -1.
+   */
+  grpcPort?: number;
 }
 
 export type ResolvedServeOptions = Required<ServeOptions>;
@@ -67,6 +72,7 @@ export const SERVE_DEFAULTS: ResolvedServeOptions = {
   connectionTimeoutMs: 60_000,
   logRequests: false,
   modelName: '',
+  grpcPort: -1,
 };
 
 function int(options: ServeOptions, name: keyof ServeOptions, min: number, max: number): number {
@@ -113,6 +119,7 @@ export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOp
   return {
     host,
     port: int(options, 'port', 0, 65535),
+    grpcPort: int(options, 'grpcPort', -1, 65535),
     maxBatch: int(options, 'maxBatch', 1, 1024),
     maxWaitMs: int(options, 'maxWaitMs', 0, 10_000),
     concurrency: int(options, 'concurrency', 1, 64),

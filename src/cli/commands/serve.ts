@@ -28,6 +28,7 @@ interface ServeFlags {
   shutdownTimeoutMs: number;
   logRequests?: boolean;
   modelName?: string;
+  grpcPort: number;
 }
 
 const d = SERVE_DEFAULTS;
@@ -109,6 +110,12 @@ export function registerServeCommand(program: Command): void {
       '--model-name <name>',
       "the model's name in the Open Inference Protocol (/v2/models/{name}) (default: the model file's name)",
     )
+    .option(
+      '--grpc-port <n>',
+      'port of the Open Inference Protocol over gRPC (GRPCInferenceService); -1: off, 0: any free port',
+      parseInteger('--grpc-port', -1, 65535),
+      d.grpcPort,
+    )
     .option('--log-requests', 'log every request (JSON lines on stdout)')
     .action(async (flags: ServeFlags) => {
       // Small single-threaded engine calls side by side use the cores better than one call with many threads, which
@@ -137,6 +144,7 @@ export function registerServeCommand(program: Command): void {
         keepAliveTimeoutMs: flags.keepAliveTimeoutMs,
         logRequests: flags.logRequests === true,
         modelName: flags.modelName ?? modelNameFromPath(flags.modelPath),
+        grpcPort: flags.grpcPort,
       });
       const log = (line: string): boolean => process.stderr.write(`[serve] ${line}\n`);
 
@@ -166,7 +174,8 @@ export function registerServeCommand(program: Command): void {
             : `cannot listen on ${flags.host}:${flags.port}: ${e.message}`,
         );
       }
-      log(`listening on ${url} (docs: ${url}/docs); loading ${flags.modelPath}`);
+      const grpc = server.grpcAddress ? `, gRPC on ${server.grpcAddress}` : '';
+      log(`listening on ${url} (docs: ${url}/docs${grpc}); loading ${flags.modelPath}`);
       const engineOptions: EngineLoadOptions = {
         backend: flags.backend as EngineLoadOptions['backend'],
         device: flags.device,
