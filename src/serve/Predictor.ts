@@ -35,9 +35,21 @@ export class Predictor {
   /** Requests between their first byte and their submission to the batcher. */
   #incoming = 0;
 
-  constructor(engine: Engine, options: ResolvedServeOptions, metrics: ServeMetrics) {
+  readonly #labels: { model: string; version: string };
+
+  /**
+   * `labels` name the model version in the per-model metrics (trt_flowers_model_*); the batcher's limits are the
+   * options' (maxBatch, maxWaitMs, concurrency, maxQueue).
+   */
+  constructor(
+    engine: Engine,
+    options: ResolvedServeOptions,
+    metrics: ServeMetrics,
+    labels: { model: string; version: string } = { model: '', version: '' },
+  ) {
     this.engine = engine;
     this.#metrics = metrics;
+    this.#labels = labels;
     this.#maxPixels = options.maxPixels;
     this.#decodeLimit = options.decodeConcurrency;
     this.#batcher = new Batcher((images) => this.#infer(images), {
@@ -49,6 +61,10 @@ export class Predictor {
       onBatch: ({ size, runMs, waitMs }) => {
         metrics.batchSize.observe(size);
         metrics.inferenceSeconds.observe(runMs / 1000);
+        if (labels.model) {
+          metrics.modelBatchSize.observe(labels, size);
+          metrics.modelInferenceSeconds.observe(labels, runMs / 1000);
+        }
         for (const w of waitMs) metrics.queueWaitSeconds.observe(w / 1000);
       },
     });
@@ -87,13 +103,13 @@ export class Predictor {
       const settled = await Promise.all(decoded);
       const bad = settled.filter((s): s is { error: unknown } => 'error' in s);
       if (bad.length > 0) {
-        this.#metrics.images.inc({ outcome: 'rejected' }, bad.length);
+        this.#count('rejected', bad.length);
         throw bad[0]?.error;
       }
       // Leaving without a poke: the submission below decides, now that this request no longer counts as coming.
       leave(false);
       const predictions = await this.#batcher.submit(settled.map((s) => (s as { ok: Uint8Array }).ok));
-      this.#metrics.images.inc({ outcome: 'predicted' }, predictions.length);
+      this.#count('predicted', predictions.length);
       return uploads.map((u, i) => ({ name: u.name, prediction: predictions[i] as Prediction }));
     } finally {
       leave(true);
@@ -106,8 +122,13 @@ export class Predictor {
    */
   async predictTensors(images: readonly Float32Array[]): Promise<Prediction[]> {
     const predictions = await this.#batcher.submit(images);
-    this.#metrics.images.inc({ outcome: 'predicted' }, predictions.length);
+    this.#count('predicted', predictions.length);
     return predictions;
+  }
+
+  #count(outcome: 'predicted' | 'rejected', n: number): void {
+    this.#metrics.images.inc({ outcome }, n);
+    if (this.#labels.model) this.#metrics.modelImages.inc({ ...this.#labels, outcome }, n);
   }
 
   /** One image through the whole path (decode, batcher, engine), so the first request is not the slow one. */

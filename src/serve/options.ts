@@ -50,6 +50,11 @@ export interface ServeOptions {
    * -1 serves no gRPC. Defaults to -1.
    */
   grpcPort?: number;
+  /**
+   * How often a model repository (InferenceServer.loadRepository) is read again for added, changed and removed
+   * models, in ms; 0 reads it once. Defaults to 5000.
+   */
+  repositoryPollMs?: number;
 }
 
 export type ResolvedServeOptions = Required<ServeOptions>;
@@ -73,6 +78,7 @@ export const SERVE_DEFAULTS: ResolvedServeOptions = {
   logRequests: false,
   modelName: '',
   grpcPort: -1,
+  repositoryPollMs: 5000,
 };
 
 function int(options: ServeOptions, name: keyof ServeOptions, min: number, max: number): number {
@@ -120,6 +126,7 @@ export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOp
     host,
     port: int(options, 'port', 0, 65535),
     grpcPort: int(options, 'grpcPort', -1, 65535),
+    repositoryPollMs: int(options, 'repositoryPollMs', 0, 86_400_000),
     maxBatch: int(options, 'maxBatch', 1, 1024),
     maxWaitMs: int(options, 'maxWaitMs', 0, 10_000),
     concurrency: int(options, 'concurrency', 1, 64),

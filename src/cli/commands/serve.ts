@@ -7,7 +7,9 @@ import { modelNameFromPath, SERVE_DEFAULTS } from '../../serve/options.js';
 import { parseInteger } from '../parse.js';
 
 interface ServeFlags {
-  modelPath: string;
+  modelPath?: string;
+  modelRepository?: string;
+  repositoryPollMs: number;
   host: string;
   port: number;
   device: string;
@@ -39,7 +41,17 @@ export function registerServeCommand(program: Command): void {
     .description(
       'HTTP inference server: /predict, /predict/batch, /invocations, the Open Inference Protocol (/v2), /health, /metrics, /docs',
     )
-    .requiredOption('--model-path <file>', 'TorchScript .pt, .onnx or TensorRT .engine')
+    .option('--model-path <file>', 'TorchScript .pt, .onnx or TensorRT .engine (else --model-repository)')
+    .option(
+      '--model-repository <dir>',
+      'serve every model and version of a Triton / KServe model repository (else --model-path)',
+    )
+    .option(
+      '--repository-poll-ms <n>',
+      'read the model repository again this often to load and unload models (0: once)',
+      parseInteger('--repository-poll-ms', 0, 86_400_000),
+      d.repositoryPollMs,
+    )
     .option('--host <host>', 'interface to listen on', d.host)
     .option('--port <n>', 'TCP port (0: any free port)', parseInteger('--port', 0, 65535), d.port)
     .option('--device <device>', 'auto | cpu | cuda | cuda:N', 'auto')
@@ -118,6 +130,9 @@ export function registerServeCommand(program: Command): void {
     )
     .option('--log-requests', 'log every request (JSON lines on stdout)')
     .action(async (flags: ServeFlags) => {
+      if ((flags.modelPath === undefined) === (flags.modelRepository === undefined)) {
+        throw new RangeError('give one of --model-path <file> or --model-repository <dir>');
+      }
       // Small single-threaded engine calls side by side use the cores better than one call with many threads, which
       // spins against the decoders: with 2 cores, 2 workers of 1 thread serve about 1.6x the requests of 1 worker.
       const [{ Engine }, { InferenceServer }] = await Promise.all([
@@ -143,7 +158,8 @@ export function registerServeCommand(program: Command): void {
         headersTimeoutMs: flags.headersTimeoutMs,
         keepAliveTimeoutMs: flags.keepAliveTimeoutMs,
         logRequests: flags.logRequests === true,
-        modelName: flags.modelName ?? modelNameFromPath(flags.modelPath),
+        modelName: flags.modelName ?? (flags.modelPath ? modelNameFromPath(flags.modelPath) : ''),
+        repositoryPollMs: flags.repositoryPollMs,
         grpcPort: flags.grpcPort,
       });
       const log = (line: string): boolean => process.stderr.write(`[serve] ${line}\n`);
@@ -175,7 +191,7 @@ export function registerServeCommand(program: Command): void {
         );
       }
       const grpc = server.grpcAddress ? `, gRPC on ${server.grpcAddress}` : '';
-      log(`listening on ${url} (docs: ${url}/docs${grpc}); loading ${flags.modelPath}`);
+      log(`listening on ${url} (docs: ${url}/docs${grpc}); loading ${flags.modelPath ?? flags.modelRepository}`);
       const engineOptions: EngineLoadOptions = {
         backend: flags.backend as EngineLoadOptions['backend'],
         device: flags.device,
@@ -184,7 +200,12 @@ export function registerServeCommand(program: Command): void {
         threads,
       };
       try {
-        await server.load(() => Engine.load(flags.modelPath, engineOptions));
+        if (flags.modelRepository) {
+          const { batchSize: _batch, workers: _workers, ...common } = engineOptions;
+          await server.loadRepository(flags.modelRepository, common);
+        } else {
+          await server.load(() => Engine.load(flags.modelPath as string, engineOptions));
+        }
       } catch (err) {
         await server.close();
         if (signals > 0) {
@@ -193,7 +214,9 @@ export function registerServeCommand(program: Command): void {
         }
         throw err;
       }
-      if (server.state === 'ready') {
+      if (server.state === 'ready' && flags.modelRepository) {
+        log(`ready: serving the model repository ${flags.modelRepository}`);
+      } else if (server.state === 'ready') {
         const info = server.engine!.info;
         log(
           `ready: ${info.backend} ${info.precision} on ${info.device}, ${info.classes.length} classes, ` +

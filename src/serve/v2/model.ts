@@ -15,6 +15,8 @@ export interface ServedModel {
   info(): EngineInfo | undefined;
   /** Why the model is not ready (loading, failed: ...), for error messages. */
   notReadyReason(): string;
+  /** The model's own configuration (a repository's config.pbtxt), when it has one. */
+  config?(): Record<string, unknown>;
 }
 
 /** Finds served models by name and version; the server's one model, or the models of a repository. */

@@ -274,6 +274,8 @@ export function registerV2Routes(app: FastifyInstance, ctx: V2Context, exampleIm
   for (const url of both('/config')) {
     app.get(url, { schema: schemas.config(url.includes(':version')) }, async (request) => {
       const m = model(request);
+      const own = m.config?.();
+      if (own) return { config: own };
       return {
         config: modelConfig(m.name, loadedInfo(m), {
           maxBatch: o.maxBatch,
