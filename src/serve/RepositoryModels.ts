@@ -47,6 +47,8 @@ export class RepositoryModels implements ModelLookup {
   #polling: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Ensemble name -> the served model that answers it. */
+  #aliases = new Map<string, string>();
   /** Skipped entries already logged (each is logged once, until it changes). */
   #skipped = new Set<string>();
 
@@ -54,8 +56,16 @@ export class RepositoryModels implements ModelLookup {
     this.#options = options;
   }
 
-  /** Every version of a model that is loading, ready or failed, newest first. */
+  /**
+   * Every version of a model that is loading, ready or failed, newest first. An ensemble of preprocessing and a
+   * served model answers as that model's newest version, under the ensemble's name, version 1.
+   */
   versions(name: string): readonly ServedModel[] {
+    const target = this.#aliases.get(name);
+    if (target !== undefined) {
+      const newest = this.versions(target)[0];
+      return newest ? [{ ...newest, name, version: '1' }] : [];
+    }
     const versions = this.#entries.get(name);
     if (!versions) return [];
     return [...versions.values()].sort(byVersionDesc).map((e) => this.#served(e));
@@ -119,6 +129,11 @@ export class RepositoryModels implements ModelLookup {
     const skipped = new Set(scan.skipped.map((s) => `${s.name}: ${s.reason}`));
     for (const line of skipped) if (!this.#skipped.has(line)) log(`model repository: skipping ${line}`);
     this.#skipped = skipped;
+    for (const a of scan.aliases) {
+      if (this.#aliases.get(a.name) !== a.target)
+        log(`model repository: ${a.name} answers as ${a.target} (encoded images in)`);
+    }
+    this.#aliases = new Map(scan.aliases.map((a) => [a.name, a.target]));
     const wanted = new Map(scan.models.map((m) => [m.name, m]));
     // Removed models and versions: out of the lookups at once, unloaded once their queues are empty.
     for (const [name, versions] of this.#entries) {

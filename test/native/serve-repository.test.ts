@@ -68,8 +68,13 @@ describe.skipIf(!hasFlowers)('serve --model-repository: many models and versions
       }
       expect((await infer(model)).body.model_version).toBe('2');
     }
-    // The ensemble and the Python preprocessing of the repository are Triton's to run; this server skips them.
-    expect(await status('/v2/models/alpha_ensemble')).toBe(404);
+    // The Python preprocessing is Triton's to run; the ensemble over it answers as its model (encoded images in).
+    expect(await status('/v2/models/alpha_preprocess')).toBe(404);
+    const ensemble = await infer('alpha_ensemble');
+    expect(ensemble.status, JSON.stringify(ensemble.body)).toBe(200);
+    expect(ensemble.body).toMatchObject({ model_name: 'alpha_ensemble', model_version: '1' });
+    const direct = await infer('alpha');
+    expect(ensemble.body.outputs).toEqual(direct.body.outputs);
     const config = ((await (await fetch(`${server.url}/v2/models/beta/versions/1/config`)).json()) as Json).config;
     expect(config).toMatchObject({ name: 'beta', platform: 'onnxruntime_onnx', max_batch_size: 4 });
     const metrics = await (await fetch(`${server.url}/metrics`)).text();

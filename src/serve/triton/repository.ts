@@ -28,9 +28,19 @@ export interface RepositoryModel {
   versions: RepositoryVersion[];
 }
 
-/** What a scan found: the models to serve, and what it passed over (with why). */
+/**
+ * An ensemble that is a preprocessing step (Python backend) before a model this server serves: this server takes
+ * the ensemble's encoded images itself, so the ensemble's name answers as that model.
+ */
+export interface RepositoryAlias {
+  name: string;
+  target: string;
+}
+
+/** What a scan found: the models to serve, ensembles answered by them, and what it passed over (with why). */
 export interface RepositoryScan {
   models: RepositoryModel[];
+  aliases: RepositoryAlias[];
   skipped: { name: string; reason: string }[];
 }
 
@@ -54,7 +64,8 @@ export async function scanRepository(repo: string): Promise<RepositoryScan> {
       err.code === 'ENOENT' ? `the model repository '${repo}' does not exist` : `cannot read '${repo}': ${err.message}`,
     );
   });
-  const scan: RepositoryScan = { models: [], skipped: [] };
+  const scan: RepositoryScan = { models: [], aliases: [], skipped: [] };
+  const configs = new Map<string, ModelConfig>();
   for (const entry of entries.filter((e) => e.isDirectory()).sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const name = entry.name;
     const dir = path.join(repo, name);
@@ -82,6 +93,7 @@ export async function scanRepository(repo: string): Promise<RepositoryScan> {
       scan.skipped.push({ name, reason: `${name}/config.pbtxt: field \`name\` is '${config.name}', not '${name}'` });
       continue;
     }
+    configs.set(name, config);
     const fileName = config.default_model_filename || SERVABLE_PLATFORMS[config.platform ?? ''];
     if (!fileName) {
       scan.skipped.push({
@@ -113,6 +125,25 @@ export async function scanRepository(repo: string): Promise<RepositoryScan> {
         return { version: String(v), file: s.file, fingerprint: `${s.stamp}:${md5(text)}` };
       }),
     });
+  }
+  // Ensembles of Python-backend preprocessing and then a served model, taking one BYTES input (export-triton's).
+  for (const [name, config] of configs) {
+    const steps = config.ensemble_scheduling?.step ?? [];
+    const last = steps[steps.length - 1];
+    const target = last && scan.models.find((m) => m.name === last.model_name);
+    const before = steps.slice(0, -1).map((st) => configs.get(st.model_name));
+    const input = config.input ?? [];
+    if (
+      config.platform === 'ensemble' &&
+      target &&
+      before.length > 0 &&
+      before.every((c) => c?.backend === 'python') &&
+      input.length === 1 &&
+      input[0]?.data_type === 'TYPE_STRING'
+    ) {
+      scan.aliases.push({ name, target: target.name });
+      scan.skipped = scan.skipped.filter((sk) => sk.name !== name);
+    }
   }
   return scan;
 }
