@@ -18,7 +18,8 @@
  * --onnx adds a run of our server over an ONNX export of the same model. Each run records the CPU used by the
  * server, by this client (autocannon) and by every other process; before each run the script waits (at most
  * --quiet-wait seconds) for other processes to go quiet, and a run they disturbed (over 15% of a core) is measured
- * again (at most --retries times).
+ * again (at most --retries times). The table also gives requests per second per core the server used: on a machine
+ * that others share, the protocols' costs compare by it even when the server got less than the whole CPU.
  *
  * --protocols measures our server over each protocol at each level, with the same image: POST /predict (multipart),
  * the Open Inference Protocol's REST infer with the image as a base64 BYTES tensor in JSON (v2-json) or raw with the
@@ -602,15 +603,16 @@ function toMarkdown(report) {
       `connections (gRPC: one HTTP/2 channel), ${report.settings.duration_s} s per level after ` +
       `${report.settings.warmup_s} s of warm-up.`,
     '',
-    '| server | protocol | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors | CPU % server / client / other |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| server | protocol | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors | CPU % server / client / other | req/s per server core |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
   ];
   for (const r of report.results) {
     for (const run of r.runs) {
       lines.push(
         `| ${r.name} | ${run.protocol ?? 'predict'} | ${run.concurrency} | ${run.req_per_s} | ${run.p50_ms} | ` +
           `${run.p90_ms} | ${run.p99_ms} | ` +
-          `${run.errors} | ${run.server_cpu_pct} / ${run.client_cpu_pct} / ${run.other_cpu_pct} |`,
+          `${run.errors} | ${run.server_cpu_pct} / ${run.client_cpu_pct} / ${run.other_cpu_pct} | ` +
+          `${run.server_cpu_pct > 0 ? round(run.req_per_s / (run.server_cpu_pct / 100), 1) : ''} |`,
       );
     }
   }
