@@ -8,7 +8,7 @@
  *        [--image photo.jpg] [--duration 10] [--warmup 2] [--soak 60] [--concurrency 1,8,32] [--threads N]
  *        [--workers N] [--decode-concurrency N] [--max-batch 16] [--max-wait-ms 5] [--no-ours] [--quiet-wait 600] [--retries 3]
  *        [--handler async|threadpool] [--python-threads N] [--python /usr/bin/python3] [--no-python]
- *        [--out models/bench-serve]
+ *        [--out models/bench-serve] [--protocols predict,v2-json,v2-binary,grpc]
  *
  * For each server: POST /predict with one real flower JPEG (about 50 KB; --image) as multipart/form-data, with
  * autocannon at each concurrency (keep-alive connections, one request in flight per connection) for --duration
@@ -18,7 +18,14 @@
  * --onnx adds a run of our server over an ONNX export of the same model. Each run records the CPU used by the
  * server, by this client (autocannon) and by every other process; before each run the script waits (at most
  * --quiet-wait seconds) for other processes to go quiet, and a run they disturbed (over 15% of a core) is measured
- * again (at most --retries times).
+ * again (at most --retries times). The table also gives requests per second per core the server used: on a machine
+ * that others share, the protocols' costs compare by it even when the server got less than the whole CPU.
+ *
+ * --protocols measures our server over each protocol at each level, with the same image: POST /predict (multipart),
+ * the Open Inference Protocol's REST infer with the image as a base64 BYTES tensor in JSON (v2-json) or raw with the
+ * binary-data extension and binary outputs (v2-binary), and gRPC ModelInfer with raw_input_contents (grpc; a
+ * closed loop of `concurrency` calls in flight on one HTTP/2 channel, as Triton's clients do). The FastAPI server
+ * speaks only /predict.
  *
  * Writes <out>/bench-serve.json and <out>/bench-serve.md and prints the table.
  */
@@ -53,6 +60,8 @@ if (argv.includes('--help') || argv.includes('-h')) {
   --quiet-wait S           longest wait for other processes to go quiet before a run (600)
   --retries N              re-measure a run other processes disturbed at most N times (3)
   --out DIR                where bench-serve.json and bench-serve.md go (models/bench-serve)
+  --protocols LIST         what our server is measured over: predict, v2-json, v2-binary, grpc
+                           (predict,v2-json,v2-binary,grpc); FastAPI speaks only predict
 
 trt-flowers serve is started through bin/trt-flowers, so its allocator is the one users get
 (TRT_FLOWERS_MALLOC and MALLOC_CONF in the environment are passed on).
@@ -80,6 +89,12 @@ const levels = arg('concurrency', '1,8,32')
 if (!levels.every((c) => Number.isInteger(c) && c > 0)) throw new RangeError('--concurrency expects e.g. 1,8,32');
 const quietWait = num('quiet-wait', 600);
 const retries = num('retries', 3);
+const PROTOCOLS = ['predict', 'v2-json', 'v2-binary', 'grpc'];
+const protocols = arg('protocols', PROTOCOLS.join(',')).split(',');
+if (!protocols.every((p) => PROTOCOLS.includes(p))) {
+  throw new RangeError(`--protocols expects some of ${PROTOCOLS.join(',')}, received ${protocols.join(',')}`);
+}
+const MODEL_NAME = 'bench';
 const python = arg('python', process.env.TRT_FLOWERS_PYTHON ?? '/usr/bin/python3');
 const outDir = resolve(arg('out', join(root, 'models', 'bench-serve')));
 const flowerDir = process.env.TRT_FLOWERS_DATA ?? resolve(root, '..', 'shared', 'data', 'flower_photos');
@@ -120,6 +135,73 @@ const body = Buffer.concat([
   imageBytes,
   Buffer.from(`\r\n--${boundary}--\r\n`),
 ]);
+
+/** The same image as an Open Inference Protocol request: JSON with base64 BYTES, and the binary-data form. */
+const v2Json = Buffer.from(
+  JSON.stringify({
+    inputs: [{ name: 'image', shape: [1], datatype: 'BYTES', data: [imageBytes.toString('base64')] }],
+    outputs: [{ name: 'label' }, { name: 'probabilities' }],
+  }),
+);
+const v2Header = Buffer.from(
+  JSON.stringify({
+    inputs: [{ name: 'image', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: 4 + imageBytes.length } }],
+    outputs: [
+      { name: 'label', parameters: { binary_data: true } },
+      { name: 'probabilities', parameters: { binary_data: true } },
+    ],
+  }),
+);
+const imageLength = Buffer.alloc(4);
+imageLength.writeUInt32LE(imageBytes.length);
+const v2Binary = Buffer.concat([v2Header, imageLength, imageBytes]);
+
+/** The HTTP request of each protocol. */
+const httpRequests = {
+  predict: { path: '/predict', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body },
+  'v2-json': {
+    path: `/v2/models/${MODEL_NAME}/infer`,
+    headers: { 'content-type': 'application/json' },
+    body: v2Json,
+  },
+  'v2-binary': {
+    path: `/v2/models/${MODEL_NAME}/infer`,
+    headers: {
+      'content-type': 'application/octet-stream',
+      'inference-header-content-length': String(v2Header.length),
+    },
+    body: v2Binary,
+  },
+};
+
+/** A gRPC client of GRPCInferenceService from the project's .proto. */
+async function grpcClient(address) {
+  const grpc = await import('@grpc/grpc-js');
+  const loader = await import('@grpc/proto-loader');
+  const definition = await loader.load(join(root, 'proto', 'grpc_service.proto'), {
+    keepCase: true,
+    longs: Number,
+    oneofs: true,
+  });
+  const proto = grpc.loadPackageDefinition(definition);
+  const client = new proto.inference.GRPCInferenceService(address, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  });
+  const request = {
+    model_name: MODEL_NAME,
+    inputs: [{ name: 'image', datatype: 'BYTES', shape: [1] }],
+    outputs: [{ name: 'label' }, { name: 'probabilities' }],
+    raw_input_contents: [Buffer.concat([imageLength, imageBytes])],
+  };
+  const infer = () =>
+    new Promise((resolveCall) => {
+      const t0 = performance.now();
+      client.ModelInfer(request, { deadline: Date.now() + 30_000 }, (err, response) =>
+        resolveCall({ ms: performance.now() - t0, code: err ? grpc.status[err.code] : 'OK', err, response }),
+      );
+    });
+  return { infer, close: () => client.close() };
+}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const round = (v, d = 1) => Math.round(v * 10 ** d) / 10 ** d;
@@ -239,17 +321,57 @@ async function stop(server) {
   return result;
 }
 
-/** One autocannon run; latencies from every response, in ms. */
-function load(url, connections, seconds, onSecond) {
+/**
+ * A closed loop of `connections` gRPC calls in flight for `seconds`; the same fields as an autocannon run (the
+ * statuses are gRPC code names).
+ */
+async function loadGrpc(server, connections, seconds, onSecond) {
+  const latencies = [];
+  const statuses = {};
+  let errors = 0;
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  const timer = onSecond ? setInterval(onSecond, 1000) : undefined;
+  const loop = async () => {
+    while (performance.now() < end) {
+      const r = await server.grpc.infer();
+      latencies.push(r.ms);
+      statuses[r.code] = (statuses[r.code] ?? 0) + 1;
+      if (r.code !== 'OK') errors++;
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, loop));
+  clearInterval(timer);
+  const elapsed = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  const ok = latencies.length - errors;
+  return {
+    concurrency: connections,
+    seconds: round(elapsed, 2),
+    requests: latencies.length,
+    req_per_s: round(ok / elapsed, 1),
+    p50_ms: round(percentile(latencies, 50), 1),
+    p90_ms: round(percentile(latencies, 90), 1),
+    p99_ms: round(percentile(latencies, 99), 1),
+    max_ms: round(latencies[latencies.length - 1] ?? NaN, 1),
+    errors,
+    statuses,
+  };
+}
+
+/** One autocannon run (or gRPC loop) over a protocol; latencies from every response, in ms. */
+function load(server, connections, seconds, onSecond, protocol = 'predict') {
+  if (protocol === 'grpc') return loadGrpc(server, connections, seconds, onSecond);
+  const http = httpRequests[protocol];
   return new Promise((resolvePromise, reject) => {
     const latencies = [];
     const statuses = {};
     const instance = autocannon(
       {
-        url: `${url}/predict`,
+        url: `${server.url}${http.path}`,
         method: 'POST',
-        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-        body,
+        headers: http.headers,
+        body: http.body,
         connections,
         pipelining: 1,
         duration: seconds,
@@ -282,26 +404,46 @@ function load(url, connections, seconds, onSecond) {
   });
 }
 
-async function benchServer(server) {
+/** One request over a protocol, checked: the predicted class it answers. */
+async function check(server, protocol) {
+  if (protocol === 'grpc') {
+    const r = await server.grpc.infer();
+    if (r.code !== 'OK') throw new Error(`${server.name}: gRPC ModelInfer answered ${r.code}: ${r.err?.details}`);
+    const raw = r.response.raw_output_contents[0];
+    return raw.subarray(4, 4 + raw.readUInt32LE(0)).toString();
+  }
+  const http = httpRequests[protocol];
+  const res = await fetch(`${server.url}${http.path}`, { method: 'POST', headers: http.headers, body: http.body });
+  const answer = Buffer.from(await res.arrayBuffer());
+  if (res.status !== 200) throw new Error(`${server.name}: ${protocol} answered ${res.status}: ${answer}`);
+  if (protocol === 'predict') return JSON.parse(answer.toString()).predicted_class;
+  if (protocol === 'v2-json') return JSON.parse(answer.toString()).outputs[0].data[0];
+  const headerLength = Number(res.headers.get('inference-header-content-length'));
+  return answer.subarray(headerLength + 4, headerLength + 4 + answer.readUInt32LE(headerLength)).toString();
+}
+
+async function benchServer(server, over = ['predict']) {
   const pid = server.child.pid;
-  const check = await fetch(`${server.url}/predict`, {
-    method: 'POST',
-    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
-    body,
-  });
-  const answer = await check.text();
-  if (check.status !== 200) throw new Error(`${server.name}: /predict answered ${check.status}: ${answer}`);
+  const predicted = {};
+  for (const protocol of over) predicted[protocol] = await check(server, protocol);
+  if (new Set(Object.values(predicted)).size !== 1) {
+    throw new Error(`${server.name}: the protocols disagree on the class: ${JSON.stringify(predicted)}`);
+  }
+  const answer = JSON.stringify({ predicted_class: Object.values(predicted)[0], by_protocol: predicted });
   const runs = [];
   for (const c of levels) {
-    const r = await quietly(pid, `c=${c}`, async () => {
-      if (warmup > 0) await load(server.url, c, warmup);
-      return load(server.url, c, duration);
-    });
-    runs.push(r);
-    process.stderr.write(
-      `  ${server.name} c=${c}: ${r.req_per_s} req/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, errors ${r.errors} ` +
-        `(CPU: server ${r.server_cpu_pct}%, client ${r.client_cpu_pct}%, other processes ${r.other_cpu_pct}%)\n`,
-    );
+    for (const protocol of over) {
+      const r = await quietly(pid, `${protocol} c=${c}`, async () => {
+        if (warmup > 0) await load(server, c, warmup, undefined, protocol);
+        return load(server, c, duration, undefined, protocol);
+      });
+      runs.push({ protocol, ...r });
+      process.stderr.write(
+        `  ${server.name} ${protocol} c=${c}: ${r.req_per_s} req/s, p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, ` +
+          `errors ${r.errors} (CPU: server ${r.server_cpu_pct}%, client ${r.client_cpu_pct}%, other processes ` +
+          `${r.other_cpu_pct}%)\n`,
+      );
+    }
   }
   let soakResult;
   if (soak > 0) {
@@ -310,7 +452,7 @@ async function benchServer(server) {
       const samples = [{ t: 0, rss_mib: round(rssMiB(pid)) }];
       const t0 = performance.now();
       const sample = () => samples.push({ t: round((performance.now() - t0) / 1000), rss_mib: round(rssMiB(pid)) });
-      const result = await load(server.url, c, soak, sample);
+      const result = await load(server, c, soak, sample);
       sample();
       return { ...result, samples };
     });
@@ -343,12 +485,16 @@ async function main() {
   const launcher = join(root, 'bin', 'trt-flowers');
   mkdirSync(outDir, { recursive: true });
   // Through the launcher (bin/trt-flowers), which picks the allocator users get.
-  const ourArgs = (m, port) => [
+  const ourArgs = (m, port, grpcPort = -1) => [
     'serve',
     '--model-path',
     m,
     '--port',
     String(port),
+    '--model-name',
+    MODEL_NAME,
+    '--grpc-port',
+    String(grpcPort),
     '--max-batch',
     arg('max-batch', '16'),
     '--max-wait-ms',
@@ -364,14 +510,17 @@ async function main() {
   if (arg('onnx')) targets.push(resolve(arg('onnx')));
   for (const target of targets) {
     const port = await freePort();
-    const server = await start('trt-flowers serve', launcher, ourArgs(target, port), port);
+    const grpcPort = protocols.includes('grpc') ? await freePort() : -1;
+    const server = await start('trt-flowers serve', launcher, ourArgs(target, port, grpcPort), port);
     let result;
     try {
+      if (grpcPort >= 0) server.grpc = await grpcClient(`127.0.0.1:${grpcPort}`);
       const served = await (await fetch(`${server.url}/`)).json();
       server.name = `trt-flowers serve (${served.backend})`;
       info ??= served;
-      result = { ...(await benchServer(server)), backend: served.backend };
+      result = { ...(await benchServer(server, protocols)), backend: served.backend };
     } finally {
+      server.grpc?.close();
       const exit = await stop(server);
       if (result) results.push({ ...result, exit });
     }
@@ -433,7 +582,7 @@ async function main() {
     },
     model: { path: model, backend_info: info },
     image: { path: image, bytes: imageBytes.length },
-    settings: { duration_s: duration, warmup_s: warmup, soak_s: soak, concurrency: levels },
+    settings: { duration_s: duration, warmup_s: warmup, soak_s: soak, concurrency: levels, protocols },
     results,
   };
   const md = toMarkdown(report);
@@ -448,18 +597,22 @@ function toMarkdown(report) {
     '',
     `Machine: ${report.machine.cpu}, ${report.machine.cores} cores, ${report.machine.memory_gib} GiB, Node ` +
       `${report.machine.node}. Model: \`${report.model.path}\` (${report.model.backend_info.preprocessing.size} px, ` +
-      `${report.model.backend_info.classes.length} classes). Image: a ${report.image.bytes}-byte JPEG, POST /predict ` +
-      `as multipart/form-data, keep-alive connections, ${report.settings.duration_s} s per level after ` +
+      `${report.model.backend_info.classes.length} classes). Image: a ${report.image.bytes}-byte JPEG: predict is ` +
+      'POST /predict as multipart/form-data; v2-json the Open Inference Protocol infer with a base64 BYTES tensor; ' +
+      'v2-binary the same with the binary-data extension; grpc ModelInfer with raw_input_contents. Keep-alive ' +
+      `connections (gRPC: one HTTP/2 channel), ${report.settings.duration_s} s per level after ` +
       `${report.settings.warmup_s} s of warm-up.`,
     '',
-    '| server | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors | CPU % server / client / other |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| server | protocol | concurrency | req/s | p50 ms | p90 ms | p99 ms | errors | CPU % server / client / other | req/s per server core |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
   ];
   for (const r of report.results) {
     for (const run of r.runs) {
       lines.push(
-        `| ${r.name} | ${run.concurrency} | ${run.req_per_s} | ${run.p50_ms} | ${run.p90_ms} | ${run.p99_ms} | ` +
-          `${run.errors} | ${run.server_cpu_pct} / ${run.client_cpu_pct} / ${run.other_cpu_pct} |`,
+        `| ${r.name} | ${run.protocol ?? 'predict'} | ${run.concurrency} | ${run.req_per_s} | ${run.p50_ms} | ` +
+          `${run.p90_ms} | ${run.p99_ms} | ` +
+          `${run.errors} | ${run.server_cpu_pct} / ${run.client_cpu_pct} / ${run.other_cpu_pct} | ` +
+          `${run.server_cpu_pct > 0 ? round(run.req_per_s / (run.server_cpu_pct / 100), 1) : ''} |`,
       );
     }
   }

@@ -12,6 +12,8 @@ say() { printf '[setup] %s\n' "$*"; }
 APT_PACKAGES=(libtorch-dev python3-torch python3-torchvision python3-onnx libopenblas0-openmp cmake g++ make
   ninja-build clang-format libjpeg62-turbo-dev liblcms2-dev python3-fastapi python3-uvicorn python3-multipart
   libjemalloc2)
+# The Open Inference Protocol tests: a gRPC client with stubs generated from proto/, config.pbtxt read back.
+APT_PACKAGES+=(python3-grpcio python3-grpc-tools python3-protobuf)
 if [[ "${SKIP_APT:-0}" != 1 ]] && command -v dpkg-query > /dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do

@@ -86,6 +86,13 @@ export {
   type ServeOptions,
   type ResolvedServeOptions,
   type ServerState,
+  exportTritonRepository,
+  parseModelConfig,
+  writeModelConfig,
+  ModelConfigError,
+  type ExportTritonOptions,
+  type ExportTritonReport,
+  type ModelConfig as TritonModelConfig,
 } from './serve/index.js';
 export {
   TensorRTBackend,

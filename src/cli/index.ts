@@ -10,6 +10,7 @@ import { registerDoctorCommand } from './commands/doctor.js';
 import { registerEvaluateCommand } from './commands/evaluate.js';
 import { registerExportBackboneCommand } from './commands/export-backbone.js';
 import { registerExportOnnxCommand } from './commands/export-onnx.js';
+import { registerExportTritonCommand } from './commands/export-triton.js';
 import { registerPredictCommands } from './commands/predict.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerTrainCommand } from './commands/train.js';
@@ -29,6 +30,7 @@ export function createProgram(): Command {
   registerTrainCommand(program);
   registerEvaluateCommand(program);
   registerExportOnnxCommand(program);
+  registerExportTritonCommand(program);
   registerPredictCommands(program);
   registerBuildEngineCommand(program);
   registerServeCommand(program);

@@ -10,10 +10,14 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Engine } from '../engine/Engine.js';
 import { toHttpError } from './httpErrors.js';
 import { ServeMetrics } from './metrics.js';
-import { resolveServeOptions, type ResolvedServeOptions, type ServeOptions } from './options.js';
+import { modelNameFromPath, resolveServeOptions, type ResolvedServeOptions, type ServeOptions } from './options.js';
 import { Predictor } from './Predictor.js';
 import { registerRoutes, type RouteContext, type ServerState } from './routes.js';
 import { exampleImageBase64 } from './schemas.js';
+import { RepositoryModels } from './RepositoryModels.js';
+import type { EngineLoadOptions } from '../engine/Engine.js';
+import type { GrpcInferenceServer } from './v2/grpc.js';
+import type { ModelLookup, ServedModel } from './v2/model.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -49,6 +53,8 @@ export class InferenceServer implements AsyncDisposable {
   #ownsEngine = false;
   #loadError: string | undefined;
   #closing: Promise<void> | undefined;
+  #grpc: GrpcInferenceServer | undefined;
+  #repository: RepositoryModels | undefined;
   /** Open connections, and the request each one is answering (none: idle, or still sending its headers). */
   readonly #sockets = new Set<Socket>();
   readonly #requests = new WeakMap<Socket, IncomingMessage>();
@@ -57,7 +63,11 @@ export class InferenceServer implements AsyncDisposable {
   constructor(options: ServeOptions = {}) {
     this.options = resolveServeOptions(options);
     const o = this.options;
-    this.metrics = new ServeMetrics(() => this.#predictor?.queueDepth ?? 0);
+    this.metrics = new ServeMetrics(() =>
+      this.#predictor
+        ? this.#predictor.queueDepth
+        : [...this.metrics.modelQueues.values()].reduce((a, q) => a + q.depth(), 0),
+    );
     this.metrics.ready.set(0);
     this.app = Fastify({
       logger: o.logRequests ? { level: 'info' } : false,
@@ -100,9 +110,32 @@ export class InferenceServer implements AsyncDisposable {
     return `http://${host}:${address.port}`;
   }
 
-  /** Starts accepting connections (GET /health answers 503 until load() is done). Resolves with the URL. */
+  /** The gRPC service's address (host:port) once listening, when `grpcPort` is not -1. */
+  get grpcAddress(): string | undefined {
+    if (!this.#grpc) return undefined;
+    const host = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
+    return `${host}:${this.#grpc.port}`;
+  }
+
+  /**
+   * Starts accepting connections (GET /health answers 503 until load() is done), and the gRPC service when
+   * `grpcPort` is set. Resolves with the HTTP URL.
+   */
   async listen(): Promise<string> {
     await this.app.listen({ host: this.options.host, port: this.options.port });
+    if (this.options.grpcPort >= 0) {
+      const { GrpcInferenceServer } = await import('./v2/grpc.js');
+      const grpc = await GrpcInferenceServer.create({
+        options: this.options,
+        version,
+        metrics: this.metrics,
+        serverLive: () => this.#state !== 'stopped',
+        serverReady: () => this.#state === 'ready',
+        models: this.#models,
+      });
+      this.#grpc = grpc;
+      await grpc.listen(this.options.host, this.options.grpcPort);
+    }
     return this.url;
   }
 
@@ -112,7 +145,7 @@ export class InferenceServer implements AsyncDisposable {
    * server then answering 503 with the reason.
    */
   async load(engine: Engine | (() => Promise<Engine>)): Promise<void> {
-    if (this.#engine) throw new Error('the server already serves an engine');
+    if (this.#engine || this.#repository) throw new Error('the server already serves a model');
     this.#state = 'loading';
     try {
       const owned = typeof engine === 'function';
@@ -128,10 +161,46 @@ export class InferenceServer implements AsyncDisposable {
         { model: info.path, backend: info.backend, precision: info.precision, device: info.device },
         1,
       );
-      this.#predictor = new Predictor(loaded, this.options, this.metrics);
+      const labels = { model: this.options.modelName || modelNameFromPath(info.path), version: '1' };
+      const predictor = new Predictor(loaded, this.options, this.metrics, labels);
+      this.#predictor = predictor;
+      this.metrics.modelQueues.set(`${labels.model}/1`, { ...labels, depth: () => predictor.queueDepth });
       this.#state = 'warming_up';
       await this.#predictor.warmUp();
       if (this.#closing) return;
+      this.#state = 'ready';
+      this.metrics.ready.set(1);
+      this.metrics.modelReady.set(labels, 1);
+    } catch (err) {
+      if (!this.#closing) this.#state = 'failed';
+      this.#loadError = (err as Error).message;
+      throw err;
+    }
+  }
+
+  /**
+   * Serves every model and version of a Triton / KServe model repository (`<repo>/<model>/config.pbtxt`,
+   * `<repo>/<model>/<version>/model.onnx|model.plan|model.pt`), each with its own batcher from its config, and reads
+   * the repository again every `repositoryPollMs` to load added or changed versions and unload removed ones without
+   * a restart. Resolves once the first reading is loaded; the server is ready then. /predict and /invocations use
+   * the first model by name (its newest version).
+   */
+  async loadRepository(repository: string, engineOptions: EngineLoadOptions = {}): Promise<void> {
+    if (this.#engine || this.#repository) throw new Error('the server already serves a model');
+    const log = (line: string): boolean => process.stderr.write(`[serve] ${line}\n`);
+    this.#state = 'loading';
+    const models = new RepositoryModels({
+      repository,
+      serve: this.options,
+      metrics: this.metrics,
+      engine: engineOptions,
+      onLog: log,
+    });
+    this.#repository = models;
+    try {
+      await models.start(this.options.repositoryPollMs);
+      if (this.#closing) return;
+      if (models.names.length === 0) log(`model repository '${repository}' holds no model this server runs (yet)`);
       this.#state = 'ready';
       this.metrics.ready.set(1);
     } catch (err) {
@@ -163,8 +232,9 @@ export class InferenceServer implements AsyncDisposable {
     try {
       const closed = this.app.close();
       this.#dropIncomplete();
-      await closed;
+      await Promise.all([closed, this.#grpc?.close(timeoutMs)]);
       await this.#predictor?.close();
+      await this.#repository?.close();
     } finally {
       clearTimeout(deadline);
       this.#state = 'stopped';
@@ -270,14 +340,36 @@ export class InferenceServer implements AsyncDisposable {
       state: () => this.#state,
       uptimeSeconds: () => (performance.now() - this.#started) / 1000,
       loadError: () => this.#loadError,
-      predictor: () => this.#predictor,
+      predictor: () => (this.#repository ? this.#repository.defaultModel()?.predictor() : this.#predictor),
       renderMetrics: () => metrics.render(),
+      models: this.#models,
     };
     // The example image of the document is made once, as the routes are registered (before listen() resolves).
     void app.register(async (scope) => registerRoutes(scope, ctx, await exampleImageBase64()));
   }
 
   /** Timeouts and malformed requests found by Node's HTTP parser, answered in this server's error shape. */
+  /** The one model of this server, for the Open Inference Protocol: named by `modelName` or its file, version 1. */
+  readonly #models: ModelLookup = {
+    versions: (name: string): readonly ServedModel[] => {
+      if (this.#repository) return this.#repository.versions(name);
+      const served = this.options.modelName || (this.#engine ? modelNameFromPath(this.#engine.info.path) : '');
+      if (served === '' || name !== served) return [];
+      return [
+        {
+          name: served,
+          version: '1',
+          predictor: () => (this.#state === 'ready' ? this.#predictor : undefined),
+          info: () => this.#engine?.info,
+          notReadyReason: () =>
+            this.#state === 'failed'
+              ? `it failed to load: ${this.#loadError ?? 'unknown error'}`
+              : this.#state.replace('_', ' '),
+        },
+      ];
+    },
+  };
+
   #clientError(err: Error & { code?: string }, socket: Socket): void {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;

@@ -15,6 +15,9 @@ export interface NamedPrediction {
 
 type Settled = { ok: Uint8Array } | { error: unknown };
 
+/** What the batcher holds per image: decoded RGB bytes (HWC) from an upload, or a client's preprocessed CHW tensor. */
+type Item = Uint8Array | Float32Array;
+
 /**
  * The server's path from uploaded bytes to predictions: images are decoded as they arrive (libjpeg-turbo or sharp,
  * on the libuv pool, a bounded number at once), then the Batcher groups the decoded images of concurrent requests
@@ -23,7 +26,7 @@ type Settled = { ok: Uint8Array } | { error: unknown };
  */
 export class Predictor {
   readonly engine: Engine;
-  readonly #batcher: Batcher<Uint8Array, Prediction>;
+  readonly #batcher: Batcher<Item, Prediction>;
   readonly #metrics: ServeMetrics;
   readonly #maxPixels: number;
   readonly #decodeLimit: number;
@@ -32,9 +35,21 @@ export class Predictor {
   /** Requests between their first byte and their submission to the batcher. */
   #incoming = 0;
 
-  constructor(engine: Engine, options: ResolvedServeOptions, metrics: ServeMetrics) {
+  readonly #labels: { model: string; version: string };
+
+  /**
+   * `labels` name the model version in the per-model metrics (trt_flowers_model_*); the batcher's limits are the
+   * options' (maxBatch, maxWaitMs, concurrency, maxQueue).
+   */
+  constructor(
+    engine: Engine,
+    options: ResolvedServeOptions,
+    metrics: ServeMetrics,
+    labels: { model: string; version: string } = { model: '', version: '' },
+  ) {
     this.engine = engine;
     this.#metrics = metrics;
+    this.#labels = labels;
     this.#maxPixels = options.maxPixels;
     this.#decodeLimit = options.decodeConcurrency;
     this.#batcher = new Batcher((images) => this.#infer(images), {
@@ -46,6 +61,10 @@ export class Predictor {
       onBatch: ({ size, runMs, waitMs }) => {
         metrics.batchSize.observe(size);
         metrics.inferenceSeconds.observe(runMs / 1000);
+        if (labels.model) {
+          metrics.modelBatchSize.observe(labels, size);
+          metrics.modelInferenceSeconds.observe(labels, runMs / 1000);
+        }
         for (const w of waitMs) metrics.queueWaitSeconds.observe(w / 1000);
       },
     });
@@ -84,17 +103,32 @@ export class Predictor {
       const settled = await Promise.all(decoded);
       const bad = settled.filter((s): s is { error: unknown } => 'error' in s);
       if (bad.length > 0) {
-        this.#metrics.images.inc({ outcome: 'rejected' }, bad.length);
+        this.#count('rejected', bad.length);
         throw bad[0]?.error;
       }
       // Leaving without a poke: the submission below decides, now that this request no longer counts as coming.
       leave(false);
       const predictions = await this.#batcher.submit(settled.map((s) => (s as { ok: Uint8Array }).ok));
-      this.#metrics.images.inc({ outcome: 'predicted' }, predictions.length);
+      this.#count('predicted', predictions.length);
       return uploads.map((u, i) => ({ name: u.name, prediction: predictions[i] as Prediction }));
     } finally {
       leave(true);
     }
+  }
+
+  /**
+   * Classifies preprocessed images (float32 CHW, normalised as the model's metadata says, each 3 x size x size),
+   * batched with the uploads of other requests. The caller checks the shape and the values.
+   */
+  async predictTensors(images: readonly Float32Array[]): Promise<Prediction[]> {
+    const predictions = await this.#batcher.submit(images);
+    this.#count('predicted', predictions.length);
+    return predictions;
+  }
+
+  #count(outcome: 'predicted' | 'rejected', n: number): void {
+    this.#metrics.images.inc({ outcome }, n);
+    if (this.#labels.model) this.#metrics.modelImages.inc({ ...this.#labels, outcome }, n);
   }
 
   /** One image through the whole path (decode, batcher, engine), so the first request is not the slow one. */
@@ -129,12 +163,18 @@ export class Predictor {
     }
   }
 
-  /** One engine call over decoded images: normalised into one NCHW batch. */
-  async #infer(images: Uint8Array[]): Promise<Prediction[]> {
+  /**
+   * One engine call over decoded images (normalised) and tensors (copied) in one NCHW batch. Logits and embeddings
+   * come with every prediction (the Open Inference Protocol's outputs): one small copy per image.
+   */
+  async #infer(images: Item[]): Promise<Prediction[]> {
     const { size, mean, std } = this.engine.info.preprocessing;
     const per = 3 * size * size;
     const data = new Float32Array(images.length * per);
-    images.forEach((hwc, i) => normalizeInto(hwc, data, i * per, { mean, std }));
-    return this.engine.infer({ data, shape: [images.length, 3, size, size] });
+    images.forEach((item, i) => {
+      if (item instanceof Float32Array) data.set(item, i * per);
+      else normalizeInto(item, data, i * per, { mean, std });
+    });
+    return this.engine.infer({ data, shape: [images.length, 3, size, size] }, { logits: true, embeddings: true });
   }
 }

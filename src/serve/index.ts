@@ -6,3 +6,13 @@ export { resolveServeOptions, SERVE_DEFAULTS, type ResolvedServeOptions, type Se
 export { Predictor, type NamedPrediction } from './Predictor.js';
 export type { ServerState } from './routes.js';
 export { invocationImages, type Upload } from './uploads.js';
+export { RepositoryModels, type RepositoryModelsOptions } from './RepositoryModels.js';
+export {
+  ModelConfigError,
+  parseModelConfig,
+  writeModelConfig,
+  type ModelConfig,
+  type ModelTensor,
+} from './triton/config.js';
+export { exportTritonRepository, type ExportTritonOptions, type ExportTritonReport } from './triton/export.js';
+export { scanRepository, type RepositoryModel, type RepositoryScan } from './triton/repository.js';

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import path from 'node:path';
 
 import { describe } from '../util/describe.js';
 
@@ -39,6 +40,21 @@ export interface ServeOptions {
   connectionTimeoutMs?: number;
   /** Log every request (pino JSON lines on stdout). Defaults to false. */
   logRequests?: boolean;
+  /**
+   * The model's name in the Open Inference Protocol (/v2/models/{name}, gRPC). Defaults to '' : the model file's
+   * name without its extension, once loaded.
+   */
+  modelName?: string;
+  /**
+   * TCP port of the Open Inference Protocol's gRPC service (GRPCInferenceService), on `host`; 0 picks a free one,
+   * -1 serves no gRPC. Defaults to -1.
+   */
+  grpcPort?: number;
+  /**
+   * How often a model repository (InferenceServer.loadRepository) is read again for added, changed and removed
+   * models, in ms; 0 reads it once. Defaults to 5000.
+   */
+  repositoryPollMs?: number;
 }
 
 export type ResolvedServeOptions = Required<ServeOptions>;
@@ -60,6 +76,9 @@ export const SERVE_DEFAULTS: ResolvedServeOptions = {
   keepAliveTimeoutMs: 5_000,
   connectionTimeoutMs: 60_000,
   logRequests: false,
+  modelName: '',
+  grpcPort: -1,
+  repositoryPollMs: 5000,
 };
 
 function int(options: ServeOptions, name: keyof ServeOptions, min: number, max: number): number {
@@ -68,6 +87,28 @@ function int(options: ServeOptions, name: keyof ServeOptions, min: number, max: 
     throw new RangeError(`Expected integer between ${min} and ${max} for \`${name}\` but received ${describe(value)}`);
   }
   return value;
+}
+
+/** Model names as Triton and KServe take them: letters, digits, `_`, `-` and `.` (not only dots). */
+export const MODEL_NAME = /^(?!\.+$)[A-Za-z0-9_.-]{1,128}$/;
+
+/** A model name from a model file's name: its base name without extension, other characters replaced by `_`. */
+export function modelNameFromPath(file: string): string {
+  const base = path
+    .parse(file)
+    .name.replace(/[^A-Za-z0-9_.-]/g, '_')
+    .slice(0, 128);
+  return /^\.*$/.test(base) ? 'model' : base;
+}
+
+function modelNameOf(name: unknown): string {
+  if (name === '') return name;
+  if (typeof name !== 'string' || !MODEL_NAME.test(name)) {
+    throw new TypeError(
+      `Expected a model name of 1 to 128 letters, digits, '_', '-' or '.' for \`modelName\` but received ${describe(name)}`,
+    );
+  }
+  return name;
 }
 
 /** Fills in defaults and checks every option; throws TypeError / RangeError naming the option. */
@@ -84,6 +125,8 @@ export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOp
   return {
     host,
     port: int(options, 'port', 0, 65535),
+    grpcPort: int(options, 'grpcPort', -1, 65535),
+    repositoryPollMs: int(options, 'repositoryPollMs', 0, 86_400_000),
     maxBatch: int(options, 'maxBatch', 1, 1024),
     maxWaitMs: int(options, 'maxWaitMs', 0, 10_000),
     concurrency: int(options, 'concurrency', 1, 64),
@@ -98,5 +141,6 @@ export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOp
     keepAliveTimeoutMs: int(options, 'keepAliveTimeoutMs', 1, 3_600_000),
     connectionTimeoutMs: int(options, 'connectionTimeoutMs', 0, 3_600_000),
     logRequests: options.logRequests ?? SERVE_DEFAULTS.logRequests,
+    modelName: modelNameOf(options.modelName ?? SERVE_DEFAULTS.modelName),
   };
 }

@@ -20,6 +20,8 @@ import {
 } from './schemas.js';
 import { csvImages } from './csv.js';
 import { invocationImages, readMultipartImages } from './uploads.js';
+import type { ModelLookup } from './v2/model.js';
+import { registerV2Routes } from './v2/rest.js';
 
 export type ServerState = 'loading' | 'warming_up' | 'ready' | 'stopping' | 'stopped' | 'failed';
 
@@ -33,6 +35,8 @@ export interface RouteContext {
   /** The predictor once the model is loaded, else undefined. */
   predictor(): Predictor | undefined;
   renderMetrics(): Promise<{ contentType: string; text: string }>;
+  /** The models of the Open Inference Protocol (/v2/models/...). */
+  readonly models: ModelLookup;
 }
 
 /** Body schemas on upload routes document the request; the parser and the handler enforce it. */
@@ -62,7 +66,9 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext, exampleI
   const endpoints: string[] = [];
   app.addHook('onRoute', (route) => {
     if ((route.schema as { hide?: boolean } | undefined)?.hide) return;
-    for (const method of [route.method].flat()) if (method !== 'HEAD') endpoints.push(`${method} ${route.url}`);
+    // Path parameters as OpenAPI writes them: /v2/models/{name}.
+    const url = route.url.replace(/:(\w+)/g, '{$1}');
+    for (const method of [route.method].flat()) if (method !== 'HEAD') endpoints.push(`${method} ${url}`);
   });
 
   const predictor = (): Predictor => {
@@ -307,4 +313,20 @@ export function registerRoutes(app: FastifyInstance, ctx: RouteContext, exampleI
   );
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  void app.register(
+    async (scope) =>
+      registerV2Routes(
+        scope,
+        {
+          options: o,
+          version: ctx.version,
+          serverLive: () => ctx.state() !== 'stopped',
+          serverReady: () => ctx.state() === 'ready',
+          models: ctx.models,
+        },
+        exampleImage,
+      ),
+    { prefix: '/v2' },
+  );
 }

@@ -46,6 +46,8 @@ function documentedTypes(op: Doc, status: number): string[] | undefined {
   return response ? Object.keys(response.content ?? {}) : undefined;
 }
 
+const CLASSES_SET = new Set<string>(['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips']);
+
 const mediaType = (header: string | null): string => (header ?? '').split(';')[0]!.trim().toLowerCase();
 
 describe('the OpenAPI document matches the server', () => {
@@ -82,9 +84,12 @@ describe('the OpenAPI document matches the server', () => {
     expect(examples.filter((e) => e.path === '/invocations').map((e) => e.type)).toEqual(
       expect.arrayContaining(['application/json', 'text/csv']),
     );
+    // The Open Inference Protocol's infer endpoints document an example too.
+    expect(examples.map((e) => e.path)).toContain('/v2/models/{name}/infer');
     for (const ex of examples) {
       const what = `${ex.method.toUpperCase()} ${ex.path} ${ex.type} ${ex.name}`;
-      const res = await fetch(`${server.url}${ex.path}`, {
+      const url = ex.path.replace('{name}', 'tiny').replace('{version}', '1');
+      const res = await fetch(`${server.url}${url}`, {
         method: ex.method.toUpperCase(),
         headers: { 'content-type': ex.type },
         body: typeof ex.value === 'string' ? ex.value : JSON.stringify(ex.value),
@@ -94,6 +99,14 @@ describe('the OpenAPI document matches the server', () => {
       const op = doc.paths[ex.path][ex.method];
       expect(documentedTypes(op, res.status), what).toContain(mediaType(res.headers.get('content-type')));
       const body = JSON.parse(text);
+      if (ex.path.startsWith('/v2/')) {
+        expect(
+          body.outputs.map((o: Doc) => o.name),
+          what,
+        ).toEqual(['label', 'probabilities']);
+        expect(CLASSES_SET.has(body.outputs[0].data[0]), what).toBe(true);
+        continue;
+      }
       expect(body.predictions.length, what).toBeGreaterThan(0);
       expect(Object.keys(body.predictions[0].all_probabilities), what).toHaveLength(5);
     }
@@ -101,13 +114,20 @@ describe('the OpenAPI document matches the server', () => {
 
   it('every GET endpoint answers a documented status with a documented content type', async () => {
     const gets = Object.entries<Doc>(doc.paths).filter(([, item]) => item.get);
-    expect(gets.map(([p]) => p)).toEqual(expect.arrayContaining(['/', '/ping', '/health', '/metrics']));
+    expect(gets.map(([p]) => p)).toEqual(
+      expect.arrayContaining(['/', '/ping', '/health', '/metrics', '/v2', '/v2/health/ready', '/v2/models/{name}']),
+    );
     for (const [path, item] of gets) {
-      const res = await fetch(`${server.url}${path}`);
-      await res.arrayBuffer();
-      const types = documentedTypes(item.get, res.status);
-      expect(types, `GET ${path}: status ${res.status} is not documented`).toBeDefined();
-      expect(types, `GET ${path}`).toContain(mediaType(res.headers.get('content-type')));
+      // Path parameters as written (an unknown model: 404) and filled in with the served model.
+      const filled = path.replace('{name}', 'tiny').replace('{version}', '1');
+      for (const url of new Set([path, filled])) {
+        const res = await fetch(`${server.url}${url}`);
+        await res.arrayBuffer();
+        const types = documentedTypes(item.get, res.status);
+        expect(types, `GET ${url}: status ${res.status} is not documented`).toBeDefined();
+        expect(types, `GET ${url}`).toContain(mediaType(res.headers.get('content-type')));
+        if (url === filled) expect(res.status, `GET ${url}`).toBe(200);
+      }
     }
   });
 

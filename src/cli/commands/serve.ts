@@ -3,11 +3,13 @@ import os from 'node:os';
 import type { Command } from 'commander';
 
 import type { EngineLoadOptions } from '../../engine/Engine.js';
-import { SERVE_DEFAULTS } from '../../serve/options.js';
+import { modelNameFromPath, SERVE_DEFAULTS } from '../../serve/options.js';
 import { parseInteger } from '../parse.js';
 
 interface ServeFlags {
-  modelPath: string;
+  modelPath?: string;
+  modelRepository?: string;
+  repositoryPollMs: number;
   host: string;
   port: number;
   device: string;
@@ -27,6 +29,8 @@ interface ServeFlags {
   keepAliveTimeoutMs: number;
   shutdownTimeoutMs: number;
   logRequests?: boolean;
+  modelName?: string;
+  grpcPort: number;
 }
 
 const d = SERVE_DEFAULTS;
@@ -34,8 +38,20 @@ const d = SERVE_DEFAULTS;
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('HTTP inference server: /predict, /predict/batch, /invocations, /health, /metrics, /docs')
-    .requiredOption('--model-path <file>', 'TorchScript .pt, .onnx or TensorRT .engine')
+    .description(
+      'HTTP inference server: /predict, /predict/batch, /invocations, the Open Inference Protocol (/v2), /health, /metrics, /docs',
+    )
+    .option('--model-path <file>', 'TorchScript .pt, .onnx or TensorRT .engine (else --model-repository)')
+    .option(
+      '--model-repository <dir>',
+      'serve every model and version of a Triton / KServe model repository (else --model-path)',
+    )
+    .option(
+      '--repository-poll-ms <n>',
+      'read the model repository again this often to load and unload models (0: once)',
+      parseInteger('--repository-poll-ms', 0, 86_400_000),
+      d.repositoryPollMs,
+    )
     .option('--host <host>', 'interface to listen on', d.host)
     .option('--port <n>', 'TCP port (0: any free port)', parseInteger('--port', 0, 65535), d.port)
     .option('--device <device>', 'auto | cpu | cuda | cuda:N', 'auto')
@@ -102,8 +118,21 @@ export function registerServeCommand(program: Command): void {
       parseInteger('--shutdown-timeout-ms', 0, 3_600_000),
       30_000,
     )
+    .option(
+      '--model-name <name>',
+      "the model's name in the Open Inference Protocol (/v2/models/{name}) (default: the model file's name)",
+    )
+    .option(
+      '--grpc-port <n>',
+      'port of the Open Inference Protocol over gRPC (GRPCInferenceService); -1: off, 0: any free port',
+      parseInteger('--grpc-port', -1, 65535),
+      d.grpcPort,
+    )
     .option('--log-requests', 'log every request (JSON lines on stdout)')
     .action(async (flags: ServeFlags) => {
+      if ((flags.modelPath === undefined) === (flags.modelRepository === undefined)) {
+        throw new RangeError('give one of --model-path <file> or --model-repository <dir>');
+      }
       // Small single-threaded engine calls side by side use the cores better than one call with many threads, which
       // spins against the decoders: with 2 cores, 2 workers of 1 thread serve about 1.6x the requests of 1 worker.
       const [{ Engine }, { InferenceServer }] = await Promise.all([
@@ -129,6 +158,9 @@ export function registerServeCommand(program: Command): void {
         headersTimeoutMs: flags.headersTimeoutMs,
         keepAliveTimeoutMs: flags.keepAliveTimeoutMs,
         logRequests: flags.logRequests === true,
+        modelName: flags.modelName ?? (flags.modelPath ? modelNameFromPath(flags.modelPath) : ''),
+        repositoryPollMs: flags.repositoryPollMs,
+        grpcPort: flags.grpcPort,
       });
       const log = (line: string): boolean => process.stderr.write(`[serve] ${line}\n`);
 
@@ -158,7 +190,8 @@ export function registerServeCommand(program: Command): void {
             : `cannot listen on ${flags.host}:${flags.port}: ${e.message}`,
         );
       }
-      log(`listening on ${url} (docs: ${url}/docs); loading ${flags.modelPath}`);
+      const grpc = server.grpcAddress ? `, gRPC on ${server.grpcAddress}` : '';
+      log(`listening on ${url} (docs: ${url}/docs${grpc}); loading ${flags.modelPath ?? flags.modelRepository}`);
       const engineOptions: EngineLoadOptions = {
         backend: flags.backend as EngineLoadOptions['backend'],
         device: flags.device,
@@ -167,7 +200,12 @@ export function registerServeCommand(program: Command): void {
         threads,
       };
       try {
-        await server.load(() => Engine.load(flags.modelPath, engineOptions));
+        if (flags.modelRepository) {
+          const { batchSize: _batch, workers: _workers, ...common } = engineOptions;
+          await server.loadRepository(flags.modelRepository, common);
+        } else {
+          await server.load(() => Engine.load(flags.modelPath as string, engineOptions));
+        }
       } catch (err) {
         await server.close();
         if (signals > 0) {
@@ -176,7 +214,9 @@ export function registerServeCommand(program: Command): void {
         }
         throw err;
       }
-      if (server.state === 'ready') {
+      if (server.state === 'ready' && flags.modelRepository) {
+        log(`ready: serving the model repository ${flags.modelRepository}`);
+      } else if (server.state === 'ready') {
         const info = server.engine!.info;
         log(
           `ready: ${info.backend} ${info.precision} on ${info.device}, ${info.classes.length} classes, ` +
