@@ -11,6 +11,7 @@ import { registerEvaluateCommand } from './commands/evaluate.js';
 import { registerExportBackboneCommand } from './commands/export-backbone.js';
 import { registerExportOnnxCommand } from './commands/export-onnx.js';
 import { registerPredictCommands } from './commands/predict.js';
+import { registerRobustnessCommand } from './commands/robustness.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerTrainCommand } from './commands/train.js';
 
@@ -33,6 +34,7 @@ export function createProgram(): Command {
   registerBuildEngineCommand(program);
   registerServeCommand(program);
   registerBenchCommand(program);
+  registerRobustnessCommand(program);
   return program;
 }
 
