@@ -130,7 +130,8 @@ async function writeVariants(
   const files = await mapLimit(
     set.items,
     concurrency,
-    async (item, i): Promise<Map<RobustnessVariant, string> | { reason: string }> => {
+    async (item, i): Promise<Map<RobustnessVariant, string> | { reason: string } | undefined> => {
+      if (signal?.aborted) return undefined;
       const out = new Map<RobustnessVariant, string>([['original', item.path]]);
       if (made.length > 0) {
         let bytes: Map<RobustnessVariant, Buffer>;
@@ -152,8 +153,9 @@ async function writeVariants(
       }
       return out;
     },
-    signal,
   );
+  // Checked once every photo in flight is written: the folder is removed next, with nothing still writing to it.
+  throwIfAborted(signal);
   const leftOut = set.items.flatMap((it, i) => {
     const f = files[i];
     return f && !(f instanceof Map) ? [{ path: it.path, reason: f.reason }] : [];
@@ -364,7 +366,7 @@ export async function runRobustness(options: RobustnessOptions): Promise<Robustn
     }
   } finally {
     process.off('exit', onExit);
-    if (tmp) await fs.rm(tmp, { recursive: true, force: true });
+    if (tmp) await fs.rm(tmp, { recursive: true, force: true, maxRetries: 3 });
   }
   if (!set) throw firstError;
   assignLabels(models);

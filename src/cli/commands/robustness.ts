@@ -2,7 +2,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 
 import type { RobustnessOptions } from '../../bench/robustness.js';
 import { parseVariants, ROBUSTNESS_VARIANTS, VARIANT_DESCRIPTIONS } from '../../bench/variant-names.js';
-import { withInterrupt } from '../interrupt.js';
+import { CancelledError } from '../../errors.js';
+import { interruptExitCode, withInterrupt } from '../interrupt.js';
 import { parseChoice, parseInteger, parseNumber } from '../parse.js';
 
 interface RobustnessFlags {
@@ -131,7 +132,18 @@ export function registerRobustnessCommand(program: Command): void {
         command: commandLine(),
         onLog: (line) => process.stderr.write(`[robustness] ${line}\n`),
       };
-      const report = await withInterrupt((signal) => runRobustness({ ...options, signal }));
+      const report = await withInterrupt(async (signal) => {
+        try {
+          return await runRobustness({ ...options, signal });
+        } catch (err) {
+          // Ctrl-C / SIGTERM: the variants are removed, nothing is written; 130 / 143 as the other commands.
+          if (!(err instanceof CancelledError) || !signal.aborted) throw err;
+          process.stderr.write(`[robustness] interrupted: ${err.message}\n`);
+          process.exitCode = interruptExitCode(signal);
+          return undefined;
+        }
+      });
+      if (!report) return;
       if (flags.json === true) process.stdout.write(robustnessJson(report));
       else {
         process.stdout.write(`${formatRobustnessTable(report)}\n`);
