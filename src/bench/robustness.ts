@@ -11,6 +11,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 
 import { mapLimit, throwIfAborted } from '../util/fs.js';
+import { decodeResized } from '../data/preprocess.js';
 import { Engine } from '../engine/Engine.js';
 import { BackendUnavailableError, CancelledError, DataError, ModelLoadError } from '../errors.js';
 import { classificationReport } from '../track/metrics.js';
@@ -145,6 +146,13 @@ async function writeVariants(
           await fs.writeFile(file, data);
           out.set(v, file);
         }
+      } else {
+        // Only the files as they are: still leave out those that do not decode, as the variants would.
+        const reason = await decodeResized(item.path, { size: 16 }).then(
+          () => undefined,
+          (err: Error) => err.message,
+        );
+        if (reason !== undefined) return { reason };
       }
       done++;
       if (performance.now() - lastLog > 5000) {
@@ -341,7 +349,10 @@ export async function runRobustness(options: RobustnessOptions): Promise<Robustn
           }
           ({ sets, leftOut } = await writeVariants(tmp ?? '', set, s.variants, s.concurrency, log, signal));
           if (leftOut.length > 0) {
-            notes.push(`${leftOut.length} photos do not decode and were left out of every variant.`);
+            notes.push(
+              `${leftOut.length} photo${leftOut.length === 1 ? '' : 's'} of the split did not decode and ` +
+                'were left out of every variant.',
+            );
             log(`left out ${leftOut.length} photos that do not decode`);
           }
           if ((sets.get(s.variants[0] as RobustnessVariant)?.items.length ?? 0) === 0) {

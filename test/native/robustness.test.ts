@@ -241,6 +241,22 @@ describe.skipIf(!hasFlowers)('runRobustness', () => {
     expect(formatRobustnessTable(report)).toMatch(/tensorrt int8 cuda\s+(unavailable|failed): /);
   });
 
+  it('leaves out a photo that does not decode, from every variant, and says so', async () => {
+    const folders = join(dir, 'folders');
+    for (const cls of CLASSES) {
+      mkdirSync(join(folders, cls), { recursive: true });
+      for (const p of photos(cls, 1, 30)) copyFileSync(p, join(folders, cls, basename(p)));
+    }
+    writeFileSync(join(folders, 'roses', 'broken.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 1, 2]));
+    for (const variants of [['original'], ['original', 'rotate-10']]) {
+      const report = await runRobustness({ models: [model], split: 'all', dataDir: folders, variants, threads: 1 });
+      expect(report.leftOut.map((b) => basename(b.path))).toEqual(['broken.jpg']);
+      expect(report.images).toBe(5);
+      expect(report.results.map((r) => r.images)).toEqual(variants.map(() => 5));
+      expect(report.notes.join(' ')).toMatch(/1 photo of the split did not decode/);
+    }
+  });
+
   it('stops when cancelled and leaves no variant behind', async () => {
     const controller = new AbortController();
     await expect(
