@@ -75,6 +75,18 @@ export {
   type BenchEngine,
   type LatencyStats,
   type MachineInfo,
+  runRobustness,
+  makeVariants,
+  ROBUSTNESS_VARIANTS,
+  VARIANT_DESCRIPTIONS,
+  formatRobustnessTable,
+  robustnessMarkdown,
+  writeRobustnessReports,
+  type RobustnessOptions,
+  type RobustnessReport,
+  type RobustnessResult,
+  type RobustnessDiff,
+  type RobustnessVariant,
 } from './bench/index.js';
 export {
   InferenceServer,

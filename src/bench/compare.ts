@@ -19,8 +19,11 @@ export function pickBaseline(engines: readonly BenchEngine[], wanted?: string): 
 }
 
 /** Makes labels unique: '<backend> <precision> <device>', plus the file name where two engines share one. */
-export function assignLabels(engines: BenchEngine[]): void {
-  const base = (e: BenchEngine): string => `${e.backend} ${e.precision} ${e.device}`;
+export function assignLabels(
+  engines: Pick<BenchEngine, 'label' | 'backend' | 'precision' | 'device' | 'model'>[],
+): void {
+  const base = (e: Pick<BenchEngine, 'backend' | 'precision' | 'device'>): string =>
+    `${e.backend} ${e.precision} ${e.device}`;
   const counts = new Map<string, number>();
   for (const e of engines) counts.set(base(e), (counts.get(base(e)) ?? 0) + 1);
   for (const e of engines) {

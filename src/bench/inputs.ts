@@ -132,13 +132,16 @@ export async function loadEvalSet(options: {
   imagesDir?: string | undefined;
   classes: readonly string[];
   limit?: number;
+  /** The command's flags, for the messages. Defaults to bench's: --eval-split, --images. */
+  flags?: { split: string; images: string };
 }): Promise<EvalSet> {
   const { split, classes } = options;
+  const { split: splitFlag, images: imagesFlag } = options.flags ?? { split: '--eval-split', images: '--images' };
   let items: LabelledImage[];
   let source: string;
   if (split === 'all') {
     const dir = options.imagesDir;
-    if (!dir) throw new DataError('--eval-split all needs --images DIR with one sub-folder per class');
+    if (!dir) throw new DataError(`${splitFlag} all needs ${imagesFlag} DIR with one sub-folder per class`);
     items = [];
     for (const cls of classes) {
       const sub = path.join(dir, cls);
@@ -152,8 +155,8 @@ export async function loadEvalSet(options: {
   } else {
     if (!options.runDir) {
       throw new DataError(
-        `--eval-split ${split} needs a training run's split.json: give --run runs/<id>, or a model file inside ` +
-          'runs/<id>/; or use --eval-split all with --images DIR (one sub-folder per class)',
+        `${splitFlag} ${split} needs a training run's split.json: give --run runs/<id>, or a model file inside ` +
+          `runs/<id>/; or use ${splitFlag} all with ${imagesFlag} DIR (one sub-folder per class)`,
       );
     }
     const file = path.join(options.runDir, 'split.json');
@@ -161,7 +164,7 @@ export async function loadEvalSet(options: {
     const root = options.imagesDir ?? (await runDataDir(options.runDir)) ?? defaultImageDir();
     if (!root) {
       throw new DataError(
-        `cannot tell where the photos of ${file} are: give --images DIR (the data folder of the run)`,
+        `cannot tell where the photos of ${file} are: give ${imagesFlag} DIR (the data folder of the run)`,
       );
     }
     items = manifest[split].map((it) => ({
@@ -171,7 +174,9 @@ export async function loadEvalSet(options: {
     if (items.length === 0) throw new DataError(`the ${split} part of ${file} is empty`);
     const missing = items.find((it) => !existsSync(it.path));
     if (missing) {
-      throw new DataError(`'${missing.path}' of ${file} is missing: give --images DIR (the data folder of the run)`);
+      throw new DataError(
+        `'${missing.path}' of ${file} is missing: give ${imagesFlag} DIR (the data folder of the run)`,
+      );
     }
     source = `${path.resolve(file)} (photos under ${path.resolve(root)})`;
   }

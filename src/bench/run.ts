@@ -485,7 +485,7 @@ function failedEngine(
   };
 }
 
-function accuracyOf(set: EvalSet, predicted: string[]): NonNullable<BenchEngine['accuracy']> {
+export function accuracyOf(set: EvalSet, predicted: string[]): NonNullable<BenchEngine['accuracy']> {
   const correct = predicted.filter((c, i) => c === set.items[i]?.label).length;
   return {
     split: set.split,
@@ -498,7 +498,8 @@ function accuracyOf(set: EvalSet, predicted: string[]): NonNullable<BenchEngine[
   };
 }
 
-async function evaluate(
+/** Top-1 accuracy of an engine on a labelled set, `max(64, maxBatch)` photos per call; logs one line. */
+export async function evaluate(
   engine: Engine,
   set: EvalSet,
   maxBatch: number,

@@ -12,6 +12,7 @@ import { registerExportBackboneCommand } from './commands/export-backbone.js';
 import { registerExportOnnxCommand } from './commands/export-onnx.js';
 import { registerExportTritonCommand } from './commands/export-triton.js';
 import { registerPredictCommands } from './commands/predict.js';
+import { registerRobustnessCommand } from './commands/robustness.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerTrainCommand } from './commands/train.js';
 
@@ -35,6 +36,7 @@ export function createProgram(): Command {
   registerBuildEngineCommand(program);
   registerServeCommand(program);
   registerBenchCommand(program);
+  registerRobustnessCommand(program);
   return program;
 }
 

@@ -21,6 +21,8 @@ const ABSENT_MEANS_NONE = new Set([
   'bench --json',
   'bench --markdown',
   'bench --plot',
+  'robustness --json',
+  'robustness --markdown',
 ]);
 
 function* valueOptions(cmd: Command, prefix = ''): Generator<{ where: string; option: Option }> {
