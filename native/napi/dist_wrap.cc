@@ -4,6 +4,7 @@
 #include "addon_data.h"
 #include "common.h"
 #include "thread_jobs.h"
+#include "trainer_wrap.h"
 
 namespace tfn {
 
@@ -67,7 +68,9 @@ Napi::Function ProcessGroupWrap::Init(Napi::Env env, Napi::Object exports) {
       env, "ProcessGroup",
       {InstanceMethod<&ProcessGroupWrap::Join>("join"), InstanceMethod<&ProcessGroupWrap::AllReduce>("allReduce"),
        InstanceMethod<&ProcessGroupWrap::Broadcast>("broadcast"), InstanceMethod<&ProcessGroupWrap::Barrier>("barrier"),
-       InstanceMethod<&ProcessGroupWrap::Destroy>("destroy"), InstanceAccessor<&ProcessGroupWrap::GetRank>("rank"),
+       InstanceMethod<&ProcessGroupWrap::AttachTrainer>("attachTrainer"),
+       InstanceMethod<&ProcessGroupWrap::SyncStats>("syncStats"), InstanceMethod<&ProcessGroupWrap::Destroy>("destroy"),
+       InstanceAccessor<&ProcessGroupWrap::GetRank>("rank"),
        InstanceAccessor<&ProcessGroupWrap::GetWorldSize>("worldSize")});
   exports.Set("ProcessGroup", cls);
   return cls;
@@ -151,6 +154,63 @@ Napi::Value ProcessGroupWrap::Barrier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto group = this->group(env);
   return addonData(env).jobs->run(env, *executor_, [group] { group->barrier(); }, undefinedResult, {info.This()});
+}
+
+Napi::Value ProcessGroupWrap::AttachTrainer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto group = this->group(env);
+  if (!TrainerWrap::IsInstance(info[0])) {
+    auto err = Napi::TypeError::New(env, "Expected a Trainer for `trainer`");
+    err.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
+    throw err;
+  }
+  auto trainer = Napi::ObjectWrap<TrainerWrap>::Unwrap(info[0].As<Napi::Object>())->trainer(env);
+  tf::dist::BucketOptions bo;
+  try {
+    if (info[1].IsObject()) {
+      const auto o = info[1].As<Napi::Object>();
+      if (o.Has("bucketBytes") && !o.Get("bucketBytes").IsUndefined()) {
+        bo.bucketBytes = readInteger(o.Get("bucketBytes"), "bucketBytes", 1, int64_t{1} << 40);
+      }
+      if (o.Has("firstBucketBytes") && !o.Get("firstBucketBytes").IsUndefined()) {
+        bo.firstBucketBytes = readInteger(o.Get("firstBucketBytes"), "firstBucketBytes", 1, int64_t{1} << 40);
+      }
+    } else if (!info[1].IsUndefined()) {
+      throw tf::TypeError("Expected an object for `options`");
+    }
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  auto reducer = std::make_shared<std::shared_ptr<tf::dist::BucketReducer>>();
+  return addonData(env).jobs->run(
+      env, *trainer->model(),
+      [group, trainer, reducer, bo] {
+        // Every rank starts from rank 0's weights and BatchNorm statistics.
+        auto tensors = trainer->model()->parameters();
+        for (auto& b : trainer->model()->buffers()) tensors.push_back(b);
+        tf::dist::broadcastTensors(*group, tensors, 0);
+        *reducer = std::make_shared<tf::dist::BucketReducer>(group, trainer->trainableParameters(), bo);
+        trainer->setGradientSync(*reducer);
+      },
+      [this, reducer](Napi::Env env) -> Napi::Value {
+        reducer_ = *reducer;
+        const auto sizes = reducer_->bucketSizes();
+        auto out = Napi::Array::New(env, sizes.size());
+        for (size_t i = 0; i < sizes.size(); ++i) out.Set(i, Napi::Number::New(env, static_cast<double>(sizes[i])));
+        return out;
+      },
+      {info.This(), info[0]});
+}
+
+Napi::Value ProcessGroupWrap::SyncStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto s = reducer_ ? reducer_->stats() : tf::dist::SyncStats{};
+  auto out = Napi::Object::New(env);
+  out.Set("steps", Napi::Number::New(env, static_cast<double>(s.steps)));
+  out.Set("buckets", Napi::Number::New(env, static_cast<double>(s.buckets)));
+  out.Set("bytes", Napi::Number::New(env, static_cast<double>(s.bytes)));
+  out.Set("seconds", Napi::Number::New(env, s.seconds));
+  return out;
 }
 
 Napi::Value ProcessGroupWrap::Destroy(const Napi::CallbackInfo& info) {

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "../core/serial_executor.h"
+#include "../dist/bucket_reducer.h"
 #include "../dist/process_group.h"
 
 namespace tfn {
@@ -22,6 +23,10 @@ class ProcessGroupWrap : public Napi::ObjectWrap<ProcessGroupWrap> {
   Napi::Value AllReduce(const Napi::CallbackInfo& info);  // async allReduce(Float32Array, op) -> new Float32Array
   Napi::Value Broadcast(const Napi::CallbackInfo& info);  // async broadcast(Float32Array, root) -> new Float32Array
   Napi::Value Barrier(const Napi::CallbackInfo& info);    // async barrier()
+  // async attachTrainer(trainer, {bucketBytes, firstBucketBytes}): broadcasts rank 0's parameters and buffers, then
+  // averages the trainer's gradients every step; resolves with the bucket sizes. Runs on the model's thread.
+  Napi::Value AttachTrainer(const Napi::CallbackInfo& info);
+  Napi::Value SyncStats(const Napi::CallbackInfo& info);  // sync syncStats(): time and bytes of gradient averaging
   Napi::Value Destroy(const Napi::CallbackInfo& info);    // async destroy(): idempotent
   Napi::Value GetRank(const Napi::CallbackInfo& info);
   Napi::Value GetWorldSize(const Napi::CallbackInfo& info);
@@ -30,6 +35,7 @@ class ProcessGroupWrap : public Napi::ObjectWrap<ProcessGroupWrap> {
 
   tf::dist::ProcessGroupOptions options_;
   std::shared_ptr<tf::dist::ProcessGroup> group_;  // set when join() resolves
+  std::shared_ptr<tf::dist::BucketReducer> reducer_;
   bool joining_ = false;
   std::shared_ptr<tf::SerialExecutor> executor_ = std::make_shared<tf::SerialExecutor>();
 };

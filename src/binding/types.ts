@@ -261,6 +261,13 @@ export interface NativeProcessGroupOptions {
   interfaces?: string[];
 }
 
+export interface NativeSyncStats {
+  steps: number;
+  buckets: number;
+  bytes: number;
+  seconds: number;
+}
+
 /** One rank's membership of a c10d Gloo group. Collectives must be called in the same order on every rank. */
 export interface NativeProcessGroup {
   readonly rank: number;
@@ -273,6 +280,13 @@ export interface NativeProcessGroup {
   broadcast(data: Float32Array, root?: number): Promise<Float32Array>;
   /** async */
   barrier(): Promise<void>;
+  /** async, on the model's thread; rank 0's parameters and buffers to all, then gradient averaging; bucket sizes. */
+  attachTrainer(
+    trainer: NativeTrainer,
+    options?: { bucketBytes?: number; firstBucketBytes?: number },
+  ): Promise<number[]>;
+  /** sync */
+  syncStats(): NativeSyncStats;
   /** async; idempotent. */
   destroy(): Promise<void>;
 }

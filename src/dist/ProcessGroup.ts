@@ -1,6 +1,7 @@
 import { loadAddon } from '../binding/loader.js';
-import type { NativeProcessGroup } from '../binding/types.js';
+import type { NativeProcessGroup, NativeSyncStats } from '../binding/types.js';
 import { BackendUnavailableError, callNative, DisposedError } from '../errors.js';
+import type { Trainer } from '../torch/Trainer.js';
 import { distributedEnv, type DistributedEnv } from './env.js';
 
 /** Where and how to join a data-parallel group. Unset fields come from the launcher's environment (env.ts). */
@@ -28,6 +29,14 @@ export interface ProcessGroupOptions {
   restartCount?: number;
   /** Gloo's network interfaces. Defaults to GLOO_SOCKET_IFNAME's list, else the host's address. */
   interfaces?: string[];
+}
+
+/** Gradient buckets: DistributedDataParallel's sizes unless set. */
+export interface AttachOptions {
+  /** Defaults to 25 MiB. */
+  bucketBytes?: number;
+  /** The first bucket, smaller so communication starts early. Defaults to 1 MiB. */
+  firstBucketBytes?: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 300_000;
@@ -66,7 +75,7 @@ function resolveOptions(options: ProcessGroupOptions, env: NodeJS.ProcessEnv): R
  * This process's membership of a data-parallel group over PyTorch's c10d (TCPStore rendezvous, Gloo collectives),
  * laid out as Python's `init_process_group("gloo", init_method="env://")` so Node and Python ranks can share one.
  * Collectives run on the group's own thread; every rank must make the same calls in the same order, so they are
- * queued one after the other here.
+ * queued one after the other here (a trainer's step that averages gradients goes through the same queue).
  */
 export class ProcessGroup implements AsyncDisposable {
   #native: NativeProcessGroup | undefined;
@@ -125,6 +134,22 @@ export class ProcessGroup implements AsyncDisposable {
   barrier(): Promise<void> {
     const native = this.native;
     return this.exclusive(() => callNative(() => native.barrier()));
+  }
+
+  /**
+   * Makes trainer data-parallel: every rank takes rank 0's parameters and buffers now, and each step averages the
+   * gradients over the ranks (buckets of AttachOptions) and agrees on the loss scaler's skipped steps. Resolves with
+   * the bucket sizes in bytes. Run the trainer's steps through exclusive() when other collectives may be in flight.
+   */
+  attach(trainer: Trainer, options: AttachOptions = {}): Promise<number[]> {
+    const native = this.native;
+    const t = trainer.nativeTrainer;
+    return this.exclusive(() => callNative(() => native.attachTrainer(t, options)));
+  }
+
+  /** Time and bytes of gradient averaging since attach(). */
+  syncStats(): NativeSyncStats {
+    return this.native.syncStats();
   }
 
   get disposed(): boolean {
