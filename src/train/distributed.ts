@@ -27,6 +27,7 @@ const MESSAGE_BYTES = 512;
 
 export class DistributedRun {
   readonly group: ProcessGroup;
+  #stepSeconds = 0;
 
   private constructor(group: ProcessGroup) {
     this.group = group;
@@ -100,7 +101,29 @@ export class DistributedRun {
 
   /** One step in the group's order of collectives (the step averages gradients). */
   step(trainer: Trainer, batch: TripletBatch): Promise<NativeStepResult> {
-    return this.group.exclusive(() => trainer.step(batch));
+    return this.group.exclusive(async () => {
+      const started = performance.now();
+      try {
+        return await trainer.step(batch);
+      } finally {
+        this.#stepSeconds += (performance.now() - started) / 1000;
+      }
+    });
+  }
+
+  /**
+   * This rank's training steps so far: their time, the part of it spent averaging gradients (the all-reduces,
+   * including the wait for the slowest rank) and the bytes it sent per step.
+   */
+  communication(): { steps: number; stepSeconds: number; syncSeconds: number; share: number; bytesPerStep: number } {
+    const s = this.group.syncStats();
+    return {
+      steps: s.steps,
+      stepSeconds: this.#stepSeconds,
+      syncSeconds: s.seconds,
+      share: this.#stepSeconds > 0 ? s.seconds / this.#stepSeconds : 0,
+      bytesPerStep: s.steps > 0 ? s.bytes / s.steps : 0,
+    };
   }
 
   /** Element-wise sums over the ranks (train metrics, images seen). */

@@ -264,6 +264,23 @@ async function trainRank(options: TrainOptions, dist: DistributedRun | null): Pr
           `F1 macro ${result.test.report.f1Macro.toFixed(4)}, loss ${result.test.losses.loss.toFixed(4)}`,
       );
     }
+    if (dist && root) {
+      const c = dist.communication();
+      progress.message(
+        `data-parallel, ${dist.worldSize} ranks: gradient averaging took ${(100 * c.share).toFixed(1)}% of rank 0's ` +
+          `step time (${c.syncSeconds.toFixed(1)} of ${c.stepSeconds.toFixed(1)} s over ${c.steps} steps, ` +
+          `${(c.bytesPerStep / 2 ** 20).toFixed(1)} MiB per step)`,
+      );
+      await run.setSummary({
+        distributed: {
+          world_size: dist.worldSize,
+          steps: c.steps,
+          step_seconds: c.stepSeconds,
+          sync_seconds: c.syncSeconds,
+          sync_share: c.share,
+        },
+      });
+    }
     if (root) await finishRun(ctx, result);
     return result;
   } catch (err) {

@@ -84,6 +84,12 @@ describe.runIf(available)('data-parallel training (CLI)', () => {
     expect(summary.test_accuracy).toBeGreaterThanOrEqual(0);
     expect(readdirSync(runs)).toHaveLength(1);
     expect(existsSync(join(summary.run_dir, 'checkpoints', 'best', 'model.pt'))).toBe(true);
+    expect(run.stderr).toMatch(/data-parallel, 2 ranks: gradient averaging took [\d.]+% of rank 0's step time/);
+    const written = JSON.parse(readFileSync(join(summary.run_dir, 'summary.json'), 'utf8')) as {
+      distributed: { world_size: number; steps: number; sync_seconds: number; step_seconds: number };
+    };
+    expect(written.distributed).toMatchObject({ world_size: 2, steps: 10 });
+    expect(written.distributed.sync_seconds).toBeLessThan(written.distributed.step_seconds);
     // Two epochs of validation rows in the run's metrics, logged once (rank 0).
     const rows = readFileSync(join(summary.run_dir, 'metrics.jsonl'), 'utf8').trim().split('\n');
     expect(rows.filter((r) => r.includes('"split":"val","name":"loss"'))).toHaveLength(2);
