@@ -11,6 +11,7 @@ const RANKS = [
   ['data'],
   ['config'],
   ['torch'],
+  ['dist'],
   ['track'],
   ['engine'],
   ['export', 'build'],

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "napi/addon_data.h"
+#include "napi/dist_wrap.h"
 #include "napi/image_wrap.h"
 #include "napi/loss_wrap.h"
 #include "napi/model_wrap.h"
@@ -19,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tfn::InitLoss(env, exports);
   tfn::ModelWrap::Init(env, exports);
   tfn::TrainerWrap::Init(env, exports);
+  tfn::ProcessGroupWrap::Init(env, exports);
 #ifdef TF_WITH_TENSORRT
   tfn::TensorRTEngineWrap::Init(env, exports);
 #endif

@@ -5,6 +5,8 @@
 // libjpeg (the JPEG fast path, optional): found when jpeglib.h is on the default include path (Debian:
 // libjpeg62-turbo-dev); TF_JPEG=0 builds without it. Little CMS (ICC profiles on that path, optional): lcms2.h
 // (Debian: liblcms2-dev); TF_LCMS=0 builds without it.
+// c10d with Gloo (data-parallel training, optional): compiled in when libtorch's ProcessGroupGloo.hpp and gloo's
+// headers (Debian: libgloo-dev) are found; TF_DIST=0 builds without it.
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -30,9 +32,19 @@ function hasLcms() {
   return ['/usr/include', '/usr/local/include'].some((d) => fs.existsSync(path.join(d, 'lcms2.h')));
 }
 
+function hasDist() {
+  if (process.env.TF_DIST === '0') return false;
+  const inc = path.join(prefix, 'include');
+  return (
+    fs.existsSync(path.join(inc, 'torch', 'csrc', 'distributed', 'c10d', 'ProcessGroupGloo.hpp')) &&
+    [inc, '/usr/include', '/usr/local/include'].some((d) => fs.existsSync(path.join(d, 'gloo', 'config.h')))
+  );
+}
+
 const what = process.argv[2];
 if (what === 'sources') {
-  console.log([...list('native/core'), ...list('native/image'), ...list('native/napi'), 'native/addon.cc'].join(' '));
+  const dirs = ['native/core', 'native/image', 'native/dist', 'native/napi'];
+  console.log([...dirs.flatMap(list), 'native/addon.cc'].join(' '));
 } else if (what === 'includes') {
   const addonApi = path.dirname(require.resolve('node-addon-api/package.json'));
   const dirs = [addonApi, path.join(root, 'native')];
@@ -44,7 +56,11 @@ if (what === 'sources') {
   const dir = path.join(prefix, 'lib');
   console.log(prefix !== '/usr' && fs.existsSync(path.join(dir, 'libtorch.so')) ? `-L${dir} -Wl,-rpath,${dir}` : '');
 } else if (what === 'defines') {
-  console.log([hasJpeg() ? 'TF_WITH_JPEG' : '', hasLcms() ? 'TF_WITH_LCMS' : ''].join(' ').trim());
+  const defines = [];
+  if (hasJpeg()) defines.push('TF_WITH_JPEG');
+  if (hasLcms()) defines.push('TF_WITH_LCMS');
+  if (hasDist()) defines.push('TF_WITH_DIST', 'USE_DISTRIBUTED', 'USE_C10D_GLOO');
+  console.log(defines.join(' '));
 } else if (what === 'jpeg') {
   console.log([hasJpeg() ? '-ljpeg' : '', hasLcms() ? '-llcms2' : ''].join(' ').trim());
 } else {

@@ -11,7 +11,7 @@ say() { printf '[setup] %s\n' "$*"; }
 # 1. System packages.
 APT_PACKAGES=(libtorch-dev python3-torch python3-torchvision python3-onnx libopenblas0-openmp cmake g++ make
   ninja-build clang-format libjpeg62-turbo-dev liblcms2-dev python3-fastapi python3-uvicorn python3-multipart
-  libjemalloc2)
+  libjemalloc2 libgloo-dev)
 # The Open Inference Protocol tests: a gRPC client with stubs generated from proto/, config.pbtxt read back.
 APT_PACKAGES+=(python3-grpcio python3-grpc-tools python3-protobuf)
 if [[ "${SKIP_APT:-0}" != 1 ]] && command -v dpkg-query > /dev/null; then

@@ -20,6 +20,8 @@ export interface DoctorReport {
   };
   cuda: { compiled: boolean; available: boolean; devices: number };
   tensorrt: { compiled: boolean; version: string };
+  /** Data-parallel training (c10d: TCPStore + Gloo) in the addon; `note` says why not. */
+  distributed: { compiled: boolean; note: string };
   onnxruntime: { version: string | null; available: boolean; error?: string };
   sharp: { version: string | null; libvips: string | null };
   /** The malloc in use: 'jemalloc' when preloaded (bin/trt-flowers does it where libjemalloc2 is installed). */
@@ -59,6 +61,7 @@ export async function doctor(): Promise<DoctorReport> {
     libtorch: { version: null, threads: null, devices: [], parallel: null },
     cuda: { compiled: false, available: false, devices: 0 },
     tensorrt: { compiled: false, version: 'not found' },
+    distributed: { compiled: false, note: 'the addon is not loaded' },
     onnxruntime: { version: null, available: false },
     sharp: { version: null, libvips: null },
     allocator: allocatorInUse(),
@@ -79,6 +82,12 @@ export async function doctor(): Promise<DoctorReport> {
     };
     report.cuda = { compiled: info.cudaCompiled, available: info.cudaAvailable, devices: info.cudaDeviceCount };
     report.tensorrt = { compiled: info.tensorrtCompiled, version: info.tensorrtVersion || 'not found' };
+    report.distributed = {
+      compiled: info.distributedCompiled === true,
+      note: info.distributedCompiled
+        ? ''
+        : (info.distributedNote ?? 'the addon was built before data-parallel training: rebuild it'),
+    };
   } catch (err) {
     report.addon.error = (err as Error).message;
   }
@@ -130,6 +139,7 @@ export function formatDoctor(r: DoctorReport): string {
     ['devices', r.libtorch.devices.join(', ') || 'none'],
     ['CUDA', `compiled: ${ok(r.cuda.compiled)}, available: ${ok(r.cuda.available)}, devices: ${r.cuda.devices}`],
     ['TensorRT', r.tensorrt.compiled ? r.tensorrt.version : 'not found'],
+    ['data-parallel', r.distributed.compiled ? 'c10d (TCPStore, Gloo)' : `not available: ${r.distributed.note}`],
     [
       'ONNX Runtime',
       r.onnxruntime.available ? `${r.onnxruntime.version} (CPU)` : `not available ${r.onnxruntime.error ?? ''}`,

@@ -17,7 +17,8 @@ export type ErrorCode =
   | 'ERR_EXPORT'
   | 'ERR_CANCELLED'
   | 'ERR_NATIVE'
-  | 'ERR_OUT_OF_MEMORY';
+  | 'ERR_OUT_OF_MEMORY'
+  | 'ERR_DISTRIBUTED';
 
 export class TrtFlowersError extends Error {
   readonly code: ErrorCode;
@@ -97,6 +98,13 @@ export class CancelledError extends TrtFlowersError {
   }
 }
 /** A native failure with no more specific class. */
+/** Data-parallel training failed: a rank died, hung past the timeout or never joined, or the ranks disagree. */
+export class DistributedError extends TrtFlowersError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_DISTRIBUTED', message, options);
+  }
+}
+
 export class NativeError extends TrtFlowersError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('ERR_NATIVE', message, options);
@@ -129,6 +137,9 @@ export function fromNativeError(err: unknown, stack?: string): Error {
       break;
     case 'ERR_INVALID_IMAGE':
       mapped = new InvalidImageError(err.message, { cause: err });
+      break;
+    case 'ERR_DISTRIBUTED':
+      mapped = new DistributedError(err.message, { cause: err });
       break;
     case 'ERR_NATIVE':
     case 'ERR_OUT_OF_MEMORY':

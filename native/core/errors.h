@@ -62,6 +62,10 @@ TF_CODED_ERROR(InvalidImage, std::runtime_error, ErrorKind::Error, "ERR_INVALID_
 // its general decoder instead.
 TF_CODED_ERROR(UnsupportedJpeg, std::runtime_error, ErrorKind::Error, "ERR_UNSUPPORTED_JPEG");
 
+// A data-parallel collective or rendezvous failed: a peer died, hung past the timeout or never joined, or the ranks
+// disagree (becomes DistributedError).
+TF_CODED_ERROR(DistributedError, std::runtime_error, ErrorKind::Error, "ERR_DISTRIBUTED");
+
 #undef TF_CODED_ERROR
 
 }  // namespace tf

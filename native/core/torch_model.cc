@@ -163,4 +163,10 @@ void TorchModel::setMetadata(std::string metadata) {
 
 int64_t TorchModel::parameterCount() const { return parameterCount_; }
 
+std::vector<at::Tensor> TorchModel::buffers() const {
+  std::vector<at::Tensor> out;
+  for (const auto& b : module_.buffers()) out.push_back(b);
+  return out;
+}
+
 }  // namespace tf

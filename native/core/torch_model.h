@@ -58,6 +58,8 @@ class TorchModel {
   // the model thread may be running the module, so it never walks the module itself.
   const std::vector<at::Tensor>& parameters() const { return parameters_; }
   int64_t parameterCount() const;
+  // The module's buffers (BatchNorm running statistics and counters), walked now: call on the model's thread.
+  std::vector<at::Tensor> buffers() const;
   // Loaded for inference only, and whether the inference passes ran (else the reason they did not).
   bool inferenceOnly() const { return inferenceOnly_; }
   bool inferenceOptimized() const { return inferenceOptimized_; }

@@ -156,7 +156,9 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
     optimizer_->zero_grad();
     if (scaler_) {
       scaler_->scale(loss).backward();
-      const bool finite = scaler_->unscale(params_);
+      if (sync_) sync_->averageGradients(params_);
+      bool finite = scaler_->unscale(params_);
+      if (sync_) finite = sync_->allFinite(finite);
       r.gradNorm = gradNormAndClip(params_, options_.gradClipNorm);
       if (finite) {
         multiTensorStep(*optimizer_, options_.optimizer);
@@ -167,6 +169,7 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
       r.scale = scaler_->currentScale();
     } else {
       loss.backward();
+      if (sync_) sync_->averageGradients(params_);
       r.gradNorm = gradNormAndClip(params_, options_.gradClipNorm);
       multiTensorStep(*optimizer_, options_.optimizer);
     }
@@ -176,6 +179,10 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
     if (options_.amp) compat::setCudaAutocast(false);
     rethrowAs<RuntimeFailure>(train ? "training step failed" : "evaluation failed");
   }
+}
+
+void Trainer::setGradientSync(std::shared_ptr<GradientSync> sync) {
+  model_->onModelThread([&] { sync_ = std::move(sync); });
 }
 
 void Trainer::setLearningRate(double lr) {

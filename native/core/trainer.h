@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "grad_scaler.h"
+#include "grad_sync.h"
 #include "torch_model.h"
 
 namespace tf {
@@ -71,6 +72,12 @@ class Trainer {
   void saveState(const std::string& path);
   void loadState(const std::string& path);
 
+  // Data-parallel training: gradients go through sync after backward (null: this process alone). Takes effect from
+  // the next step; set it between steps.
+  void setGradientSync(std::shared_ptr<GradientSync> sync);
+  // The trainable parameters, in the model's order (what the optimizer updates and sync averages).
+  const std::vector<at::Tensor>& trainableParameters() const { return params_; }
+
   const TrainerOptions& options() const { return options_; }
   const std::shared_ptr<TorchModel>& model() const { return model_; }
 
@@ -84,6 +91,7 @@ class Trainer {
   std::vector<at::Tensor> params_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::optional<GradScaler> scaler_;
+  std::shared_ptr<GradientSync> sync_;
   // Read from the JS thread (stepCount, learningRate, setLearningRate) while a step runs.
   std::atomic<int64_t> steps_{0};
   std::atomic<double> lr_{0.0};

@@ -1,6 +1,7 @@
 #include "runtime_wrap.h"
 
 #include "../core/runtime.h"
+#include "../dist/process_group.h"
 #include "common.h"
 
 namespace tfn {
@@ -17,6 +18,8 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   out.Set("cudaDeviceCount", r.cudaDeviceCount);
   out.Set("tensorrtCompiled", r.tensorrtCompiled);
   out.Set("tensorrtVersion", r.tensorrtVersion);
+  out.Set("distributedCompiled", tf::dist::distributedCompiled());
+  out.Set("distributedNote", tf::dist::distributedNote());
   out.Set("threads", r.threads);
   out.Set("jitOptimize", r.jitOptimize);
   out.Set("parallelInfo", r.parallelInfo);

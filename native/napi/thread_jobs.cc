@@ -44,6 +44,20 @@ std::shared_ptr<ThreadJobs> ThreadJobs::create(Napi::Env env) {
 
 Napi::Promise ThreadJobs::run(Napi::Env env, tf::TorchModel& model, Job execute, Resolver resolve,
                               const std::vector<Napi::Value>& keepAlive) {
+  return runWith(
+      env, [&model](std::function<void()> job) { model.post(std::move(job)); }, std::move(execute), std::move(resolve),
+      keepAlive);
+}
+
+Napi::Promise ThreadJobs::run(Napi::Env env, tf::SerialExecutor& executor, Job execute, Resolver resolve,
+                              const std::vector<Napi::Value>& keepAlive) {
+  return runWith(
+      env, [&executor](std::function<void()> job) { executor.post(std::move(job)); }, std::move(execute),
+      std::move(resolve), keepAlive);
+}
+
+Napi::Promise ThreadJobs::runWith(Napi::Env env, const std::function<void(std::function<void()>)>& post, Job execute,
+                                  Resolver resolve, const std::vector<Napi::Value>& keepAlive) {
   napi_threadsafe_function tsfn;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -59,7 +73,7 @@ Napi::Promise ThreadJobs::run(Napi::Env env, tf::TorchModel& model, Job execute,
     ++onThreads_;
   }
   try {
-    model.post([job] { runOnModelThread(job); });
+    post([job] { runOnModelThread(job); });
   } catch (...) {
     // Not queued: `pending` still owns the job.
     {

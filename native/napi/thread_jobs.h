@@ -31,10 +31,15 @@ class ThreadJobs : public std::enable_shared_from_this<ThreadJobs> {
   // destroyed on the JS thread after settling. Throws a JS Error when the job cannot be queued.
   Napi::Promise run(Napi::Env env, tf::TorchModel& model, Job execute, Resolver resolve,
                     const std::vector<Napi::Value>& keepAlive);
+  // The same on another serial executor (a process group's thread, whose collectives block).
+  Napi::Promise run(Napi::Env env, tf::SerialExecutor& executor, Job execute, Resolver resolve,
+                    const std::vector<Napi::Value>& keepAlive);
 
  private:
   struct Pending;
   ThreadJobs() = default;
+  Napi::Promise runWith(Napi::Env env, const std::function<void(std::function<void()>)>& post, Job execute,
+                        Resolver resolve, const std::vector<Napi::Value>& keepAlive);
   static void runOnModelThread(Pending* job);
   static void deliver(napi_env env, napi_value callback, void* context, void* data);
   static void finalize(napi_env env, void* data, void* hint);

@@ -115,6 +115,10 @@ TrainerWrap::TrainerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trai
   model_ = Napi::Persistent(info[0].As<Napi::Object>());
 }
 
+bool TrainerWrap::IsInstance(const Napi::Value& v) {
+  return v.IsObject() && v.As<Napi::Object>().InstanceOf(addonData(v.Env()).trainerCtor.Value());
+}
+
 std::shared_ptr<tf::Trainer> TrainerWrap::trainer(Napi::Env env) const {
   if (!trainer_) {
     auto err = Napi::Error::New(env, "the trainer has been disposed");

@@ -14,6 +14,9 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   static Napi::Function Init(Napi::Env env, Napi::Object exports);
   // Sync constructor; throws TypeError/RangeError naming the bad option.
   explicit TrainerWrap(const Napi::CallbackInfo& info);
+  static bool IsInstance(const Napi::Value& v);
+  // The native trainer; throws the JS DisposedError (ERR_DISPOSED) once disposed.
+  std::shared_ptr<tf::Trainer> trainer(Napi::Env env) const;
 
  private:
   Napi::Value Step(const Napi::CallbackInfo& info);             // async step(q, p, n, shape, labels)
@@ -27,7 +30,6 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);       // sync getter
 
   Napi::Value RunBatch(const Napi::CallbackInfo& info, bool train);
-  std::shared_ptr<tf::Trainer> trainer(Napi::Env env) const;
 
   std::shared_ptr<tf::Trainer> trainer_;
   Napi::ObjectReference model_;  // keeps the JS model alive as long as the trainer

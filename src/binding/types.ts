@@ -14,6 +14,10 @@ export interface NativeRuntimeInfo {
   jitOptimize: boolean;
   parallelInfo: string;
   napiVersion: number;
+  /** Data-parallel training (c10d TCPStore + Gloo) compiled in. Absent in addons built before it existed. */
+  distributedCompiled?: boolean;
+  /** Why it is not compiled in (empty when it is). */
+  distributedNote?: string;
 }
 
 export interface NativeForwardResult {
@@ -270,6 +274,47 @@ export interface NativeLossValues {
   negativeLoss: number;
 }
 
+export interface NativeProcessGroupOptions {
+  masterAddr?: string;
+  port?: number;
+  rank?: number;
+  worldSize?: number;
+  timeoutMs?: number;
+  useAgentStore?: boolean;
+  restartCount?: number;
+  interfaces?: string[];
+}
+
+export interface NativeSyncStats {
+  steps: number;
+  buckets: number;
+  bytes: number;
+  seconds: number;
+}
+
+/** One rank's membership of a c10d Gloo group. Collectives must be called in the same order on every rank. */
+export interface NativeProcessGroup {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** async; TCPStore rendezvous and the Gloo group. Rejects with ERR_DISTRIBUTED or ERR_BACKEND_UNAVAILABLE. */
+  join(): Promise<void>;
+  /** async; the reduced copy of data. Rejects with ERR_DISTRIBUTED (a peer failed or timed out). */
+  allReduce(data: Float32Array, op?: 'sum' | 'avg' | 'max' | 'min'): Promise<Float32Array>;
+  /** async; root's copy of data. */
+  broadcast(data: Float32Array, root?: number): Promise<Float32Array>;
+  /** async */
+  barrier(): Promise<void>;
+  /** async, on the model's thread; rank 0's parameters and buffers to all, then gradient averaging; bucket sizes. */
+  attachTrainer(
+    trainer: NativeTrainer,
+    options?: { bucketBytes?: number; firstBucketBytes?: number },
+  ): Promise<number[]>;
+  /** sync */
+  syncStats(): NativeSyncStats;
+  /** async; idempotent. */
+  destroy(): Promise<void>;
+}
+
 export interface NativeAddon {
   runtimeInfo(): NativeRuntimeInfo;
   setThreads(n: number): void;
@@ -277,6 +322,8 @@ export interface NativeAddon {
   setJitOptimize(enabled: boolean): void;
   loadModel(path: string, device?: string, inference?: boolean): Promise<NativeModel>;
   Trainer: new (model: NativeModel, options?: NativeTrainerOptions) => NativeTrainer;
+  /** Sync constructor (validates; throws TypeError / RangeError). Absent in addons built before it existed. */
+  ProcessGroup?: new (options: NativeProcessGroupOptions) => NativeProcessGroup;
   /**
    * async; the training objective (the one definition the training step also uses: native/core/loss.h) over the
    * precomputed outputs of N images, in float64 on the thread pool: cross-entropy of logits [N, numClasses] against

@@ -58,6 +58,35 @@ export interface IterateOptions {
    * same batches, augmentation included, as in an uninterrupted epoch. Defaults to 0.
    */
   startBatch?: number;
+  /**
+   * Data-parallel: this rank's share of the batches. Training: the rank's j-th batch is the epoch's batch
+   * j * count + rank (batches of batchSize triplets; past the end it wraps to the epoch's start, as PyTorch's
+   * DistributedSampler pads, so every rank takes the same number of steps and the union is the whole epoch);
+   * `startBatch` and the yielded `index` count the rank's own batches. Evaluation: batches rank, rank + count, ...
+   * (`index` stays the split's batch number). Defaults to the whole epoch.
+   */
+  shard?: Shard;
+}
+
+/** One rank of `count` (data-parallel training). */
+export interface Shard {
+  rank: number;
+  count: number;
+  /** Training: the epoch's first `batches` batches are shared out (limit_train_batches). Defaults to all. */
+  batches?: number;
+}
+
+function checkShard(shard: Shard | undefined): Shard {
+  if (!shard) return { rank: 0, count: 1 };
+  if (!Number.isInteger(shard.count) || shard.count < 1 || !Number.isInteger(shard.rank) || shard.rank < 0) {
+    throw new RangeError(
+      `Expected integers count >= 1 and rank >= 0 for \`shard\` but received ${JSON.stringify(shard)}`,
+    );
+  }
+  if (shard.rank >= shard.count) {
+    throw new RangeError(`Expected shard.rank below shard.count (${shard.count}) but received ${shard.rank}`);
+  }
+  return shard;
 }
 
 /**
@@ -149,6 +178,11 @@ export class DataLoader {
     return this.#opts.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
+  /** Training batches per epoch of one of `ranks` data-parallel ranks (the same for every rank). */
+  batchesPerRank(ranks: number, batches = this.batchesPerEpoch): number {
+    return Math.ceil(batches / ranks);
+  }
+
   /** The triplets of one epoch (indices into split.train), as `epoch(n)` will use them. */
   triplets(epoch: number): Triplet[] {
     return sampleTriplets(this.split.train, { seed: this.#opts.seed, epoch, balanced: this.#opts.balanced });
@@ -157,9 +191,12 @@ export class DataLoader {
   /** One training epoch of triplet batches, seeded by (seed, epoch): the same epoch number gives the same batches. */
   epoch(epoch: number, options: IterateOptions = {}): AsyncGenerator<TripletBatch> {
     const triplets = this.triplets(epoch);
-    const count = this.batchesPerEpoch;
+    const shard = checkShard(options.shard);
+    const total = Math.min(shard.batches ?? Infinity, this.batchesPerEpoch);
+    const count = shard.count === 1 ? this.batchesPerEpoch : this.batchesPerRank(shard.count, total);
     const train = this.split.train;
-    return this.#pipeline(count, options, async (b, signal) => {
+    return this.#pipeline(count, options, async (local, signal) => {
+      const b = shard.count === 1 ? local : (local * shard.count + shard.rank) % total;
       const chunk = triplets.slice(b * this.batchSize, (b + 1) * this.batchSize);
       const per = 3 * this.imageSize * this.imageSize;
       const tensors = [0, 1, 2].map(() => new Float32Array(chunk.length * per));
@@ -178,7 +215,7 @@ export class DataLoader {
         shape: [chunk.length, 3, this.imageSize, this.imageSize],
         labels: Int32Array.from(chunk, (t) => (train[t.query] as SplitItem).label),
         paths: chunk.map((t) => (train[t.query] as SplitItem).path),
-        index: b,
+        index: local,
       };
     });
   }
@@ -187,8 +224,10 @@ export class DataLoader {
   evaluate(name: SplitName, options: IterateOptions & { batchSize?: number } = {}): AsyncGenerator<EvalBatch> {
     const items = this.split[name];
     const size = options.batchSize ?? this.batchSize;
-    const count = Math.ceil(items.length / size);
-    return this.#pipeline(count, options, async (b, signal) => {
+    const shard = checkShard(options.shard);
+    const count = Math.ceil((Math.ceil(items.length / size) - shard.rank) / shard.count);
+    return this.#pipeline(Math.max(0, count), options, async (local, signal) => {
+      const b = local * shard.count + shard.rank;
       const chunk = items.slice(b * size, (b + 1) * size);
       const per = 3 * this.imageSize * this.imageSize;
       const images = new Float32Array(chunk.length * per);

@@ -71,6 +71,11 @@ export class Trainer implements AsyncDisposable {
     return this.#native === undefined;
   }
 
+  /** The addon's trainer, for data-parallel attachment (src/dist). Throws DisposedError. */
+  get nativeTrainer(): NativeTrainer {
+    return this.native;
+  }
+
   private get native(): NativeTrainer {
     if (!this.#native) throw new DisposedError('this Trainer');
     return this.#native;

@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import YAML from 'yaml';
@@ -31,15 +32,31 @@ export interface RunContext {
   close(): Promise<void>;
 }
 
-/** Opens a new run folder (config.yaml written) or reopens one to resume it. */
-export async function openRun(options: {
-  config: TrainConfig;
-  rawConfig?: RawConfig;
-  resume?: string;
-}): Promise<RunContext> {
+/**
+ * Opens a new run folder (config.yaml written) or reopens one to resume it. `scratch` (a data-parallel rank other
+ * than 0): the run's config is read but nothing is written there; what the rank logs goes to a temporary folder,
+ * deleted by close(), and never to MLflow.
+ */
+export async function openRun(
+  options: {
+    config: TrainConfig;
+    rawConfig?: RawConfig;
+    resume?: string;
+  },
+  scratch?: { rank: number },
+): Promise<RunContext> {
   let config = options.config;
   let tracking: RunTracking;
-  if (options.resume) {
+  let scratchDir: string | undefined;
+  if (scratch) {
+    if (options.resume) config = await readRunConfig(options.resume);
+    scratchDir = await fs.mkdtemp(path.join(tmpdir(), `trt-flowers-rank${scratch.rank}-`));
+    tracking = await createTracker({ baseDir: scratchDir, config: options.rawConfig ?? config, mlflow: false });
+    if (options.resume) {
+      // The rank's loader takes the run's own split, as rank 0's does.
+      await fs.copyFile(path.join(options.resume, 'split.json'), path.join(tracking.runDir.dir, 'split.json'));
+    }
+  } else if (options.resume) {
     const raw = await fs.readFile(path.join(options.resume, 'config.yaml'), 'utf8').catch((err: Error) => {
       throw new ConfigError(`cannot resume ${options.resume}: ${err.message}`, { cause: err });
     });
@@ -113,8 +130,17 @@ export async function openRun(options: {
     },
     async close() {
       await mlflow?.close(5000);
+      if (scratchDir) await fs.rm(scratchDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The configuration a run folder was started with (its config.yaml). Throws ConfigError. */
+async function readRunConfig(dir: string): Promise<TrainConfig> {
+  const raw = await fs.readFile(path.join(dir, 'config.yaml'), 'utf8').catch((err: Error) => {
+    throw new ConfigError(`cannot resume ${dir}: ${err.message}`, { cause: err });
+  });
+  return parseRunConfig(YAML.parse(raw) as RawConfig);
 }
 
 /** Indexes the data folder as the config says (DataError when it has no usable image). */

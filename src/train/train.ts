@@ -1,3 +1,5 @@
+import path from 'node:path';
+
 import { withDataSection, type CamelCaseTrainConfig, type TrainConfig } from '../config/index.js';
 import type { RawConfig } from '../config/load.js';
 import { CancelledError } from '../errors.js';
@@ -12,6 +14,7 @@ import { learningRateAt } from './schedule.js';
 import { TorchModel } from '../torch/TorchModel.js';
 import { Trainer } from '../torch/Trainer.js';
 import { trainingMetadata } from '../data/metadata.js';
+import { agreementFacts, DistributedRun, type DistributedOptions } from './distributed.js';
 
 /** Options of train(). */
 export interface TrainOptions {
@@ -32,6 +35,14 @@ export interface TrainOptions {
   progress?: ProgressReporter;
   /** Python for the backbone export. Defaults to TRT_FLOWERS_PYTHON or /usr/bin/python3. */
   python?: string;
+  /** libtorch threads of this process, over the config's trainer.threads. Defaults to the config's. */
+  threads?: number;
+  /**
+   * Data-parallel training: this process is one rank of a group (from torchrun's environment, set by torchrun, a
+   * PyTorchJob or `trt-flowers train --nproc`, or from these options). Each rank trains on its shard of every epoch
+   * and rank 0 alone writes the run. Defaults to one process on its own unless WORLD_SIZE is set.
+   */
+  distributed?: DistributedOptions;
 }
 
 export interface TrainResult {
@@ -48,23 +59,42 @@ export interface TrainResult {
 /** Runs (or resumes) a training run: epochs of triplet steps, validation, checkpoints, early stopping, test. */
 export async function train(input: TrainOptions): Promise<TrainResult> {
   const options = { ...input, config: withDataSection(input.config, 'train()') };
+  const dist = await DistributedRun.join(options.distributed);
+  try {
+    return await trainRank(options, dist);
+  } finally {
+    await dist?.destroy();
+  }
+}
+
+async function trainRank(
+  options: TrainOptions & { config: TrainConfig },
+  dist: DistributedRun | null,
+): Promise<TrainResult> {
+  // Only rank 0 writes; the others keep what they log in a scratch folder (openRun).
+  const root = !dist || dist.isRoot;
   // A new run's data is indexed before its folder exists: data without a usable image leaves no failed run behind.
   const index = options.resume ? undefined : await indexTrainingData(options.config, options.dataDir, options.signal);
-  const ctx: RunContext = await openRun(options);
+  const ctx: RunContext = await openRun(options, root ? undefined : { rank: dist!.rank });
+  // Rank 0 has reopened the run (completing a checkpoint swap a crash cut short) before the others read it.
+  await dist?.group.barrier();
   // `run` is the local folder; everything logged goes through `tracker` (the folder and, when on, MLflow).
   const { config, run, tracker } = ctx;
-  const progress = options.progress ?? createProgress(config.trainer.progress);
+  const progress = options.progress ?? createProgress(root ? config.trainer.progress : 'none');
   const t = config.trainer;
   const m = config.model;
   let model: TorchModel | undefined;
   let trainer: Trainer | undefined;
   try {
-    if (t.threads > 0) setThreads(t.threads);
+    const threads = options.threads ?? t.threads;
+    if (threads > 0) setThreads(threads);
     manualSeed(t.seed);
     const loader = await prepareData(ctx, options.dataDir, options.signal, index);
     const numClasses = config.data.classes.length;
     const device = t.device === 'auto' ? (runtimeInfo().cudaAvailable ? 'cuda' : 'cpu') : t.device;
-    const checkpoints = new Checkpoints(run.checkpointsDir);
+    const checkpoints = new Checkpoints(
+      options.resume && !root ? path.join(options.resume, 'checkpoints') : run.checkpointsDir,
+    );
     const resumed = options.resume ? await checkpoints.loadState() : undefined;
     const modelFile = resumed ? checkpoints.lastModel : await prepareModel(ctx, options.python);
     model = await TorchModel.load(modelFile, { device });
@@ -72,6 +102,10 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
     model.native.setMetadata(JSON.stringify(trainingMetadata(config, run.id)));
     trainer = new Trainer(model, trainerOptionsOf(config, device));
     if (resumed) await trainer.loadState(checkpoints.lastTrainer);
+    if (dist) {
+      await dist.checkAgreement(await agreementFacts(config, loader, model, resumed, m.checkpoint || undefined));
+      await dist.attach(trainer);
+    }
     const early = new EarlyStopping(t.patience, t.min_delta);
     const state: TrainState = resumed ?? {
       version: 1,
@@ -92,13 +126,18 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
     });
     progress.message(
       `${resumed ? 'resuming' : 'training'} ${run.dir}: ${m.arch} on ${device}, ${loader.split.train.length} train / ` +
-        `${loader.split.val.length} val images, ${config.data.image_size}px, batch ${loader.batchSize} triplets`,
+        `${loader.split.val.length} val images, ${config.data.image_size}px, batch ${loader.batchSize} triplets` +
+        (dist ? ` per rank x ${dist.worldSize} ranks` : ''),
     );
     reportExcluded(progress, loader.split.excluded);
     const schedule = scheduleOf(config);
     const evalOptions = { ...evalOptionsOf(config), ...(options.signal ? { signal: options.signal } : {}) };
+    // `limit` counts the epoch's batches; with W ranks each step takes W of them, one per rank (state.batch counts
+    // batches too, so a run resumes with any number of ranks).
     const limit =
       t.limit_train_batches > 0 ? Math.min(t.limit_train_batches, loader.batchesPerEpoch) : loader.batchesPerEpoch;
+    const ranks = dist?.worldSize ?? 1;
+    const steps = loader.batchesPerRank(ranks, limit);
     let status: TrainResult['status'] = 'completed';
     for (; state.epoch < t.max_epochs; state.epoch++, state.batch = 0, state.partial = emptyPartial()) {
       const epoch = state.epoch;
@@ -108,19 +147,21 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
       const epochStart = performance.now() - p.seconds * 1000;
       try {
         for await (const batch of loader.epoch(epoch, {
-          startBatch: state.batch,
-          ...(options.signal ? { signal: options.signal } : {}),
+          startBatch: Math.floor(state.batch / ranks),
+          // Ranks stop together (below): a rank's loader must not stop on its own.
+          ...(options.signal && !dist ? { signal: options.signal } : {}),
+          ...(dist ? { shard: { ...dist.shard, batches: limit } } : {}),
         })) {
-          if (batch.index >= limit) break;
-          trainer.learningRate = learningRateAt(schedule, epoch + batch.index / limit);
-          const r = await trainer.step(batch);
+          if (batch.index >= steps) break;
+          trainer.learningRate = learningRateAt(schedule, epoch + (batch.index * ranks) / limit);
+          const r = dist ? await dist.step(trainer, batch) : await trainer.step(batch);
           const n = batch.shape[0];
           p.images += n;
           p.loss += r.loss * n;
           p.ce += r.ce * n;
           p.contrastive += r.contrastive * n;
           p.correct += r.correct;
-          state.batch = batch.index + 1;
+          state.batch = Math.min((batch.index + 1) * ranks, limit);
           state.globalStep++;
           p.seconds = (performance.now() - epochStart) / 1000;
           await tracker.logMetrics(
@@ -140,22 +181,29 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
             imagesPerSecond: (3 * p.images) / Math.max(p.seconds, 1e-9),
             learningRate: trainer.learningRate,
           });
-          if (options.signal?.aborted) throw new CancelledError();
+          const stop = dist ? await dist.anyStop(options.signal?.aborted === true) : options.signal?.aborted;
+          if (stop) throw new CancelledError();
         }
       } catch (err) {
         if (!(err instanceof CancelledError)) throw err;
         state.earlyStopping = early.state;
-        await checkpoints.saveLast(model, trainer, state);
+        if (root) await checkpoints.saveLast(model, trainer, state);
         progress.message(`interrupted: checkpoint written; continue with --resume ${run.dir}`);
         status = 'interrupted';
         break;
       }
-      // Validation.
-      const val = await evaluateSplit(model, loader, 'val', evalOptions);
+      // Every rank's share of the epoch counts in its train metrics.
+      const [images = 0, loss = 0, correct = 0] = dist
+        ? await dist.sum([p.images, p.loss, p.correct])
+        : [p.images, p.loss, p.correct];
+      // Validation (sharded over the ranks, every rank gets the whole split's metrics).
+      const val = dist
+        ? await dist.evaluate(model, loader, 'val', evalOptions)
+        : await evaluateSplit(model, loader, 'val', evalOptions);
       const best = early.update(val.losses.loss, epoch);
       const metrics: Record<string, number> = {
-        train_loss: p.loss / Math.max(p.images, 1),
-        train_accuracy: p.correct / Math.max(p.images, 1),
+        train_loss: loss / Math.max(images, 1),
+        train_accuracy: correct / Math.max(images, 1),
         val_loss: val.losses.loss,
         val_ce: val.losses.ce,
         val_contrastive: val.losses.contrastive,
@@ -182,7 +230,7 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
       );
       if (best) {
         state.bestEpoch = epoch;
-        await checkpoints.saveBest(model);
+        if (root) await checkpoints.saveBest(model);
       }
       progress.epoch({
         epoch: shown,
@@ -192,8 +240,10 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
         best,
       });
       state.earlyStopping = early.state;
-      await checkpoints.saveLast(model, trainer, { ...state, epoch: epoch + 1, batch: 0, partial: emptyPartial() });
-      await ctx.plotCurves();
+      if (root) {
+        await checkpoints.saveLast(model, trainer, { ...state, epoch: epoch + 1, batch: 0, partial: emptyPartial() });
+        await ctx.plotCurves();
+      }
       if (early.shouldStop) {
         progress.message(
           `early stopping: val_loss has not improved for ${t.patience} epochs (best at epoch ${early.bestEpoch + 1})`,
@@ -210,7 +260,8 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
       bestEpoch: early.bestEpoch >= 0 ? early.bestEpoch + 1 : null,
       bestValLoss: early.best,
     };
-    if (status !== 'interrupted' && t.evaluate_test && early.bestEpoch >= 0 && loader.split.test.length > 0) {
+    // The test split: rank 0 alone, on the best checkpoint it wrote.
+    if (root && status !== 'interrupted' && t.evaluate_test && early.bestEpoch >= 0 && loader.split.test.length > 0) {
       await model.dispose();
       model = await TorchModel.load(checkpoints.bestModel, { device });
       result.test = await evaluateSplit(model, loader, 'test', evalOptions);
@@ -220,7 +271,24 @@ export async function train(input: TrainOptions): Promise<TrainResult> {
           `F1 macro ${result.test.report.f1Macro.toFixed(4)}, loss ${result.test.losses.loss.toFixed(4)}`,
       );
     }
-    await finishRun(ctx, result);
+    if (dist && root) {
+      const c = dist.communication();
+      progress.message(
+        `data-parallel, ${dist.worldSize} ranks: gradient averaging took ${(100 * c.share).toFixed(1)}% of rank 0's ` +
+          `step time (${c.syncSeconds.toFixed(1)} of ${c.stepSeconds.toFixed(1)} s over ${c.steps} steps, ` +
+          `${(c.bytesPerStep / 2 ** 20).toFixed(1)} MiB per step)`,
+      );
+      await run.setSummary({
+        distributed: {
+          world_size: dist.worldSize,
+          steps: c.steps,
+          step_seconds: c.stepSeconds,
+          sync_seconds: c.syncSeconds,
+          sync_share: c.share,
+        },
+      });
+    }
+    if (root) await finishRun(ctx, result);
     return result;
   } catch (err) {
     await endRun(ctx, err instanceof CancelledError ? 'KILLED' : 'FAILED').catch(() => undefined);

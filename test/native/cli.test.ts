@@ -19,6 +19,18 @@ describe('trt-flowers binary', () => {
     expect(report.libtorch.version).toMatch(/^\d+\.\d+\.\d+/);
   });
 
+  it('doctor says whether data-parallel training is built in, and why not', async () => {
+    const { stdout } = await run(['doctor', '--json']);
+    const { distributed } = JSON.parse(stdout) as { distributed: { compiled: boolean; note: string } };
+    // Built here with libgloo-dev (npm run setup installs it); elsewhere the note must say what is missing.
+    if (existsSync('/usr/include/gloo/config.h')) expect(distributed).toEqual({ compiled: true, note: '' });
+    else expect(distributed.note).toMatch(/gloo|c10d/);
+    const { stdout: text } = await run(['doctor']);
+    expect(text).toMatch(
+      distributed.compiled ? /data-parallel\s+c10d \(TCPStore, Gloo\)/ : /data-parallel\s+not available: /,
+    );
+  });
+
   it('the installed command (bin/trt-flowers) preloads jemalloc where it is installed; TRT_FLOWERS_MALLOC=system opts out', async () => {
     const sh = join(repoRoot, 'bin', 'trt-flowers');
     const doctor = async (env: NodeJS.ProcessEnv): Promise<string> => {

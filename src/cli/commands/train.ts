@@ -11,6 +11,17 @@ interface TrainFlags {
   resume?: string;
   progress?: ProgressMode;
   python?: string;
+  nproc?: string;
+  threads?: string;
+  distTimeout?: string;
+}
+
+function positiveInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new RangeError(`Expected a positive integer for ${flag} but received '${value}'`);
+  return n;
 }
 
 export function registerTrainCommand(program: Command): void {
@@ -29,9 +40,32 @@ export function registerTrainCommand(program: Command): void {
       '--python <path>',
       'Python with torch for the backbone export (default: TRT_FLOWERS_PYTHON or /usr/bin/python3)',
     )
+    .option(
+      '--nproc <n>',
+      'data-parallel: start n ranks on this machine, cores / n threads each (default: 1, this process alone)',
+    )
+    .option('--threads <n>', 'libtorch threads of this process (default: trainer.threads)')
+    .option(
+      '--dist-timeout <seconds>',
+      'data-parallel: a rank that dies, hangs or never joins ends the others after this long (default: 300)',
+    )
     .action(async (overrides: string[], flags: TrainFlags) => {
       if (flags.resume && overrides.length) {
         throw new RangeError('--resume continues a run with its saved config: drop the key=value overrides');
+      }
+      const nproc = positiveInt(flags.nproc, '--nproc');
+      const threads = positiveInt(flags.threads, '--threads');
+      const timeout = positiveInt(flags.distTimeout, '--dist-timeout');
+      if (nproc !== undefined && nproc > 1 && !process.env.WORLD_SIZE) {
+        const { launchLocal, withoutNproc } = await import('../launch.js');
+        process.exitCode = await launchLocal({
+          nproc,
+          args: withoutNproc(process.argv.slice(2)).filter(
+            (a, i, all) => a !== '--threads' && all[i - 1] !== '--threads',
+          ),
+          ...(threads !== undefined ? { threads } : {}),
+        });
+        return;
       }
       const { config, raw } = loadTrainConfig({
         ...(flags.config ? { file: flags.config } : {}),
@@ -54,10 +88,15 @@ export function registerTrainCommand(program: Command): void {
             rawConfig: raw,
             dataDir,
             signal,
-            progress: createProgress(config.trainer.progress),
+            // Ranks other than 0 train quietly (their failures still reach stderr).
+            progress: createProgress(process.env.RANK && process.env.RANK !== '0' ? 'none' : config.trainer.progress),
             ...(flags.resume ? { resume: flags.resume } : {}),
             ...(flags.python ? { python: flags.python } : {}),
+            ...(threads !== undefined ? { threads } : {}),
+            ...(timeout !== undefined ? { distributed: { timeoutMs: timeout * 1000 } } : {}),
           });
+          // One summary line per job: rank 0's.
+          if (process.env.RANK && process.env.RANK !== '0') return;
           const summary = {
             run_dir: result.runDir,
             status: result.status,
