@@ -115,9 +115,14 @@ describe.skipIf(!hasFlowers)(`DataLoader on real photos (${flowerDir})`, () => {
     // Preprocessing alone (no cache, so every batch decodes 12 photos), after a warm-up pass (the first decode loads
     // the native JPEG decoder and warms the file cache).
     await collect(batchesFor(loader({ cacheMiB: 0, prefetch: 0 })));
-    const t = performance.now();
-    await collect(batchesFor(loader({ cacheMiB: 0, prefetch: 0 })));
-    const prep = performance.now() - t;
+    // The faster of two passes: one scheduling hiccup on a loaded machine must not inflate it.
+    const passes: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const t = performance.now();
+      await collect(batchesFor(loader({ cacheMiB: 0, prefetch: 0 })));
+      passes.push(performance.now() - t);
+    }
+    const prep = Math.min(...passes);
     const n = loader().batchesPerEpoch;
     const stepMs = Math.max(100, Math.ceil((1.5 * prep) / n)); // the step is slower than preprocessing
     const step = (): Promise<void> => new Promise((r) => setTimeout(r, stepMs));
@@ -138,8 +143,10 @@ describe.skipIf(!hasFlowers)(`DataLoader on real photos (${flowerDir})`, () => {
     const serial = await run(0);
     const overlapped = await run(2);
     const steps = n * stepMs;
-    // Serial pays both; overlapped pays the steps plus the first batch only.
-    expect(serial.total).toBeGreaterThan(steps + 0.7 * prep);
+    // Serial pays both (at least half of the preprocessing measured alone: a second pass over the same files can run
+    // faster than the first); overlapped pays the steps plus the first batch only.
+    expect(serial.total).toBeGreaterThan(steps + 0.5 * prep);
+    expect(overlapped.total).toBeLessThan(serial.total);
     expect(overlapped.total).toBeLessThan(steps + 0.5 * prep + 100);
     expect(overlapped.total).toBeGreaterThanOrEqual(steps);
     // After the first batch the consumer (the step) barely waits for data: the typical wait is a small fraction of a
