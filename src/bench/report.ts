@@ -248,17 +248,20 @@ export interface ReportFiles {
   plot?: string;
 }
 
+/** Writes one report file atomically and adds it to `written`. Throws SaveError naming the file. */
+export async function saveReportFile(file: string, text: string, written: string[]): Promise<void> {
+  try {
+    await writeFileAtomic(file, text);
+  } catch (err) {
+    throw new SaveError(`cannot write ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  written.push(file);
+}
+
 /** Writes the requested files atomically. Throws SaveError. */
 export async function writeReports(report: BenchReport, files: ReportFiles): Promise<string[]> {
   const written: string[] = [];
-  const save = async (file: string, text: string): Promise<void> => {
-    try {
-      await writeFileAtomic(file, text);
-    } catch (err) {
-      throw new SaveError(`cannot write ${file}: ${(err as Error).message}`, { cause: err });
-    }
-    written.push(file);
-  };
+  const save = (file: string, text: string): Promise<void> => saveReportFile(file, text, written);
   if (files.json) await save(files.json, toJson(report));
   if (files.markdown) await save(files.markdown, toMarkdown(report));
   if (files.plot) {

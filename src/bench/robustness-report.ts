@@ -1,6 +1,5 @@
 /** The robustness report: its shape, the differences to a baseline model, and its text, Markdown and JSON forms. */
-import { writeFileAtomic } from '../util/fs.js';
-import { SaveError } from '../errors.js';
+import { saveReportFile } from './report.js';
 import type { BenchEngine } from './types.js';
 import type { RobustnessVariant } from './variant-names.js';
 
@@ -272,14 +271,7 @@ export async function writeRobustnessReports(
   files: { json?: string; markdown?: string },
 ): Promise<string[]> {
   const written: string[] = [];
-  const save = async (file: string, text: string): Promise<void> => {
-    try {
-      await writeFileAtomic(file, text);
-    } catch (err) {
-      throw new SaveError(`cannot write ${file}: ${(err as Error).message}`, { cause: err });
-    }
-    written.push(file);
-  };
+  const save = (file: string, text: string): Promise<void> => saveReportFile(file, text, written);
   if (files.json) await save(files.json, robustnessJson(report));
   if (files.markdown) await save(files.markdown, robustnessMarkdown(report));
   return written;

@@ -17,7 +17,7 @@ import type { TorchModel } from '../torch/TorchModel.js';
 import type { Trainer, TripletBatch } from '../torch/Trainer.js';
 import { argmaxRows, classificationReport } from '../track/metrics.js';
 import { evalLosses } from './evalLosses.js';
-import type { SplitEvaluation } from './evaluate.js';
+import type { SplitEvalOptions, SplitEvaluation } from './evaluate.js';
 
 /** Data-parallel options of train(). Unset fields come from the launcher's environment (torchrun's variables). */
 export interface DistributedOptions extends ProcessGroupOptions {}
@@ -145,14 +145,7 @@ export class DistributedRun {
     model: TorchModel,
     loader: DataLoader,
     split: SplitName,
-    options: {
-      numClasses: number;
-      ceWeight: number;
-      contrastiveWeight: number;
-      margin: number;
-      seed: number;
-      signal?: AbortSignal;
-    },
+    options: Omit<SplitEvalOptions, 'batchSize'>,
   ): Promise<SplitEvaluation> {
     await model.setTraining(false);
     const items = loader.split[split];

@@ -14,20 +14,23 @@ export interface SplitEvaluation {
   imagesPerSecond: number;
 }
 
+/** Options of a split's evaluation: the loss weights (as in training), the pairing seed, cancellation. */
+export interface SplitEvalOptions {
+  numClasses: number;
+  ceWeight: number;
+  contrastiveWeight: number;
+  margin: number;
+  seed: number;
+  signal?: AbortSignal;
+  batchSize?: number;
+}
+
 /** Runs the model in eval mode over a whole split: losses (as in training) and classification metrics. */
 export async function evaluateSplit(
   model: TorchModel,
   loader: DataLoader,
   split: SplitName,
-  options: {
-    numClasses: number;
-    ceWeight: number;
-    contrastiveWeight: number;
-    margin: number;
-    seed: number;
-    signal?: AbortSignal;
-    batchSize?: number;
-  },
+  options: SplitEvalOptions,
 ): Promise<SplitEvaluation> {
   await model.setTraining(false);
   const logits: Float32Array[] = [];
