@@ -13,8 +13,6 @@ namespace tf {
 
 #ifdef TF_WITH_LCMS
 
-bool IccToSrgb::available() { return true; }
-
 namespace {
 // Profiles seen lately, by their bytes; a camera model's photos share one. Creating a transform costs about as much
 // as decoding a small photo, applying one a fraction of it.
@@ -67,7 +65,6 @@ IccToSrgb::~IccToSrgb() { cmsDeleteTransform(static_cast<cmsHTRANSFORM>(transfor
 
 #else
 
-bool IccToSrgb::available() { return false; }
 std::shared_ptr<const IccToSrgb> IccToSrgb::forProfile(const uint8_t*, size_t) { return nullptr; }
 void IccToSrgb::apply(uint8_t*, int, int, int) const {}
 IccToSrgb::~IccToSrgb() = default;

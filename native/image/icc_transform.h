@@ -10,9 +10,6 @@ namespace tf {
 
 class IccToSrgb {
  public:
-  // True when this build has Little CMS (compiled in when CMake / node-gyp found lcms2).
-  static bool available();
-
   // The transform of an RGB profile to sRGB, shared between images with the same profile bytes (a bounded cache).
   // Returns nullptr when the profile cannot be used here (not RGB, unreadable, or no Little CMS in this build): the
   // caller leaves the image to the general decoder.

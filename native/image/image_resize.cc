@@ -142,10 +142,7 @@ TF_SIMD_CLONES void nextTap(int32_t* __restrict acc, const uint8_t* __restrict r
 }
 
 TF_SIMD_CLONES void settleRow(uint8_t* __restrict out, const int32_t* __restrict acc, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    const int32_t v = (acc[i] + (1 << (kBits - 1))) >> kBits;
-    out[i] = static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
-  }
+  for (size_t i = 0; i < n; ++i) out[i] = settle(acc[i]);
 }
 
 // One row of the horizontal pass over a row holding columns [colLo, ...), N taps per output sample (N = 0: x.stride,

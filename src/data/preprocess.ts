@@ -110,15 +110,9 @@ const isJpeg = (b: Uint8Array): boolean => b.length >= 3 && b[0] === 0xff && b[1
  * The fast path's answer, or null when sharp should decode the image instead: a JPEG the fast path does not handle
  * (ERR_UNSUPPORTED_JPEG) or anything else but corrupt data, which sharp then words in its own way.
  */
-async function decodeNative(
-  decode: NativeJpegDecoder,
-  bytes: Buffer,
-  size: number,
-  mode: ResizeMode,
-  maxPixels: number,
-): Promise<Uint8Array | null> {
+async function viaFastPath<T>(call: () => Promise<T>): Promise<T | null> {
   try {
-    return await decode(bytes, size, mode, maxPixels);
+    return await call();
   } catch (err) {
     if ((err as { code?: string }).code === 'ERR_INVALID_IMAGE') throw err;
     return null;
@@ -196,8 +190,9 @@ async function decodeBytes(input: string | Buffer, bytes: Buffer, plan: DecodePl
   const { size, maxPixels, options } = plan;
   const fit = options.resize === 'center-crop' ? 'cover' : 'fill';
   try {
-    if (plan.native && isJpeg(bytes)) {
-      const hwc = await decodeNative(plan.native, bytes, size, options.resize ?? 'fill', maxPixels);
+    const native = plan.native;
+    if (native && isJpeg(bytes)) {
+      const hwc = await viaFastPath(() => native(bytes, size, options.resize ?? 'fill', maxPixels));
       if (hwc) return hwc;
     }
     return await decodeWithSharp(bytes, size, fit, maxPixels, options.kernel ?? 'linear');
@@ -283,18 +278,17 @@ export async function preprocessInto(
   const bytes = await readInput(input, plan.maxFileBytes);
   const into = plan.native ? nativeJpegInto() : null;
   if (into && isJpeg(bytes)) {
-    // One pool job from the encoded bytes to the normalised planar floats in `out`: no JavaScript per pixel.
-    try {
-      const mean = options.mean ?? IMAGENET_MEAN;
-      const std = options.std ?? IMAGENET_STD;
-      await into(bytes, plan.size, options.resize ?? 'fill', plan.maxPixels, out, offset, mean, std);
-      return;
-    } catch (err) {
-      if ((err as { code?: string }).code === 'ERR_INVALID_IMAGE') throw invalid(input, err);
-      // ERR_UNSUPPORTED_JPEG (CMYK, a profile the fast path cannot transform): sharp below.
-    }
+    // One pool job from the encoded bytes to the normalised planar floats in `out`: no JavaScript per pixel. A JPEG
+    // it leaves (CMYK, a profile it cannot transform) goes to sharp below.
+    const [mean, std] = [options.mean ?? IMAGENET_MEAN, options.std ?? IMAGENET_STD];
+    const done = await viaFastPath(() =>
+      into(bytes, plan.size, options.resize ?? 'fill', plan.maxPixels, out, offset, mean, std).then(() => true),
+    ).catch((err: unknown) => {
+      throw invalid(input, err);
+    });
+    if (done) return;
   }
-  normalizeInto(await decodeBytes(input, bytes, { ...plan, native: null }), out, offset, options);
+  normalizeInto(await decodeBytes(input, bytes, { ...plan, native: into ? null : plan.native }), out, offset, options);
 }
 
 /** Preprocesses a batch into one [N, 3, size, size] Float32Array, several images in flight. */
