@@ -2,6 +2,7 @@
 // (src/errors.ts), so the N-API layer needs one catch clause for all of them and a new kind cannot be left unmapped.
 #pragma once
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -67,5 +68,13 @@ TF_CODED_ERROR(UnsupportedJpeg, std::runtime_error, ErrorKind::Error, "ERR_UNSUP
 TF_CODED_ERROR(DistributedError, std::runtime_error, ErrorKind::Error, "ERR_DISTRIBUTED");
 
 #undef TF_CODED_ERROR
+
+// RangeError naming the option unless v is finite and within [lo, hi].
+inline void requireFinite(double v, const std::string& name, double lo, double hi) {
+  if (!std::isfinite(v) || v < lo || v > hi) {
+    throw RangeError(name + " must be a finite number between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                     ", received " + std::to_string(v));
+  }
+}
 
 }  // namespace tf

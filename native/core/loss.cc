@@ -3,7 +3,6 @@
 #include <torch/nn/functional/loss.h>
 #include <torch/torch.h>
 
-#include <cmath>
 #include <string>
 
 #include "errors.h"
@@ -13,15 +12,9 @@ namespace tf {
 namespace F = torch::nn::functional;
 
 void validateLossWeights(const LossWeights& w) {
-  const auto check = [](double v, const char* name, double lo, double hi) {
-    if (!std::isfinite(v) || v < lo || v > hi) {
-      throw RangeError(std::string(name) + " must be a finite number between " + std::to_string(lo) + " and " +
-                       std::to_string(hi) + ", received " + std::to_string(v));
-    }
-  };
-  check(w.ceWeight, "ceWeight", 0.0, 1e3);
-  check(w.contrastiveWeight, "contrastiveWeight", 0.0, 1e3);
-  check(w.margin, "margin", -1.0, 1.0);
+  requireFinite(w.ceWeight, "ceWeight", 0.0, 1e3);
+  requireFinite(w.contrastiveWeight, "contrastiveWeight", 0.0, 1e3);
+  requireFinite(w.margin, "margin", -1.0, 1.0);
 }
 
 void checkLabels(const at::Tensor& labels, int64_t numClasses) {

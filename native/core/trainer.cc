@@ -15,15 +15,6 @@
 
 namespace tf {
 
-namespace {
-void requireFinite(double v, const std::string& name, double lo, double hi) {
-  if (!std::isfinite(v) || v < lo || v > hi) {
-    throw RangeError(name + " must be a finite number between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                     ", received " + std::to_string(v));
-  }
-}
-}  // namespace
-
 void validateTrainerOptions(const TrainerOptions& o) {
   if (o.optimizer != "adam" && o.optimizer != "adamw" && o.optimizer != "sgd") {
     throw RangeError("optimizer must be one of 'adam', 'adamw', 'sgd', received '" + o.optimizer + "'");

@@ -19,7 +19,8 @@ std::vector<int64_t> readIndexArray(const Napi::Value& v, const std::string& nam
 // async tripletLossFromOutputs(logits, numClasses, embedding, labels, triplets, weights): Promise<{loss, ce,
 // contrastive, positiveLoss, negativeLoss}>. logits [N, numClasses] and embedding [N, D] row-major Float32Arrays,
 // labels an Int32Array of N; triplets {anchor, positive, negAnchor, negative} Int32Arrays of row indices; weights
-// {ceWeight, contrastiveWeight, margin}. Throws TypeError/RangeError synchronously for bad arguments.
+// {ceWeight, contrastiveWeight, margin}. Throws TypeError/RangeError synchronously for bad arguments; rejects with
+// RangeError for weights out of range, labels or indices out of range.
 Napi::Value TripletLossFromOutputs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto outputs = std::make_shared<tf::SplitOutputs>();
@@ -52,7 +53,6 @@ Napi::Value TripletLossFromOutputs(const Napi::CallbackInfo& info) {
     weights.ceWeight = readNumber(w.Get("ceWeight"), "ceWeight");
     weights.contrastiveWeight = readNumber(w.Get("contrastiveWeight"), "contrastiveWeight");
     weights.margin = readNumber(w.Get("margin"), "margin");
-    tf::validateLossWeights(weights);
   } catch (...) {
     rethrowAsJs(env);
   }

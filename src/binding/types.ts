@@ -329,7 +329,7 @@ export interface NativeAddon {
    * precomputed outputs of N images, in float64 on the thread pool: cross-entropy of logits [N, numClasses] against
    * labels, plus the cosine-embedding terms of the index pairs anchor[i]->positive[i] (pulled together) and
    * negAnchor[j]->negative[j] (pushed below the margin). Throws TypeError / RangeError synchronously for bad
-   * arguments or weights; rejects with RangeError for labels or indices out of range.
+   * arguments; rejects with RangeError for weights, labels or indices out of range.
    */
   tripletLossFromOutputs(
     logits: Float32Array,
