@@ -204,9 +204,4 @@ void ProcessGroup::destroy() {
   }
 }
 
-bool ProcessGroup::destroyed() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return impl_ == nullptr;
-}
-
 }  // namespace tf::dist

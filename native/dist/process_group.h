@@ -47,7 +47,6 @@ class ProcessGroup {
 
   int rank() const { return options_.rank; }
   int worldSize() const { return options_.worldSize; }
-  const ProcessGroupOptions& options() const { return options_; }
 
   // Blocking collectives on CPU float tensors, in place. Every rank must make the same calls in the same order.
   // Throw DistributedError (a peer failed or timed out) or DisposedError after destroy().
@@ -63,7 +62,6 @@ class ProcessGroup {
 
   // Leaves the group: later calls throw DisposedError. Idempotent.
   void destroy();
-  bool destroyed() const;
 
  private:
   struct Impl;

@@ -21,7 +21,8 @@ export interface LaunchOptions {
   graceMs?: number;
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free right now on 127.0.0.1 (the store binds it a moment later). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -348,14 +348,16 @@ export class InferenceServer implements AsyncDisposable {
     void app.register(async (scope) => registerRoutes(scope, ctx, await exampleImageBase64()));
   }
 
-  /** Timeouts and malformed requests found by Node's HTTP parser, answered in this server's error shape. */
+  /** The one model of this server once its name is known (its closures read the server's state as it is then). */
+  #single: readonly ServedModel[] | undefined;
+
   /** The one model of this server, for the Open Inference Protocol: named by `modelName` or its file, version 1. */
   readonly #models: ModelLookup = {
     versions: (name: string): readonly ServedModel[] => {
       if (this.#repository) return this.#repository.versions(name);
       const served = this.options.modelName || (this.#engine ? modelNameFromPath(this.#engine.info.path) : '');
       if (served === '' || name !== served) return [];
-      return [
+      this.#single ??= [
         {
           name: served,
           version: '1',
@@ -367,9 +369,11 @@ export class InferenceServer implements AsyncDisposable {
               : this.#state.replace('_', ' '),
         },
       ];
+      return this.#single;
     },
   };
 
+  /** Timeouts and malformed requests found by Node's HTTP parser, answered in this server's error shape. */
   #clientError(err: Error & { code?: string }, socket: Socket): void {
     if (err.code === 'ECONNRESET' || socket.destroyed) return;
     const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;

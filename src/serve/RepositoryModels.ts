@@ -85,12 +85,6 @@ export class RepositoryModels implements ModelLookup {
     return undefined;
   }
 
-  /** Every version is ready (none loading or failed), and there is at least one. */
-  get allReady(): boolean {
-    const all = [...this.#entries.values()].flatMap((v) => [...v.values()]);
-    return all.length > 0 && all.every((e) => e.state === 'ready');
-  }
-
   /** Reads the repository and loads it; then polls it every `pollMs` (0: never). */
   async start(pollMs: number): Promise<void> {
     await this.poll();

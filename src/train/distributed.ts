@@ -15,9 +15,7 @@ import { DistributedError } from '../errors.js';
 import type { NativeStepResult } from '../binding/types.js';
 import type { TorchModel } from '../torch/TorchModel.js';
 import type { Trainer, TripletBatch } from '../torch/Trainer.js';
-import { argmaxRows, classificationReport } from '../track/metrics.js';
-import { evalLosses } from './evalLosses.js';
-import type { SplitEvalOptions, SplitEvaluation } from './evaluate.js';
+import { splitEvaluation, type SplitEvalOptions, type SplitEvaluation } from './evaluate.js';
 
 /** Data-parallel options of train(). Unset fields come from the launcher's environment (torchrun's variables). */
 export interface DistributedOptions extends ProcessGroupOptions {}
@@ -177,15 +175,16 @@ export class DistributedRun {
     const logits = all.subarray(0, n * c);
     const embedding = all.subarray(n * c);
     const labels = Int32Array.from(items, (it) => it.label);
-    const predictions = argmaxRows(logits, c);
-    return {
-      losses: await evalLosses(logits, embedding, labels, c, options),
-      report: classificationReport(labels, predictions, c),
-      predictions,
+    const imagesPerSecond =
+      seconds > 0 ? (rows.reduce((k, r) => k + r.logits.length / c, 0) * this.worldSize) / seconds : 0;
+    return splitEvaluation(
+      logits,
+      embedding,
       labels,
-      paths: items.map((it) => it.path),
-      imagesPerSecond: seconds > 0 ? (rows.reduce((k, r) => k + r.logits.length / c, 0) * this.worldSize) / seconds : 0,
-    };
+      items.map((it) => it.path),
+      options,
+      imagesPerSecond,
+    );
   }
 
   async destroy(): Promise<void> {

@@ -55,16 +55,34 @@ export async function evaluateSplit(
     paths.push(...batch.paths);
   }
   const seconds = (performance.now() - started) / 1000;
-  const allLogits = concat(logits);
   const yTrue = Int32Array.from(labels);
-  const yPred = argmaxRows(allLogits, options.numClasses);
-  return {
-    losses: await evalLosses(allLogits, concat(embeddings), yTrue, options.numClasses, options),
-    report: classificationReport(yTrue, yPred, options.numClasses),
-    predictions: yPred,
-    labels: yTrue,
+  return splitEvaluation(
+    concat(logits),
+    concat(embeddings),
+    yTrue,
     paths,
-    imagesPerSecond: seconds > 0 ? yTrue.length / seconds : 0,
+    options,
+    seconds > 0 ? yTrue.length / seconds : 0,
+  );
+}
+
+/** Losses and classification metrics of a whole split from its outputs (logits [N, C], embeddings [N, D]). */
+export async function splitEvaluation(
+  logits: Float32Array,
+  embedding: Float32Array,
+  labels: Int32Array,
+  paths: string[],
+  options: SplitEvalOptions,
+  imagesPerSecond: number,
+): Promise<SplitEvaluation> {
+  const predictions = argmaxRows(logits, options.numClasses);
+  return {
+    losses: await evalLosses(logits, embedding, labels, options.numClasses, options),
+    report: classificationReport(labels, predictions, options.numClasses),
+    predictions,
+    labels,
+    paths,
+    imagesPerSecond,
   };
 }
 

@@ -57,10 +57,7 @@ export async function openRun(
       await fs.copyFile(path.join(options.resume, 'split.json'), path.join(tracking.runDir.dir, 'split.json'));
     }
   } else if (options.resume) {
-    const raw = await fs.readFile(path.join(options.resume, 'config.yaml'), 'utf8').catch((err: Error) => {
-      throw new ConfigError(`cannot resume ${options.resume}: ${err.message}`, { cause: err });
-    });
-    config = parseRunConfig(YAML.parse(raw) as RawConfig);
+    config = await readRunConfig(options.resume);
     // The same reader as the trainer's resume (it also completes a checkpoint swap cut short by a crash).
     const state = await new Checkpoints(path.join(options.resume, 'checkpoints')).loadState().catch(() => undefined);
     // The MLflow run recorded in the folder goes on too (same run id).

@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../../util/fs.js';
 import { packageRoot } from '../../util/paths.js';
 import { MODEL_NAME, modelNameFromPath } from '../options.js';
 import { writeModelConfig, type ModelConfig } from './config.js';
+import { TRITON_PLATFORMS } from './platforms.js';
 
 /** Options of exportTritonRepository. */
 export interface ExportTritonOptions {
@@ -44,9 +45,9 @@ interface Layout {
 }
 
 /** Triton's platform, file name and tensor names for a model file. */
-async function layoutOf(modelPath: string, info: EngineInfo): Promise<Layout> {
+function layoutOf(modelPath: string, bytes: Uint8Array, info: EngineInfo): Layout {
   if (info.backend === 'onnxruntime') {
-    const graph = graphOf(decodeModel(await fs.readFile(modelPath), `'${modelPath}'`));
+    const graph = graphOf(decodeModel(bytes, `'${modelPath}'`));
     const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
     const inputs = (graph.input ?? []).map((i) => i.name ?? '').filter((n) => !initializers.has(n));
     const outputs = (graph.output ?? []).map((o) => o.name ?? '');
@@ -57,20 +58,18 @@ async function layoutOf(modelPath: string, info: EngineInfo): Promise<Layout> {
       );
     }
     return {
-      platform: 'onnxruntime_onnx',
-      file: 'model.onnx',
+      ...TRITON_PLATFORMS.onnxruntime,
       input: inputs[0] as string,
       logits: outputs[0] as string,
       embedding: outputs[1] ?? '',
     };
   }
   if (info.backend === 'tensorrt') {
-    return { platform: 'tensorrt_plan', file: 'model.plan', input: 'input', logits: 'logits', embedding: 'embedding' };
+    return { ...TRITON_PLATFORMS.tensorrt, input: 'input', logits: 'logits', embedding: 'embedding' };
   }
   // Triton's PyTorch backend names TorchScript tensors by position.
   return {
-    platform: 'pytorch_libtorch',
-    file: 'model.pt',
+    ...TRITON_PLATFORMS.libtorch,
     input: 'INPUT__0',
     logits: 'OUTPUT__0',
     embedding: 'OUTPUT__1',
@@ -84,9 +83,8 @@ function positiveInt(value: unknown, name: string, max: number): number {
   return value;
 }
 
-/** The largest batch the engine takes: a static batch, the TensorRT profile's maximum, or undefined (any). */
+/** The largest batch a dynamic-batch engine takes: the TensorRT profile's maximum, or undefined (any). */
 function engineMaxBatch(info: EngineInfo): number | undefined {
-  if (info.inputShape[0] > 0) return info.inputShape[0];
   const sidecar = info.metadata as { input?: { maxBatch?: unknown } };
   const max = sidecar.input?.maxBatch;
   return typeof max === 'number' && max > 0 ? max : undefined;
@@ -115,7 +113,9 @@ export async function exportTritonRepository(options: ExportTritonOptions): Prom
   } finally {
     await engine.dispose();
   }
-  const layout = await layoutOf(options.modelPath, info);
+  // Read once: its graph names the tensors, and its bytes are the repository's model file.
+  const modelBytes = await fs.readFile(options.modelPath);
+  const layout = layoutOf(options.modelPath, modelBytes, info);
   const staticBatch = info.inputShape[0] > 0 ? info.inputShape[0] : undefined;
   const maxBatch = staticBatch ? 0 : positiveInt(options.maxBatch ?? engineMaxBatch(info) ?? 16, 'maxBatch', 1 << 20);
   const size = info.preprocessing.size;
@@ -193,7 +193,7 @@ export async function exportTritonRepository(options: ExportTritonOptions): Prom
   const repo = path.resolve(options.out);
   const labels = `${info.classes.join('\n')}\n`;
   const files: [string, string | Uint8Array][] = [
-    [path.join(repo, name, String(version), layout.file), await fs.readFile(options.modelPath)],
+    [path.join(repo, name, String(version), layout.file), modelBytes],
     [path.join(repo, name, 'config.pbtxt'), await writeModelConfig(classifier)],
     [path.join(repo, name, 'labels.txt'), labels],
     [

@@ -4,13 +4,12 @@ import path from 'node:path';
 import { md5 } from '../../util/fs.js';
 import { MODEL_NAME } from '../options.js';
 import { ModelConfigError, parseModelConfig, type ModelConfig } from './config.js';
+import { TRITON_PLATFORMS } from './platforms.js';
 
 /** The platforms this server runs, and the model file Triton looks for in a version folder. */
-export const SERVABLE_PLATFORMS: Record<string, string> = {
-  onnxruntime_onnx: 'model.onnx',
-  tensorrt_plan: 'model.plan',
-  pytorch_libtorch: 'model.pt',
-};
+export const SERVABLE_PLATFORMS: Record<string, string> = Object.fromEntries(
+  Object.values(TRITON_PLATFORMS).map((p) => [p.platform, p.file]),
+);
 
 /** One version of a model found in a repository. */
 export interface RepositoryVersion {

@@ -1,4 +1,4 @@
-import type { EngineInfo, Prediction } from '../../engine/Engine.js';
+import { firstNonFinite, type EngineInfo, type Prediction } from '../../engine/Engine.js';
 import { HttpError } from '../httpErrors.js';
 import type { ResolvedServeOptions } from '../options.js';
 import { readyPredictor, TENSORS, tensorMetadata, type DataType, type ServedModel } from './model.js';
@@ -173,10 +173,8 @@ function tensorImages(input: InferInput, info: EngineInfo, limits: InferLimits):
   if (data.length !== n * per) {
     throw bad(`${where}: shape [${s.join(', ')}] holds ${n * per} values; the data holds ${data.length}`);
   }
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i] as number;
-    if (v - v !== 0) throw bad(`${where}: element ${i} (image ${Math.floor(i / per)}) is ${v}; values must be finite`);
-  }
+  const i = firstNonFinite(data);
+  if (i >= 0) throw bad(`${where}: element ${i} (image ${Math.floor(i / per)}) is ${data[i]}; values must be finite`);
   return Array.from({ length: n }, (_, i) => data.subarray(i * per, (i + 1) * per));
 }
 

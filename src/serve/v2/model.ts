@@ -1,6 +1,7 @@
 import type { EngineInfo } from '../../engine/Engine.js';
 import { HttpError } from '../httpErrors.js';
 import type { Predictor } from '../Predictor.js';
+import { TRITON_PLATFORMS } from '../triton/platforms.js';
 
 /**
  * One model version as the Open Inference Protocol sees it: a name, a version and, once loaded and warmed up, the
@@ -71,7 +72,7 @@ export function tensorMetadata(info: EngineInfo): { inputs: TensorMetadata[]; ou
 
 /** Triton's platform names for the backends. */
 export function platformOf(info: EngineInfo): string {
-  return { onnxruntime: 'onnxruntime_onnx', tensorrt: 'tensorrt_plan', libtorch: 'pytorch_libtorch' }[info.backend];
+  return TRITON_PLATFORMS[info.backend].platform;
 }
 
 /** The model metadata response: the same fields over REST (JSON) and gRPC (ModelMetadataResponse). */

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 import { repoRoot } from '../../helpers.js';
@@ -8,18 +7,7 @@ export const rankScript = join(repoRoot, 'test', 'native', 'dist', 'rank.mjs');
 export const pythonRankScript = join(repoRoot, 'test', 'native', 'dist', 'rank.py');
 export const python = process.env.TRT_FLOWERS_PYTHON ?? '/usr/bin/python3';
 
-/** A TCP port free right now on 127.0.0.1 (the store binds it a moment later). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../../src/cli/launch.js';
 
 export interface Finished {
   code: number | null;
