@@ -44,6 +44,9 @@ export class RepositoryModels implements ModelLookup {
   readonly #options: RepositoryModelsOptions;
   /** name -> version -> entry: what lookups see (loading, ready or failed). */
   readonly #entries = new Map<string, Map<string, Entry>>();
+  /** What versions() and names answer, rebuilt only when #entries changes (requests read them on every call). */
+  readonly #lookup = new Map<string, readonly ServedModel[]>();
+  #sortedNames: readonly string[] | undefined;
   #polling: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -66,14 +69,26 @@ export class RepositoryModels implements ModelLookup {
       const newest = this.versions(target)[0];
       return newest ? [{ ...newest, name, version: '1' }] : [];
     }
-    const versions = this.#entries.get(name);
-    if (!versions) return [];
-    return [...versions.values()].sort(byVersionDesc).map((e) => this.#served(e));
+    let served = this.#lookup.get(name);
+    if (served === undefined) {
+      const versions = this.#entries.get(name);
+      if (!versions) return [];
+      served = [...versions.values()].sort(byVersionDesc).map((e) => this.#served(e));
+      this.#lookup.set(name, served);
+    }
+    return served;
   }
 
   /** Model names, sorted. */
-  get names(): string[] {
-    return [...this.#entries.keys()].sort();
+  get names(): readonly string[] {
+    this.#sortedNames ??= [...this.#entries.keys()].sort();
+    return this.#sortedNames;
+  }
+
+  /** Forgets the lookups built from #entries; called on every change to it. */
+  #changed(): void {
+    this.#lookup.clear();
+    this.#sortedNames = undefined;
   }
 
   /** The model the server's own routes (/predict, /invocations) use: the first name, its newest ready version. */
@@ -107,6 +122,7 @@ export class RepositoryModels implements ModelLookup {
     await this.#polling;
     const all = [...this.#entries.values()].flatMap((v) => [...v.values()]);
     this.#entries.clear();
+    this.#changed();
     await Promise.all(all.map((e) => this.#unload(e)));
   }
 
@@ -134,11 +150,15 @@ export class RepositoryModels implements ModelLookup {
       for (const [version, entry] of versions) {
         if (!wanted.get(name)?.versions.some((v) => v.version === version)) {
           versions.delete(version);
+          this.#changed();
           log(`model repository: unloading ${name} version ${version}`);
           void this.#unload(entry);
         }
       }
-      if (versions.size === 0) this.#entries.delete(name);
+      if (versions.size === 0) {
+        this.#entries.delete(name);
+        this.#changed();
+      }
     }
     // New and changed versions, one at a time (each load takes the cores while it warms up).
     for (const model of scan.models) {
@@ -206,6 +226,7 @@ export class RepositoryModels implements ModelLookup {
     let versions = this.#entries.get(entry.name);
     if (!versions) this.#entries.set(entry.name, (versions = new Map()));
     versions.set(entry.version, entry);
+    this.#changed();
   }
 
   async #unload(entry: Entry): Promise<void> {
