@@ -23,7 +23,7 @@ import {
   type RobustnessReport,
   type RobustnessResult,
 } from './robustness-report.js';
-import { evaluate } from './run.js';
+import { evaluate, loadedEngineFields } from './run.js';
 import { parseVariants, ROBUSTNESS_VARIANTS, VARIANT_DESCRIPTIONS, type RobustnessVariant } from './variant-names.js';
 import { makeVariants } from './variants.js';
 
@@ -327,14 +327,7 @@ export async function runRobustness(options: RobustnessOptions): Promise<Robustn
       }
       try {
         const info = engine.info;
-        const entry: RobustnessModel = {
-          label: `${info.backend} ${info.precision} ${info.device}`,
-          backend: info.backend,
-          precision: info.precision,
-          device: info.device,
-          model: info.path,
-          status: 'ok',
-        };
+        const entry: RobustnessModel = loadedEngineFields(info);
         models.push(entry);
         assignLabels(models);
         if (!set) {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { throwIfAborted } from '../util/fs.js';
 import { jpegFastPathAvailable } from '../data/preprocess.js';
 import type { BackendName, Precision } from '../engine/backend.js';
-import { detectBackend, Engine, type TensorInput } from '../engine/Engine.js';
+import { detectBackend, Engine, type EngineInfo, type TensorInput } from '../engine/Engine.js';
 import { BackendUnavailableError, CancelledError, DataError } from '../errors.js';
 import { runtimeInfo } from '../binding/runtime.js';
 import { assignLabels, computeRatios, pickBaseline } from './compare.js';
@@ -209,12 +209,7 @@ async function benchEngine(run: BenchRun, plan: Plan): Promise<void> {
   try {
     const info = engine.info;
     const entry: BenchEngine = {
-      label: `${info.backend} ${info.precision} ${info.device}`,
-      backend: info.backend,
-      precision: info.precision,
-      device: info.device,
-      model: info.path,
-      status: 'ok',
+      ...loadedEngineFields(info),
       loadMs: performance.now() - loadStart,
       inputShape: [...info.inputShape],
       preprocessing: info.preprocessing,
@@ -259,6 +254,20 @@ async function benchEngine(run: BenchRun, plan: Plan): Promise<void> {
   } finally {
     await engine.dispose();
   }
+}
+
+/** The fields of a report entry that name a loaded engine: its label ("backend precision device") and where it ran. */
+export function loadedEngineFields(
+  info: EngineInfo,
+): Pick<BenchEngine, 'label' | 'backend' | 'precision' | 'device' | 'model' | 'status'> {
+  return {
+    label: `${info.backend} ${info.precision} ${info.device}`,
+    backend: info.backend,
+    precision: info.precision,
+    device: info.device,
+    model: info.path,
+    status: 'ok',
+  };
 }
 
 /** Times the first libtorch model in Python PyTorch eager with PIL preprocessing: the baseline of the same run. */
