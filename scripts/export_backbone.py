@@ -37,7 +37,7 @@ import os
 import struct
 import sys
 import tempfile
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
@@ -161,12 +161,20 @@ class Classifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(dim, num_classes)
 
-    def forward(self, x: torch.Tensor):
-        f = self.features(x)
-        f = torch.flatten(nn.functional.adaptive_avg_pool2d(f, 1), 1)
+    @torch.jit.export
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's globally pooled features [N, feature_dim] (what the head takes)."""
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1)
+
+    @torch.jit.export
+    def head(self, f: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Pooled features -> (logits, embedding): the trainable head alone, for training on cached features."""
         embedding = self.project(f)
         logits = self.classifier(self.dropout(embedding))
         return logits, embedding
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.pooled(x))
 
 
 class Backbone(NamedTuple):

@@ -59,6 +59,8 @@ std::shared_ptr<TorchModel> TorchModel::load(const std::string& path, const std:
     }
     // After freezing, which turns the parameters into constants: a frozen model has none left to train.
     for (const auto& p : model->module_.parameters()) model->parameters_.push_back(p);
+    model->hasHead_ =
+        model->module_.find_method("pooled").has_value() && model->module_.find_method("head").has_value();
     return model;
   } catch (...) {
     rethrowAs<ModelLoadError>("cannot load TorchScript model '" + path + "'");
@@ -117,6 +119,51 @@ std::pair<at::Tensor, at::Tensor> TorchModel::forwardTrain(const at::Tensor& inp
   if (inferenceOnly_)
     throw RangeError("this model was loaded for inference only; load it without `inference` to train");
   return splitOutput(module_.forward({input}));
+}
+
+bool TorchModel::hasHead() const { return hasHead_; }
+
+void TorchModel::requireHead() const {
+  if (inferenceOnly_) {
+    throw RangeError("this model was loaded for inference only; load it without `inference` to train its head");
+  }
+  if (!hasHead()) {
+    throw RangeError("the model '" + path_ +
+                     "' has no pooled() and head() methods, which training the head on cached features needs; "
+                     "export the backbone again with this version of trt-flowers export-backbone, or set "
+                     "model.head_epochs=0");
+  }
+}
+
+at::Tensor TorchModel::pooledFeatures(const float* data, const std::vector<int64_t>& shape) {
+  if (!onModelThreadNow()) return onModelThread([&] { return pooledFeatures(data, shape); });
+  checkImageShape(shape, "input");
+  requireHead();
+  applyThreadSettings();
+  const bool wasTraining = training_.load();
+  try {
+    if (wasTraining) module_.eval();
+    c10::InferenceMode guard;
+    auto input = torch::from_blob(const_cast<float*>(data), shape, torch::kFloat32);
+    if (!device_.is_cpu()) input = input.to(device_, /*non_blocking=*/false);
+    const auto out = module_.run_method("pooled", input);
+    if (!out.isTensor() || out.toTensor().dim() != 2 || out.toTensor().size(0) != shape[0]) {
+      throw RuntimeFailure("the model's pooled() must return [N, D] for a batch of " + std::to_string(shape[0]));
+    }
+    auto features = out.toTensor().to(torch::kCPU, torch::kFloat32).contiguous();
+    if (wasTraining) module_.train();
+    return features;
+  } catch (...) {
+    if (wasTraining) module_.train();
+    rethrowAs<RuntimeFailure>("pooled features failed for input [" + std::to_string(shape[0]) + ", " +
+                              std::to_string(shape[1]) + ", " + std::to_string(shape[2]) + ", " +
+                              std::to_string(shape[3]) + "]");
+  }
+}
+
+std::pair<at::Tensor, at::Tensor> TorchModel::forwardHead(const at::Tensor& pooled) {
+  requireHead();
+  return splitOutput(module_.run_method("head", pooled));
 }
 
 void TorchModel::setTraining(bool training) {

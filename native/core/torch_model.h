@@ -43,6 +43,19 @@ class TorchModel {
   // Runs the model with gradients on a tensor already on the model's device (used by the trainer).
   std::pair<at::Tensor, at::Tensor> forwardTrain(const at::Tensor& input);
 
+  // The globally pooled backbone features [N, D] (float32, CPU) of a float32 NCHW batch: the module's pooled()
+  // method (written by export-backbone), in eval mode and without gradients; the training flag is restored after.
+  // Throws RangeError when the module has no pooled()/head() methods (see requireHead).
+  at::Tensor pooledFeatures(const float* data, const std::vector<int64_t>& shape);
+
+  // Pooled features [N, D] on the model's device -> (logits, embedding) through the module's head() method, with
+  // gradients (used by the trainer to train the head on cached features).
+  std::pair<at::Tensor, at::Tensor> forwardHead(const at::Tensor& pooled);
+
+  // Whether the module has the pooled() and head() methods; requireHead() throws a RangeError saying what to do.
+  bool hasHead() const;
+  void requireHead() const;
+
   void setTraining(bool training);
   bool training() const;
 
@@ -95,6 +108,7 @@ class TorchModel {
   std::string path_;
   // Written on the model thread, read by the JS thread's info getter.
   std::atomic<bool> training_{false};
+  bool hasHead_ = false;  // set at load
   // setMetadata() runs on the JS thread, save() reads the metadata on the model thread.
   mutable std::mutex metadataMutex_;
   std::string metadata_;

@@ -67,8 +67,27 @@ StepResult Trainer::evaluate(const TripletBatch& batch) {
   return model_->onModelThread([&] { return run(batch, false); });
 }
 
+int64_t checkFeatureShape(const std::vector<int64_t>& shape, const std::string& what) {
+  if (shape.size() != 2) {
+    throw TypeError(what + " must have shape [N, D] (pooled features), received " + std::to_string(shape.size()) +
+                    " dimension(s)");
+  }
+  for (const auto d : shape) {
+    if (d < 1 || d > (1 << 20)) {
+      throw RangeError(what + " dimensions must be between 1 and 1048576, received " + std::to_string(d));
+    }
+  }
+  if (shape[0] * shape[1] > (int64_t{1} << 31)) throw RangeError(what + " is too large");
+  return shape[0] * shape[1];
+}
+
 StepResult Trainer::run(const TripletBatch& batch, bool train) {
-  checkImageShape(batch.shape, "batch");
+  if (batch.pooled) {
+    checkFeatureShape(batch.shape, "batch");
+    model_->requireHead();
+  } else {
+    checkImageShape(batch.shape, "batch");
+  }
   const int64_t b = batch.shape[0];
   if (static_cast<int64_t>(batch.labels.size()) != b) {
     throw TypeError("labels must have one entry per query (" + std::to_string(b) + "), received " +
@@ -99,7 +118,7 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
     const bool wasTraining = model_->training();
     model_->setTraining(train);
     if (autocast) compat::setCudaAutocast(true);
-    auto [logits, embedding] = model_->forwardTrain(images);
+    auto [logits, embedding] = batch.pooled ? model_->forwardHead(images) : model_->forwardTrain(images);
     if (autocast) {
       compat::setCudaAutocast(false);
       compat::clearAutocastCache();
@@ -145,11 +164,16 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
                            "); lower the learning rate or enable gradient clipping");
     }
     optimizer_->zero_grad();
+    if (batch.pooled) {
+      // Only the head's parameters get a gradient, so only they are updated (an optimizer skips a parameter without
+      // one: no weight decay or momentum reaches the backbone).
+      for (auto& p : params_) p.mutable_grad() = at::Tensor();
+    }
     if (scaler_) {
       scaler_->scale(loss).backward();
-      if (sync_) sync_->averageGradients(params_);
+      if (sync_ && !batch.pooled) sync_->averageGradients(params_);
       bool finite = scaler_->unscale(params_);
-      if (sync_) finite = sync_->allFinite(finite);
+      if (sync_ && !batch.pooled) finite = sync_->allFinite(finite);
       r.gradNorm = gradNormAndClip(params_, options_.gradClipNorm);
       if (finite) {
         multiTensorStep(*optimizer_, options_.optimizer);
@@ -160,7 +184,7 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
       r.scale = scaler_->currentScale();
     } else {
       loss.backward();
-      if (sync_) sync_->averageGradients(params_);
+      if (sync_ && !batch.pooled) sync_->averageGradients(params_);
       r.gradNorm = gradNormAndClip(params_, options_.gradClipNorm);
       multiTensorStep(*optimizer_, options_.optimizer);
     }

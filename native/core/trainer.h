@@ -31,13 +31,20 @@ struct TrainerOptions {
 };
 
 // Images of one triplet batch, each [B, C, H, W] float32 (read in place), and B int labels of the queries.
+// With `pooled`, each part is instead the backbone's pooled features [B, D] (TorchModel::pooledFeatures) and the step
+// runs the model's head alone: only the head's parameters get gradients and are updated, on this rank only (no
+// gradient averaging: the head phase runs the same on every rank).
 struct TripletBatch {
   const float* query;
   const float* positive;
   const float* negative;
   std::vector<int64_t> shape;
   std::vector<int64_t> labels;
+  bool pooled = false;
 };
+
+// Checks a pooled-features shape [B, D]; returns the element count. Throws TypeError / RangeError.
+int64_t checkFeatureShape(const std::vector<int64_t>& shape, const std::string& what);
 
 struct StepResult {
   double loss = 0;  // ceWeight * ce + contrastiveWeight * contrastive

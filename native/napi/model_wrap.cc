@@ -15,10 +15,10 @@ constexpr napi_type_tag kModelTag = {0x6d2f0c31a4b94f27ULL, 0x9e51d3a8c07b6f12UL
 Napi::Function ModelWrap::Init(Napi::Env env, Napi::Object exports) {
   auto cls = DefineClass(
       env, "Model",
-      {InstanceMethod<&ModelWrap::Forward>("forward"), InstanceMethod<&ModelWrap::SetTraining>("setTraining"),
-       InstanceMethod<&ModelWrap::Save>("save"), InstanceMethod<&ModelWrap::SetMetadata>("setMetadata"),
-       InstanceMethod<&ModelWrap::Dispose>("dispose"), InstanceAccessor<&ModelWrap::GetInfo>("info"),
-       InstanceAccessor<&ModelWrap::IsDisposed>("disposed")});
+      {InstanceMethod<&ModelWrap::Forward>("forward"), InstanceMethod<&ModelWrap::PooledFeatures>("pooledFeatures"),
+       InstanceMethod<&ModelWrap::SetTraining>("setTraining"), InstanceMethod<&ModelWrap::Save>("save"),
+       InstanceMethod<&ModelWrap::SetMetadata>("setMetadata"), InstanceMethod<&ModelWrap::Dispose>("dispose"),
+       InstanceAccessor<&ModelWrap::GetInfo>("info"), InstanceAccessor<&ModelWrap::IsDisposed>("disposed")});
   addonData(env).modelCtor = Napi::Persistent(cls);
   exports.Set("Model", cls);
   exports.Set("loadModel", Napi::Function::New(env, &ModelWrap::Load, "loadModel"));
@@ -79,11 +79,9 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
       {});
 }
 
-Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto model = this->model(env);
-  FloatView input;
-  std::vector<int64_t> shape;
+namespace {
+// The (input, shape) arguments of forward() and pooledFeatures(): a Float32Array and its NCHW shape.
+void readImageBatch(const Napi::CallbackInfo& info, FloatView& input, std::vector<int64_t>& shape) {
   try {
     input = readFloat32Array(info[0], "input");
     shape = readShape(info[1], "shape");
@@ -94,8 +92,37 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
                           ", " + std::to_string(shape[3]) + "] needs " + std::to_string(expected));
     }
   } catch (...) {
-    rethrowAsJs(env);
+    rethrowAsJs(info.Env());
   }
+}
+}  // namespace
+
+Napi::Value ModelWrap::PooledFeatures(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = this->model(env);
+  FloatView input;
+  std::vector<int64_t> shape;
+  readImageBatch(info, input, shape);
+  auto result = std::make_shared<at::Tensor>();
+  return addonData(env).jobs->run(
+      env, *model, [model, input, shape, result] { *result = model->pooledFeatures(input.data, shape); },
+      [result](Napi::Env env) -> Napi::Value {
+        auto out = Napi::Object::New(env);
+        const auto& f = *result;
+        out.Set("features", copyToFloat32Array(env, f.data_ptr<float>(), static_cast<size_t>(f.numel())));
+        out.Set("batchSize", Napi::Number::New(env, static_cast<double>(f.size(0))));
+        out.Set("dim", Napi::Number::New(env, static_cast<double>(f.size(1))));
+        return out;
+      },
+      {info.This(), info[0]});
+}
+
+Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = this->model(env);
+  FloatView input;
+  std::vector<int64_t> shape;
+  readImageBatch(info, input, shape);
   auto result = std::make_shared<tf::ForwardResult>();
   return addonData(env).jobs->run(
       env, *model, [model, input, shape, result] { *result = model->forward(input.data, shape); },
@@ -178,6 +205,7 @@ Napi::Value ModelWrap::GetInfo(const Napi::CallbackInfo& info) {
   out.Set("parameterCount", Napi::Number::New(env, static_cast<double>(model->parameterCount())));
   out.Set("training", Napi::Boolean::New(env, model->training()));
   out.Set("inferenceOnly", Napi::Boolean::New(env, model->inferenceOnly()));
+  out.Set("hasHead", Napi::Boolean::New(env, model->hasHead()));
   out.Set("inferenceOptimized", Napi::Boolean::New(env, model->inferenceOptimized()));
   out.Set("inferenceNote",
           model->inferenceNote().empty() ? env.Null() : Napi::String::New(env, model->inferenceNote()));

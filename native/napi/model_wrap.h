@@ -26,13 +26,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   std::shared_ptr<tf::TorchModel> model(Napi::Env env) const;
 
  private:
-  Napi::Value Forward(const Napi::CallbackInfo& info);      // async forward(input, shape)
-  Napi::Value SetTraining(const Napi::CallbackInfo& info);  // async setTraining(bool)
-  Napi::Value Save(const Napi::CallbackInfo& info);         // async save(path)
-  Napi::Value SetMetadata(const Napi::CallbackInfo& info);  // sync setMetadata(json | null)
-  Napi::Value Dispose(const Napi::CallbackInfo& info);      // async dispose(): settles after the calls in flight
-  Napi::Value GetInfo(const Napi::CallbackInfo& info);      // sync info getter
-  Napi::Value IsDisposed(const Napi::CallbackInfo& info);   // sync disposed getter
+  Napi::Value Forward(const Napi::CallbackInfo& info);         // async forward(input, shape)
+  Napi::Value PooledFeatures(const Napi::CallbackInfo& info);  // async pooledFeatures(input, shape)
+  Napi::Value SetTraining(const Napi::CallbackInfo& info);     // async setTraining(bool)
+  Napi::Value Save(const Napi::CallbackInfo& info);            // async save(path)
+  Napi::Value SetMetadata(const Napi::CallbackInfo& info);     // sync setMetadata(json | null)
+  Napi::Value Dispose(const Napi::CallbackInfo& info);         // async dispose(): settles after the calls in flight
+  Napi::Value GetInfo(const Napi::CallbackInfo& info);         // sync info getter
+  Napi::Value IsDisposed(const Napi::CallbackInfo& info);      // sync disposed getter
 
   void release(Napi::Env env);
 

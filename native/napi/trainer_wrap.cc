@@ -88,6 +88,7 @@ Napi::Function TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
   auto cls = DefineClass(
       env, "Trainer",
       {InstanceMethod<&TrainerWrap::Step>("step"), InstanceMethod<&TrainerWrap::Evaluate>("evaluate"),
+       InstanceMethod<&TrainerWrap::HeadStep>("headStep"),
        InstanceMethod<&TrainerWrap::SetLearningRate>("setLearningRate"),
        InstanceAccessor<&TrainerWrap::GetLearningRate>("learningRate"),
        InstanceAccessor<&TrainerWrap::GetStepCount>("stepCount"), InstanceMethod<&TrainerWrap::SaveState>("saveState"),
@@ -128,7 +129,7 @@ std::shared_ptr<tf::Trainer> TrainerWrap::trainer(Napi::Env env) const {
   return trainer_;
 }
 
-Napi::Value TrainerWrap::RunBatch(const Napi::CallbackInfo& info, bool train) {
+Napi::Value TrainerWrap::RunBatch(const Napi::CallbackInfo& info, bool train, bool pooled) {
   Napi::Env env = info.Env();
   auto trainer = this->trainer(env);
   auto batch = std::make_shared<tf::TripletBatch>();
@@ -137,7 +138,9 @@ Napi::Value TrainerWrap::RunBatch(const Napi::CallbackInfo& info, bool train) {
     const auto p = readFloat32Array(info[1], "positive");
     const auto n = readFloat32Array(info[2], "negative");
     batch->shape = readShape(info[3], "shape");
-    const auto expected = static_cast<size_t>(tf::checkImageShape(batch->shape, "shape"));
+    batch->pooled = pooled;
+    const auto expected = static_cast<size_t>(pooled ? tf::checkFeatureShape(batch->shape, "shape")
+                                                     : tf::checkImageShape(batch->shape, "shape"));
     const char* names[] = {"query", "positive", "negative"};
     const FloatView views[] = {q, p, n};
     for (int i = 0; i < 3; ++i) {
@@ -165,8 +168,9 @@ Napi::Value TrainerWrap::RunBatch(const Napi::CallbackInfo& info, bool train) {
       {info.This(), info[0], info[1], info[2]});
 }
 
-Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) { return RunBatch(info, true); }
-Napi::Value TrainerWrap::Evaluate(const Napi::CallbackInfo& info) { return RunBatch(info, false); }
+Napi::Value TrainerWrap::Step(const Napi::CallbackInfo& info) { return RunBatch(info, true, false); }
+Napi::Value TrainerWrap::Evaluate(const Napi::CallbackInfo& info) { return RunBatch(info, false, false); }
+Napi::Value TrainerWrap::HeadStep(const Napi::CallbackInfo& info) { return RunBatch(info, true, true); }
 
 Napi::Value TrainerWrap::SetLearningRate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

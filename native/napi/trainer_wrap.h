@@ -19,8 +19,9 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   std::shared_ptr<tf::Trainer> trainer(Napi::Env env) const;
 
  private:
-  Napi::Value Step(const Napi::CallbackInfo& info);             // async step(q, p, n, shape, labels)
-  Napi::Value Evaluate(const Napi::CallbackInfo& info);         // async evaluate(q, p, n, shape, labels)
+  Napi::Value Step(const Napi::CallbackInfo& info);      // async step(q, p, n, shape, labels)
+  Napi::Value HeadStep(const Napi::CallbackInfo& info);  // async headStep(q, p, n, [B, D], labels): pooled features
+  Napi::Value Evaluate(const Napi::CallbackInfo& info);  // async evaluate(q, p, n, shape, labels)
   Napi::Value SetLearningRate(const Napi::CallbackInfo& info);  // sync; applied at the next step
   Napi::Value GetLearningRate(const Napi::CallbackInfo& info);  // sync getter
   Napi::Value GetStepCount(const Napi::CallbackInfo& info);     // sync getter
@@ -29,7 +30,7 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value Dispose(const Napi::CallbackInfo& info);          // async dispose(): settles after the calls in flight
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);       // sync getter
 
-  Napi::Value RunBatch(const Napi::CallbackInfo& info, bool train);
+  Napi::Value RunBatch(const Napi::CallbackInfo& info, bool train, bool pooled);
 
   std::shared_ptr<tf::Trainer> trainer_;
   Napi::ObjectReference model_;  // keeps the JS model alive as long as the trainer

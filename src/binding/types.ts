@@ -28,6 +28,13 @@ export interface NativeForwardResult {
   embeddingSize: number;
 }
 
+/** The backbone's globally pooled features of a batch, row-major [batchSize, dim]. */
+export interface NativePooledFeatures {
+  features: Float32Array;
+  batchSize: number;
+  dim: number;
+}
+
 /** One image's augmentation draws (src/data/augment.ts): crop box, flip and colour-jitter factors. */
 export interface NativeAugmentParams {
   /** Crop box in source pixels. */
@@ -50,6 +57,8 @@ export interface NativeModelInfo {
   metadata: string | null;
   /** Loaded with `inference`: forward only. */
   inferenceOnly: boolean;
+  /** The module has the pooled() and head() methods (export-backbone writes them): the head can train alone. */
+  hasHead: boolean;
   /** The module was frozen and optimised for inference (torch.jit.optimize_for_inference). */
   inferenceOptimized: boolean;
   /** Why the inference passes did not run, or null. */
@@ -59,6 +68,8 @@ export interface NativeModelInfo {
 export interface NativeModel {
   /** async; rejects with ERR_INFERENCE, ERR_INVALID_ARG_TYPE, ERR_DISPOSED. */
   forward(input: Float32Array, shape: readonly number[]): Promise<NativeForwardResult>;
+  /** async; eval mode, no gradients (the training flag is kept); rejects with RangeError without a head. */
+  pooledFeatures(input: Float32Array, shape: readonly number[]): Promise<NativePooledFeatures>;
   /** async. */
   setTraining(training: boolean): Promise<void>;
   /** async, atomic write; rejects with ERR_SAVE. */
@@ -111,6 +122,14 @@ export interface NativeEvalResult extends NativeStepResult {
 export interface NativeTrainer {
   /** async; one optimizer step. */
   step(
+    query: Float32Array,
+    positive: Float32Array,
+    negative: Float32Array,
+    shape: readonly number[],
+    labels: Int32Array,
+  ): Promise<NativeStepResult>;
+  /** async; one optimizer step of the head alone on pooled features, each [B, D]; no gradient averaging. */
+  headStep(
     query: Float32Array,
     positive: Float32Array,
     negative: Float32Array,

@@ -37,6 +37,20 @@ export const MODEL_SPEC = {
   ce_weight: { type: 'number', min: 0, max: 1000, default: 1, doc: 'weight of the cross-entropy loss' },
   contrastive_weight: { type: 'number', min: 0, max: 1000, default: 1, doc: 'weight of the cosine-embedding loss' },
   margin: { type: 'number', min: -1, max: 1, default: 0, doc: 'CosineEmbeddingLoss margin for negatives' },
+  head_epochs: {
+    type: 'int',
+    min: 0,
+    max: 10000,
+    default: 0,
+    doc: 'epochs of the head alone on cached backbone features before the fine-tune; 0: off',
+  },
+  head_learning_rate: {
+    type: 'number',
+    min: 1e-8,
+    max: 10,
+    default: 0.001,
+    doc: 'learning rate of the head epochs (cosine down to 0)',
+  },
 } as const satisfies SectionSpec;
 
 /** `trainer`: the loop (configs/train.yaml). */

@@ -183,9 +183,12 @@ export class DataLoader {
     return Math.ceil(batches / ranks);
   }
 
-  /** The triplets of one epoch (indices into split.train), as `epoch(n)` will use them. */
-  triplets(epoch: number): Triplet[] {
-    return sampleTriplets(this.split.train, { seed: this.#opts.seed, epoch, balanced: this.#opts.balanced });
+  /**
+   * The triplets of one epoch (indices into split.train), as `epoch(n)` will use them; another `stream` name gives
+   * another seeded set (the head phase draws from 'head').
+   */
+  triplets(epoch: number, stream = 'triplets'): Triplet[] {
+    return sampleTriplets(this.split.train, { seed: this.#opts.seed, epoch, balanced: this.#opts.balanced, stream });
   }
 
   /** One training epoch of triplet batches, seeded by (seed, epoch): the same epoch number gives the same batches. */

@@ -20,6 +20,8 @@ export interface TripletOptions {
    * Defaults to false.
    */
   balanced?: boolean;
+  /** Name of the random stream: another name gives other triplets for the same seed and epoch. Defaults to 'triplets'. */
+  stream?: string;
 }
 
 /**
@@ -31,7 +33,7 @@ export function sampleTriplets(
   items: readonly Pick<SplitItem, 'label' | 'md5'>[],
   options: TripletOptions = {},
 ): Triplet[] {
-  const rng = new Rng(options.seed ?? 42, 'triplets', options.epoch ?? 0);
+  const rng = new Rng(options.seed ?? 42, options.stream ?? 'triplets', options.epoch ?? 0);
   const byClass = new Map<number, number[]>();
   items.forEach((item, i) => {
     const list = byClass.get(item.label);

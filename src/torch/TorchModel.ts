@@ -1,5 +1,5 @@
 import { loadAddon } from '../binding/loader.js';
-import type { NativeForwardResult, NativeModel, NativeModelInfo } from '../binding/types.js';
+import type { NativeForwardResult, NativeModel, NativeModelInfo, NativePooledFeatures } from '../binding/types.js';
 import { callNative, DisposedError } from '../errors.js';
 import { describe } from '../util/describe.js';
 
@@ -46,6 +46,22 @@ export class TorchModel implements AsyncDisposable {
   /** Runs a float32 NCHW batch; returns logits [N, C] and embeddings [N, D], row-major. */
   async forward(input: Float32Array, shape: readonly [number, number, number, number]): Promise<NativeForwardResult> {
     return this.#run((m) => m.forward(input, shape));
+  }
+
+  /**
+   * The backbone's globally pooled features [N, D] of a float32 NCHW batch (what the head takes), in eval mode and
+   * without gradients. Rejects with a RangeError when the module has no pooled()/head() methods (see `hasHead`).
+   */
+  async pooledFeatures(
+    input: Float32Array,
+    shape: readonly [number, number, number, number],
+  ): Promise<NativePooledFeatures> {
+    return this.#run((m) => m.pooledFeatures(input, shape));
+  }
+
+  /** Whether the head can be trained alone on cached features (the module has pooled() and head()). */
+  get hasHead(): boolean {
+    return this.info.hasHead;
   }
 
   /** Switches between train mode (BatchNorm batch statistics, dropout) and eval mode. */

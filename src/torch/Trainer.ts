@@ -15,6 +15,15 @@ export interface TripletBatch {
   labels: Int32Array;
 }
 
+/** One triplet batch of pooled features: query, positive and negative rows, each [B, D], and the B query labels. */
+export interface FeatureTripletBatch {
+  query: Float32Array;
+  positive: Float32Array;
+  negative: Float32Array;
+  shape: readonly [number, number];
+  labels: Int32Array;
+}
+
 /**
  * The libtorch training step: loss = ceWeight * CE(query logits) + contrastiveWeight * (CosineEmbeddingLoss(q, p,
  * +1) + CosineEmbeddingLoss(q, n, -1)); Adam, AdamW or SGD; gradient clipping; fp16 autocast with dynamic loss
@@ -35,6 +44,15 @@ export class Trainer implements AsyncDisposable {
   async step(batch: TripletBatch): Promise<NativeStepResult> {
     const t = this.native;
     return callNative(() => t.step(batch.query, batch.positive, batch.negative, batch.shape, batch.labels));
+  }
+
+  /**
+   * One step of the head alone on pooled features (TorchModel.pooledFeatures), each part [B, D]: only the head's
+   * parameters are updated, and gradients are not averaged over data-parallel ranks.
+   */
+  async headStep(batch: FeatureTripletBatch): Promise<NativeStepResult> {
+    const t = this.native;
+    return callNative(() => t.headStep(batch.query, batch.positive, batch.negative, batch.shape, batch.labels));
   }
 
   /** The same losses without gradients, in eval mode, plus the query logits. */

@@ -21,6 +21,8 @@ export interface TrainState {
   partial: { images: number; loss: number; ce: number; contrastive: number; correct: number; seconds: number };
   /** Epoch of the best checkpoint, -1 before the first validation. */
   bestEpoch: number;
+  /** Head epochs done (model.head_epochs); absent in runs written before the head phase existed. */
+  headEpochs?: number;
 }
 
 export const emptyPartial = (): TrainState['partial'] => ({

@@ -15,6 +15,7 @@ import { TorchModel } from '../torch/TorchModel.js';
 import { Trainer } from '../torch/Trainer.js';
 import { trainingMetadata } from '../data/metadata.js';
 import { agreementFacts, DistributedRun, type DistributedOptions } from './distributed.js';
+import { runHeadPhase } from './head.js';
 
 /** Options of train(). */
 export interface TrainOptions {
@@ -104,7 +105,6 @@ async function trainRank(
     if (resumed) await trainer.loadState(checkpoints.lastTrainer);
     if (dist) {
       await dist.checkAgreement(await agreementFacts(config, loader, model, resumed, m.checkpoint || undefined));
-      await dist.attach(trainer);
     }
     const early = new EarlyStopping(t.patience, t.min_delta);
     const state: TrainState = resumed ?? {
@@ -115,6 +115,7 @@ async function trainRank(
       earlyStopping: early.state,
       partial: emptyPartial(),
       bestEpoch: -1,
+      headEpochs: 0,
     };
     early.restore(state.earlyStopping);
     await tracker.logParams({
@@ -132,14 +133,37 @@ async function trainRank(
     reportExcluded(progress, loader.split.excluded);
     const schedule = scheduleOf(config);
     const evalOptions = { ...evalOptionsOf(config), ...(options.signal ? { signal: options.signal } : {}) };
+    let status: TrainResult['status'] = 'completed';
+    // The head phase runs before the fine-tune on every rank alike (each on the whole train split, no gradient
+    // averaging); attaching the trainer to the group then gives every rank rank 0's weights.
+    const headDone = state.headEpochs ?? (state.globalStep > 0 ? m.head_epochs : 0);
+    if (headDone < m.head_epochs) {
+      const done = await runHeadPhase(
+        { model, trainer, loader, config, state, tracker, progress, evalOptions, root },
+        options.signal,
+        async () => {
+          if (root) await checkpoints.saveLast(model!, trainer!, state);
+        },
+      );
+      // Ranks stop together.
+      const stop = dist ? await dist.anyStop(!done) : !done;
+      if (stop) {
+        progress.message(`interrupted: checkpoint written; continue with --resume ${run.dir}`);
+        status = 'interrupted';
+      }
+    }
+    if (dist) await dist.attach(trainer);
     // `limit` counts the epoch's batches; with W ranks each step takes W of them, one per rank (state.batch counts
     // batches too, so a run resumes with any number of ranks).
     const limit =
       t.limit_train_batches > 0 ? Math.min(t.limit_train_batches, loader.batchesPerEpoch) : loader.batchesPerEpoch;
     const ranks = dist?.worldSize ?? 1;
     const steps = loader.batchesPerRank(ranks, limit);
-    let status: TrainResult['status'] = 'completed';
-    for (; state.epoch < t.max_epochs; state.epoch++, state.batch = 0, state.partial = emptyPartial()) {
+    for (
+      ;
+      status !== 'interrupted' && state.epoch < t.max_epochs;
+      state.epoch++, state.batch = 0, state.partial = emptyPartial()
+    ) {
       const epoch = state.epoch;
       // What people read (metrics.jsonl, plots, progress, summary.json) counts epochs from 1; state.json from 0.
       const shown = epoch + 1;

@@ -1,0 +1,240 @@
+import type { TrainConfig } from '../config/index.js';
+import { CancelledError } from '../errors.js';
+import type { DataLoader } from '../data/loader.js';
+import type { SplitName } from '../data/split.js';
+import type { TorchModel } from '../torch/TorchModel.js';
+import type { Trainer } from '../torch/Trainer.js';
+import type { Tracker } from '../track/Tracker.js';
+import type { TrainState } from './checkpoint.js';
+import { evaluateSplit, type SplitEvalOptions } from './evaluate.js';
+import type { ProgressReporter } from './progress.js';
+
+/** The pooled backbone features of a split, row-major [count, dim], in split order. */
+export interface SplitFeatures {
+  features: Float32Array;
+  labels: Int32Array;
+  count: number;
+  dim: number;
+  seconds: number;
+}
+
+/**
+ * Runs the backbone once over a split (evaluation batches: no augmentation) and keeps its pooled features: what the
+ * head phase trains on, so every head epoch costs a few matrix products instead of a pass through the backbone.
+ */
+export async function extractFeatures(
+  model: TorchModel,
+  loader: DataLoader,
+  split: SplitName,
+  options: { signal?: AbortSignal; batchSize?: number; onBatch?: (done: number, total: number) => void } = {},
+): Promise<SplitFeatures> {
+  const total = loader.split[split].length;
+  const started = performance.now();
+  const parts: Float32Array[] = [];
+  const labels: number[] = [];
+  let dim = 0;
+  for await (const batch of loader.evaluate(split, {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+  })) {
+    const out = await model.pooledFeatures(batch.images, batch.shape);
+    dim = out.dim;
+    parts.push(out.features);
+    labels.push(...batch.labels);
+    options.onBatch?.(labels.length, total);
+  }
+  const features = new Float32Array(labels.length * dim);
+  let offset = 0;
+  for (const part of parts) {
+    features.set(part, offset);
+    offset += part.length;
+  }
+  return {
+    features,
+    labels: Int32Array.from(labels),
+    count: labels.length,
+    dim,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** One head epoch's training metrics (weighted by queries). */
+export interface HeadEpochResult {
+  /** 0-based head epoch. */
+  epoch: number;
+  loss: number;
+  ce: number;
+  contrastive: number;
+  accuracy: number;
+  steps: number;
+  seconds: number;
+  learningRate: number;
+}
+
+/** Options of trainHead(). */
+export interface HeadPhaseOptions {
+  /** Head epochs in all. */
+  epochs: number;
+  /** Head epochs already done (resume). Defaults to 0. */
+  startEpoch?: number;
+  /** Peak learning rate; it follows a cosine from it to 0 over the head epochs. */
+  learningRate: number;
+  /** Triplets per step. */
+  batchSize: number;
+  signal?: AbortSignal;
+  /** Called after each head epoch (for logging and checkpoints). */
+  onEpoch?: (r: HeadEpochResult) => Promise<void> | void;
+}
+
+/** The learning rate of head step `t` of `total`: a cosine from `peak` to 0 (the step's start). */
+export function headLearningRate(peak: number, t: number, total: number): number {
+  return total > 0 ? 0.5 * peak * (1 + Math.cos((Math.PI * Math.min(t, total)) / total)) : peak;
+}
+
+/**
+ * The head phase: epochs of triplet steps of the model's head alone (Trainer.headStep) on the train split's cached
+ * pooled features. Each head epoch has its own seeded triplets (the loader's sampler on the 'head' stream, so the
+ * fine-tune epochs keep the triplets they have without a head phase). Throws CancelledError when the signal fires
+ * between steps; the epochs done so far are kept (onEpoch was called for each).
+ */
+export async function trainHead(
+  trainer: Trainer,
+  loader: DataLoader,
+  cached: SplitFeatures,
+  options: HeadPhaseOptions,
+): Promise<HeadEpochResult[]> {
+  const { dim } = cached;
+  const size = options.batchSize;
+  const results: HeadEpochResult[] = [];
+  const stepsPerEpoch = Math.ceil(cached.count / size);
+  const totalSteps = options.epochs * stepsPerEpoch;
+  for (let epoch = options.startEpoch ?? 0; epoch < options.epochs; epoch++) {
+    const started = performance.now();
+    const triplets = loader.triplets(epoch, 'head');
+    const sums = { images: 0, loss: 0, ce: 0, contrastive: 0, correct: 0 };
+    let lr = options.learningRate;
+    for (let step = 0; step * size < triplets.length; step++) {
+      if (options.signal?.aborted) throw new CancelledError();
+      const chunk = triplets.slice(step * size, (step + 1) * size);
+      const parts = [new Float32Array(chunk.length * dim), new Float32Array(chunk.length * dim)];
+      const query = new Float32Array(chunk.length * dim);
+      chunk.forEach((t, i) => {
+        query.set(cached.features.subarray(t.query * dim, (t.query + 1) * dim), i * dim);
+        parts[0]!.set(cached.features.subarray(t.positive * dim, (t.positive + 1) * dim), i * dim);
+        parts[1]!.set(cached.features.subarray(t.negative * dim, (t.negative + 1) * dim), i * dim);
+      });
+      lr = headLearningRate(options.learningRate, epoch * stepsPerEpoch + step, totalSteps);
+      trainer.learningRate = lr;
+      const r = await trainer.headStep({
+        query,
+        positive: parts[0]!,
+        negative: parts[1]!,
+        shape: [chunk.length, dim],
+        labels: Int32Array.from(chunk, (t) => cached.labels[t.query]!),
+      });
+      const n = chunk.length;
+      sums.images += n;
+      sums.loss += r.loss * n;
+      sums.ce += r.ce * n;
+      sums.contrastive += r.contrastive * n;
+      sums.correct += r.correct;
+    }
+    const result: HeadEpochResult = {
+      epoch,
+      loss: sums.loss / Math.max(sums.images, 1),
+      ce: sums.ce / Math.max(sums.images, 1),
+      contrastive: sums.contrastive / Math.max(sums.images, 1),
+      accuracy: sums.correct / Math.max(sums.images, 1),
+      steps: stepsPerEpoch,
+      seconds: (performance.now() - started) / 1000,
+      learningRate: lr,
+    };
+    results.push(result);
+    await options.onEpoch?.(result);
+  }
+  return results;
+}
+
+/** What runHeadPhase needs of the training run. */
+export interface HeadPhaseContext {
+  model: TorchModel;
+  trainer: Trainer;
+  loader: DataLoader;
+  config: TrainConfig;
+  state: TrainState;
+  tracker: Tracker;
+  progress: ProgressReporter;
+  evalOptions: SplitEvalOptions;
+  /** Rank 0 (or the only process): it logs. */
+  root: boolean;
+}
+
+/**
+ * The head phase of a run (model.head_epochs > 0): pooled features of the train split once, then the head epochs
+ * on them, each logged (split 'head'), then `checkpoint()` (also when stopped); at the end the whole model is
+ * validated once and the result printed. Returns false when the signal stopped it (the epochs done are in state.headEpochs).
+ */
+export async function runHeadPhase(
+  ctx: HeadPhaseContext,
+  signal: AbortSignal | undefined,
+  checkpoint: () => Promise<void>,
+): Promise<boolean> {
+  const { model, trainer, loader, config, state, tracker, progress } = ctx;
+  const m = config.model;
+  if (!model.hasHead) {
+    throw new RangeError(
+      `model.head_epochs=${m.head_epochs} needs a model with pooled() and head() methods, which ` +
+        `${model.info.path} lacks: export the backbone again with this version of trt-flowers export-backbone ` +
+        '(or start without model.checkpoint), or set model.head_epochs=0',
+    );
+  }
+  const started = performance.now();
+  try {
+    const cached = await extractFeatures(model, loader, 'train', signal ? { signal } : {});
+    progress.message(
+      `head phase: pooled features of ${cached.count} train images (${cached.dim}-d) in ` +
+        `${cached.seconds.toFixed(1)} s; ${m.head_epochs} epochs of the head alone, learning rate ` +
+        `${m.head_learning_rate} (cosine)`,
+    );
+    await model.setTraining(true);
+    await trainHead(trainer, loader, cached, {
+      epochs: m.head_epochs,
+      startEpoch: state.headEpochs ?? 0,
+      learningRate: m.head_learning_rate,
+      batchSize: loader.batchSize,
+      ...(signal ? { signal } : {}),
+      onEpoch: async (r) => {
+        state.headEpochs = r.epoch + 1;
+        state.globalStep += r.steps;
+        await tracker.logMetrics(
+          { loss: r.loss, ce: r.ce, contrastive: r.contrastive, accuracy: r.accuracy, lr: r.learningRate },
+          state.globalStep,
+          { epoch: r.epoch + 1, split: 'head' },
+        );
+        progress.message(
+          `head epoch ${r.epoch + 1}/${m.head_epochs}: loss ${r.loss.toFixed(4)}, accuracy ` +
+            `${r.accuracy.toFixed(4)} (${r.seconds.toFixed(1)} s)`,
+        );
+      },
+    });
+    await checkpoint();
+  } catch (err) {
+    if (err instanceof CancelledError) {
+      await checkpoint();
+      return false;
+    }
+    throw err;
+  }
+  const val = await evaluateSplit(model, loader, 'val', ctx.evalOptions);
+  await model.setTraining(true);
+  progress.message(
+    `head phase done in ${((performance.now() - started) / 1000).toFixed(1)} s: val accuracy ` +
+      `${val.report.accuracy.toFixed(4)}, F1 macro ${val.report.f1Macro.toFixed(4)}, loss ${val.losses.loss.toFixed(4)}`,
+  );
+  await tracker.logMetrics(
+    { accuracy: val.report.accuracy, f1_macro: val.report.f1Macro, loss: val.losses.loss },
+    state.globalStep,
+    { epoch: m.head_epochs, split: 'head_val' },
+  );
+  return true;
+}
