@@ -55,12 +55,19 @@ export function parseTrainConfig(raw: RawConfig): TrainConfig {
   if (typeof experiment !== 'string' || !experiment) {
     throw new ConfigError(`Expected a non-empty string for \`experiment\` but received ${JSON.stringify(experiment)}`);
   }
-  return {
+  const config = {
     data: parseSection('data', DATA_SPEC, raw.data),
     model: parseSection('model', MODEL_SPEC, raw.model),
     trainer: parseSection('trainer', TRAINER_SPEC, raw.trainer),
     experiment,
   };
+  if (config.trainer.max_epochs === 0 && config.model.head_epochs === 0) {
+    throw new ConfigError(
+      '`trainer.max_epochs` is 0 and `model.head_epochs` is 0: nothing would be trained. Set trainer.max_epochs to ' +
+        'at least 1, or model.head_epochs to at least 1 for a run that trains the head alone',
+    );
+  }
+  return config;
 }
 
 /**

@@ -55,7 +55,13 @@ export const MODEL_SPEC = {
 
 /** `trainer`: the loop (configs/train.yaml). */
 export const TRAINER_SPEC = {
-  max_epochs: { type: 'int', min: 1, max: 100000, default: 25, doc: 'epochs at most' },
+  max_epochs: {
+    type: 'int',
+    min: 0,
+    max: 100000,
+    default: 25,
+    doc: 'fine-tune epochs at most; 0: only the head phase (model.head_epochs)',
+  },
   patience: {
     type: 'int',
     min: 0,

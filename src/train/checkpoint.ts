@@ -19,7 +19,7 @@ export interface TrainState {
   earlyStopping: EarlyStoppingState;
   /** Running sums of the partial epoch's training metrics (weighted by images). */
   partial: { images: number; loss: number; ce: number; contrastive: number; correct: number; seconds: number };
-  /** Epoch of the best checkpoint, -1 before the first validation. */
+  /** Epoch of the best checkpoint (0-based), -1 before the first validation and for the head phase's model. */
   bestEpoch: number;
   /** Head epochs done (model.head_epochs); absent in runs written before the head phase existed. */
   headEpochs?: number;

@@ -6,7 +6,7 @@ import type { TorchModel } from '../torch/TorchModel.js';
 import type { Trainer } from '../torch/Trainer.js';
 import type { Tracker } from '../track/Tracker.js';
 import type { TrainState } from './checkpoint.js';
-import { evaluateSplit, type SplitEvalOptions } from './evaluate.js';
+import { evaluateSplit, type SplitEvalOptions, type SplitEvaluation } from './evaluate.js';
 import type { ProgressReporter } from './progress.js';
 
 /** The pooled backbone features of a split, row-major [count, dim], in split order. */
@@ -171,14 +171,15 @@ export interface HeadPhaseContext {
 
 /**
  * The head phase of a run (model.head_epochs > 0): pooled features of the train split once, then the head epochs
- * on them, each logged (split 'head'), then `checkpoint()` (also when stopped); at the end the whole model is
- * validated once and the result printed. Returns false when the signal stopped it (the epochs done are in state.headEpochs).
+ * on them, each logged (split 'head'); at the end the whole model is validated once and the result printed and
+ * returned. When the signal stops it, `checkpoint()` is called (the epochs done are in state.headEpochs) and the
+ * result is null.
  */
 export async function runHeadPhase(
   ctx: HeadPhaseContext,
   signal: AbortSignal | undefined,
   checkpoint: () => Promise<void>,
-): Promise<boolean> {
+): Promise<SplitEvaluation | null> {
   const { model, trainer, loader, config, state, tracker, progress } = ctx;
   const m = config.model;
   if (!model.hasHead) {
@@ -189,6 +190,7 @@ export async function runHeadPhase(
     );
   }
   const started = performance.now();
+  let val: SplitEvaluation;
   try {
     const cached = await extractFeatures(model, loader, 'train', signal ? { signal } : {});
     progress.message(
@@ -217,15 +219,14 @@ export async function runHeadPhase(
         );
       },
     });
-    await checkpoint();
+    val = await evaluateSplit(model, loader, 'val', { ...ctx.evalOptions, ...(signal ? { signal } : {}) });
   } catch (err) {
     if (err instanceof CancelledError) {
       await checkpoint();
-      return false;
+      return null;
     }
     throw err;
   }
-  const val = await evaluateSplit(model, loader, 'val', ctx.evalOptions);
   await model.setTraining(true);
   progress.message(
     `head phase done in ${((performance.now() - started) / 1000).toFixed(1)} s: val accuracy ` +
@@ -236,5 +237,5 @@ export async function runHeadPhase(
     state.globalStep,
     { epoch: m.head_epochs, split: 'head_val' },
   );
-  return true;
+  return val;
 }

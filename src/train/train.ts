@@ -17,6 +17,12 @@ import { trainingMetadata } from '../data/metadata.js';
 import { agreementFacts, DistributedRun, type DistributedOptions } from './distributed.js';
 import { runHeadPhase } from './head.js';
 
+/** The early-stopping "epoch" of the head phase's validation: shown as best epoch 0. */
+const HEAD_PHASE = -1;
+
+/** How a best epoch (0-based, HEAD_PHASE for the head phase) is printed. */
+const bestName = (epoch: number): string => (epoch === HEAD_PHASE ? 'the head phase' : `epoch ${epoch + 1}`);
+
 /** Options of train(). */
 export interface TrainOptions {
   /**
@@ -51,7 +57,10 @@ export interface TrainResult {
   status: 'completed' | 'early-stopped' | 'interrupted';
   /** Epochs done. */
   epochs: number;
-  /** Epoch of the best checkpoint (lowest val_loss), counted from 1 like every printed epoch; null before any. */
+  /**
+   * Epoch of the best checkpoint (lowest val_loss), counted from 1 like every printed epoch; 0 when it is the model
+   * after the head phase (model.head_epochs); null before any.
+   */
   bestEpoch: number | null;
   bestValLoss: number | null;
   test?: SplitEvaluation;
@@ -138,7 +147,7 @@ async function trainRank(
     // averaging); attaching the trainer to the group then gives every rank rank 0's weights.
     const headDone = state.headEpochs ?? (state.globalStep > 0 ? m.head_epochs : 0);
     if (headDone < m.head_epochs) {
-      const done = await runHeadPhase(
+      const val = await runHeadPhase(
         { model, trainer, loader, config, state, tracker, progress, evalOptions, root },
         options.signal,
         async () => {
@@ -146,10 +155,19 @@ async function trainRank(
         },
       );
       // Ranks stop together.
-      const stop = dist ? await dist.anyStop(!done) : !done;
+      const stop = dist ? await dist.anyStop(val === null) : val === null;
       if (stop) {
         progress.message(`interrupted: checkpoint written; continue with --resume ${run.dir}`);
         status = 'interrupted';
+      } else if (val) {
+        // The model after the head phase is the first candidate for the best checkpoint (best epoch 0): a fine-tune
+        // that does worse on val_loss does not replace it.
+        if (early.update(val.losses.loss, HEAD_PHASE)) {
+          state.bestEpoch = HEAD_PHASE;
+          if (root) await checkpoints.saveBest(model);
+        }
+        state.earlyStopping = early.state;
+        if (root) await checkpoints.saveLast(model, trainer, state);
       }
     }
     if (dist) await dist.attach(trainer);
@@ -270,7 +288,7 @@ async function trainRank(
       }
       if (early.shouldStop) {
         progress.message(
-          `early stopping: val_loss has not improved for ${t.patience} epochs (best at epoch ${early.bestEpoch + 1})`,
+          `early stopping: val_loss has not improved for ${t.patience} epochs (best: ${bestName(early.bestEpoch)})`,
         );
         status = 'early-stopped';
         state.epoch++;
@@ -281,17 +299,17 @@ async function trainRank(
       runDir: run.dir,
       status,
       epochs: state.epoch,
-      bestEpoch: early.bestEpoch >= 0 ? early.bestEpoch + 1 : null,
+      bestEpoch: early.best !== null ? early.bestEpoch + 1 : null,
       bestValLoss: early.best,
     };
     // The test split: rank 0 alone, on the best checkpoint it wrote.
-    if (root && status !== 'interrupted' && t.evaluate_test && early.bestEpoch >= 0 && loader.split.test.length > 0) {
+    if (root && status !== 'interrupted' && t.evaluate_test && early.best !== null && loader.split.test.length > 0) {
       await model.dispose();
       model = await TorchModel.load(checkpoints.bestModel, { device });
       result.test = await evaluateSplit(model, loader, 'test', evalOptions);
       await ctx.reportTest(result.test);
       progress.message(
-        `test (best epoch ${early.bestEpoch + 1}): accuracy ${result.test.report.accuracy.toFixed(4)}, ` +
+        `test (best: ${bestName(early.bestEpoch)}): accuracy ${result.test.report.accuracy.toFixed(4)}, ` +
           `F1 macro ${result.test.report.f1Macro.toFixed(4)}, loss ${result.test.losses.loss.toFixed(4)}`,
       );
     }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
@@ -57,7 +57,9 @@ describe.skipIf(!hasFlowers)('training the head alone on pooled features', () =>
       // Eval mode: BatchNorm uses running statistics, so an image's features do not depend on its batch.
       const one = await model.pooledFeatures(images.subarray(0, 3 * 32 * 32), [1, 3, 32, 32]);
       for (let k = 0; k < 64; k++) expect(one.features[k]).toBeCloseTo(a.features[k]!, 5);
-      await expect(model.pooledFeatures(images, [4, 3, 32])).rejects.toThrow(/\[N, C, H, W\]/);
+      await expect(
+        model.pooledFeatures(images, [4, 3, 32] as unknown as [number, number, number, number]),
+      ).rejects.toThrow(/\[N, C, H, W\]/);
     } finally {
       await model.dispose();
     }
@@ -194,5 +196,32 @@ describe.skipIf(!hasFlowers)('training the head alone on pooled features', () =>
     const values = (rs: typeof rows) =>
       rs.filter((r) => ['head', 'head_val', 'train', 'val'].includes(r.split ?? '')).map((r) => [r.name, r.value]);
     expect(values(rowsB)).toEqual(values(rows));
+  });
+
+  it('trainer.max_epochs=0 trains the head alone: its model is the best checkpoint (epoch 0) and is tested', async () => {
+    const { config, raw } = tinyTrainConfig(join(tmp, 'runs-head-only'), [
+      'model.head_epochs=2',
+      'model.head_learning_rate=0.01',
+      'trainer.max_epochs=0',
+    ]);
+    const messages: string[] = [];
+    const epochs: number[] = [];
+    const progress: ProgressReporter = {
+      ...quiet,
+      message: (m) => void messages.push(m),
+      epoch: (e) => void epochs.push(e.epoch),
+    };
+    const result = await train({ config, rawConfig: raw, dataDir, progress });
+    expect(result).toMatchObject({ status: 'completed', epochs: 0, bestEpoch: 0 });
+    expect(epochs).toEqual([]);
+    expect(result.test?.report.count).toBeGreaterThan(0);
+    expect(messages.some((m) => m.startsWith('test (best: the head phase)'))).toBe(true);
+    const summary = JSON.parse(readFileSync(join(result.runDir, 'summary.json'), 'utf8')) as { best_epoch: number };
+    expect(summary.best_epoch).toBe(0);
+    expect(existsSync(join(result.runDir, 'checkpoints', 'best', 'model.pt'))).toBe(true);
+    // Nothing to train at all is a config error naming both keys.
+    expect(() => tinyTrainConfig(join(tmp, 'runs-none'), ['trainer.max_epochs=0'])).toThrow(
+      /trainer\.max_epochs` is 0 and `model\.head_epochs` is 0/,
+    );
   });
 });
