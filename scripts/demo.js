@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The longest pipeline that exists today, on real photos: a pretrained TorchScript backbone -> a short training run
-// (trt-flowers train on a subset: epochs, validation, checkpoints, plots, test metrics) -> ONNX export verified
-// against libtorch -> predict one held-out photo with both backends through the Engine API -> an INT8 engine ->
-// a short bench of the engines built. Options: --data-dir DIR (or TRT_FLOWERS_DATA), --weights FILE (or TRT_FLOWERS_WEIGHTS), --epochs N,
-// --per-class N, --size PX.
+// (trt-flowers train: the head phase on cached backbone features of every train photo, optionally fine-tune epochs,
+// validation, checkpoints, test metrics) -> ONNX export verified against libtorch -> predict one held-out photo with
+// both backends through the Engine API -> an INT8 engine -> a short bench of the engines built. Options: --data-dir
+// DIR (or TRT_FLOWERS_DATA), --weights FILE (or TRT_FLOWERS_WEIGHTS), --head-epochs N (6), --epochs N (fine-tune
+// epochs after it, 0), --per-class N (0: every photo), --size PX (224).
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,9 +29,10 @@ const { values: args } = parseArgs({
   options: {
     'data-dir': { type: 'string' },
     weights: { type: 'string' },
-    epochs: { type: 'string', default: '2' },
-    'per-class': { type: 'string', default: '40' },
-    size: { type: 'string', default: '128' },
+    'head-epochs': { type: 'string', default: '6' },
+    epochs: { type: 'string' },
+    'per-class': { type: 'string' },
+    size: { type: 'string' },
   },
 });
 
@@ -49,7 +51,12 @@ const sharedWeights = resolve(
 );
 const weights =
   args.weights ?? process.env.TRT_FLOWERS_WEIGHTS ?? (existsSync(sharedWeights) ? sharedWeights : undefined);
-const size = Number(args.size);
+// Pretrained: the head phase over every photo at 224 px. Without weights the head alone cannot classify (the
+// features mean nothing yet): a short fine-tune of the whole network on a subset instead.
+const size = Number(args.size ?? (weights ? 224 : 128));
+const perClass = Number(args['per-class'] ?? (weights ? 0 : 40));
+const epochs = Number(args.epochs ?? (weights ? 0 : 2));
+const headEpochs = weights ? Number(args['head-epochs']) : 0;
 const t0 = performance.now();
 const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
 
@@ -59,23 +66,26 @@ const { config, raw } = loadTrainConfig({
     'model.arch=mobilenet_v2',
     `model.weights=${weights ?? 'null'}`,
     `model.freeze_bn=${weights ? 'true' : 'false'}`,
-    'model.learning_rate=0.0003',
-    'model.warmup_epochs=0.5',
+    `model.learning_rate=${weights ? 0.0001 : 0.0003}`,
+    `model.warmup_epochs=${weights ? 0.3 : 0.5}`,
+    `model.head_epochs=${headEpochs}`,
+    'model.head_learning_rate=0.001',
     `data.image_size=${size}`,
-    'data.batch_size=8',
-    `trainer.max_epochs=${Number(args.epochs)}`,
-    `trainer.limit_per_class=${Number(args['per-class'])}`,
+    `trainer.max_epochs=${epochs}`,
+    `trainer.limit_per_class=${perClass}`,
     `trainer.runs_dir=${join(root, 'runs')}`,
     'trainer.progress=plain',
   ],
 });
 console.log(
   `[${elapsed()}] training MobileNetV2 (${weights ? 'ImageNet-pretrained' : 'random init: no --weights'}) on ` +
-    `${args['per-class']} photos per class from ${dataDir}`,
+    `${perClass > 0 ? `${perClass} photos per class` : 'every photo'} from ${dataDir}`,
 );
+const trainStart = performance.now();
 const result = await train({ config, rawConfig: raw, dataDir });
 console.log(
-  `[${elapsed()}] run ${result.runDir}: ${result.status}, best epoch ${result.bestEpoch}, ` +
+  `[${elapsed()}] run ${result.runDir} (${((performance.now() - trainStart) / 1000).toFixed(0)} s): ${result.status}, ` +
+    `best ${result.bestEpoch === 0 ? 'after the head phase' : `epoch ${result.bestEpoch}`}, ` +
     `val_loss ${result.bestValLoss?.toFixed(4)}, test accuracy ${result.test?.report.accuracy.toFixed(4)} ` +
     `on ${result.test?.report.count} photos; plots in ${join(result.runDir, 'plots')}`,
 );

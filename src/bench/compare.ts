@@ -20,10 +20,10 @@ export function pickBaseline(engines: readonly BenchEngine[], wanted?: string): 
 
 /** Makes labels unique: '<backend> <precision> <device>', plus the file name where two engines share one. */
 export function assignLabels(
-  engines: Pick<BenchEngine, 'label' | 'backend' | 'precision' | 'device' | 'model'>[],
+  engines: Pick<BenchEngine, 'label' | 'backend' | 'precision' | 'device' | 'model' | 'tta'>[],
 ): void {
-  const base = (e: Pick<BenchEngine, 'backend' | 'precision' | 'device'>): string =>
-    `${e.backend} ${e.precision} ${e.device}`;
+  const base = (e: Pick<BenchEngine, 'backend' | 'precision' | 'device' | 'tta'>): string =>
+    `${e.backend} ${e.precision} ${e.device}${e.tta && e.tta !== 'none' ? ` tta=${e.tta}` : ''}`;
   const counts = new Map<string, number>();
   for (const e of engines) counts.set(base(e), (counts.get(base(e)) ?? 0) + 1);
   for (const e of engines) {

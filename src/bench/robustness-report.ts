@@ -33,12 +33,14 @@ export interface RobustnessResult {
 
 /** A model of the report. */
 export interface RobustnessModel {
-  /** '<backend> <precision> <device>', plus the file name where two models share one. */
+  /** '<backend> <precision> <device>' (then ' tta=flip' when augmented), plus the file name where two models share one. */
   label: string;
   backend: BenchEngine['backend'];
   precision: BenchEngine['precision'];
   device: string;
   model: string;
+  /** Test-time augmentation of this measurement; absent: none. */
+  tta?: BenchEngine['tta'];
   status: 'ok' | 'unavailable' | 'failed';
   reason?: string;
 }

@@ -12,7 +12,7 @@ import sharp from 'sharp';
 
 import { mapLimit, throwIfAborted } from '../util/fs.js';
 import { decodeResized } from '../data/preprocess.js';
-import { Engine } from '../engine/Engine.js';
+import { Engine, type TtaMode } from '../engine/Engine.js';
 import { BackendUnavailableError, CancelledError, DataError, ModelLoadError } from '../errors.js';
 import { classificationReport } from '../track/metrics.js';
 import { assignLabels } from './compare.js';
@@ -23,7 +23,7 @@ import {
   type RobustnessReport,
   type RobustnessResult,
 } from './robustness-report.js';
-import { evaluate, loadedEngineFields } from './run.js';
+import { evaluate, loadedEngineFields, ttaModesOf } from './run.js';
 import { parseVariants, ROBUSTNESS_VARIANTS, VARIANT_DESCRIPTIONS, type RobustnessVariant } from './variant-names.js';
 import { makeVariants } from './variants.js';
 
@@ -48,6 +48,8 @@ export interface RobustnessOptions {
   batch?: number;
   /** Intra-op threads of every backend. Defaults to the logical CPU count. */
   threads?: number;
+  /** Test-time augmentation: every model is measured once per mode ('flip': each photo and its mirror). Defaults to ['none']. */
+  tta?: readonly TtaMode[];
   /** 'auto' (libtorch on CUDA where it sees a GPU, ONNX Runtime on the CPU, TensorRT on CUDA), 'cpu', 'cuda'. Defaults to 'auto'. */
   device?: 'auto' | 'cpu' | 'cuda';
   /** Label (or part of one) of the model the others are compared with. Defaults to the first model that runs. */
@@ -101,6 +103,7 @@ function settingsOf(o: RobustnessOptions) {
     limit: int(o.limit ?? 0, 'limit', 0, 10_000_000),
     batch: int(o.batch ?? 32, 'batch', 1, 4096),
     concurrency: int(o.concurrency ?? Math.min(4, threads), 'concurrency', 1, 64),
+    tta: ttaModesOf(o.tta),
   };
 }
 
@@ -298,14 +301,15 @@ export async function runRobustness(options: RobustnessOptions): Promise<Robustn
   };
   process.on('exit', onExit);
   try {
-    for (const file of files) {
+    for (const [file, tta] of files.flatMap((f) => s.tta.map((t) => [f, t] as const))) {
       throwIfAborted(signal);
-      log(`loading ${file}`);
+      log(`loading ${file}${tta !== 'none' ? ` (tta ${tta})` : ''}`);
       let engine: Engine;
       const device = deviceFor(s.device, file);
       try {
         engine = await Engine.load(file, {
           ...(device ? { device } : {}),
+          tta,
           threads: s.threads,
           batchSize: s.batch,
           workers: 1,
@@ -320,6 +324,7 @@ export async function runRobustness(options: RobustnessOptions): Promise<Robustn
           ...guessKind(file),
           device: device ?? 'auto',
           model: file,
+          ...(tta !== 'none' ? { tta } : {}),
           status,
           reason: (err as Error).message,
         });

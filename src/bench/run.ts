@@ -8,7 +8,7 @@ import path from 'node:path';
 import { throwIfAborted } from '../util/fs.js';
 import { jpegFastPathAvailable } from '../data/preprocess.js';
 import type { BackendName, Precision } from '../engine/backend.js';
-import { detectBackend, Engine, type EngineInfo, type TensorInput } from '../engine/Engine.js';
+import { detectBackend, Engine, TTA_MODES, type EngineInfo, type TensorInput, type TtaMode } from '../engine/Engine.js';
 import { BackendUnavailableError, CancelledError, DataError } from '../errors.js';
 import { runtimeInfo } from '../binding/runtime.js';
 import { assignLabels, computeRatios, pickBaseline } from './compare.js';
@@ -47,6 +47,7 @@ interface Settings {
   evalLimit: number;
   percentileMethod: PercentileMethod;
   keepLatencies: boolean;
+  tta: TtaMode[];
 }
 
 function int(value: unknown, name: string, min: number, max: number): number {
@@ -94,7 +95,17 @@ function settingsOf(o: BenchOptions): Settings {
     evalLimit: int(o.evalLimit ?? 0, 'evalLimit', 0, 10_000_000),
     percentileMethod: method,
     keepLatencies: o.keepLatencies ?? true,
+    tta: ttaModesOf(o.tta),
   };
+}
+
+/** A list of test-time augmentation modes, checked, without repeats. Defaults to ['none']. */
+export function ttaModesOf(modes: readonly string[] | undefined): TtaMode[] {
+  const list = [...(modes ?? ['none'])];
+  if (list.length === 0 || list.some((m) => !TTA_MODES.includes(m as TtaMode))) {
+    throw new RangeError(`Expected 'none' and/or 'flip' for \`tta\` but received ${JSON.stringify(modes)}`);
+  }
+  return [...new Set(list)] as TtaMode[];
 }
 
 /** One engine to load: a file, the backend that runs it and a device. */
@@ -102,6 +113,7 @@ interface Plan {
   file: string;
   backend: BackendName;
   device: string;
+  tta: TtaMode;
 }
 
 /** A result before the engine labels are final. */
@@ -165,11 +177,11 @@ async function planEngines(
         cuda = false; // the addon does not load: Engine.load says why
       }
       const devices = device === 'cpu' ? ['cpu'] : device === 'cuda' ? ['cuda'] : cuda ? ['cpu', 'cuda'] : ['cpu'];
-      for (const device of devices) plans.push({ file, backend, device });
+      for (const device of devices) plans.push({ file, backend, device, tta: 'none' });
     } else if (backend === 'onnxruntime') {
-      plans.push({ file, backend, device: device === 'cuda' ? 'cuda' : 'cpu' });
+      plans.push({ file, backend, device: device === 'cuda' ? 'cuda' : 'cpu', tta: 'none' });
     } else {
-      plans.push({ file, backend, device: 'cuda' });
+      plans.push({ file, backend, device: 'cuda', tta: 'none' });
     }
   }
 
@@ -189,6 +201,7 @@ async function benchEngine(run: BenchRun, plan: Plan): Promise<void> {
     engine = await Engine.load(plan.file, {
       backend: plan.backend,
       device: plan.device,
+      tta: plan.tta,
       threads: s.threads,
       // Batches up to this size go to the backend whole (timed batches and the accuracy pass alike).
       batchSize: Math.max(32, maxBatch),
@@ -244,6 +257,8 @@ async function benchEngine(run: BenchRun, plan: Plan): Promise<void> {
           : syntheticInput(batch, info.preprocessing.size);
       for (const mode of s.modes) {
         if (mode === 'e2e' && photos.files.length === 0) continue;
+        // run() is never augmented: the model-only figures of a tta engine would repeat its plain twin's.
+        if (mode === 'model' && plan.tta !== 'none') continue;
         const call =
           mode === 'model'
             ? () => engine.run(input)
@@ -259,13 +274,14 @@ async function benchEngine(run: BenchRun, plan: Plan): Promise<void> {
 /** The fields of a report entry that name a loaded engine: its label ("backend precision device") and where it ran. */
 export function loadedEngineFields(
   info: EngineInfo,
-): Pick<BenchEngine, 'label' | 'backend' | 'precision' | 'device' | 'model' | 'status'> {
+): Pick<BenchEngine, 'label' | 'backend' | 'precision' | 'device' | 'model' | 'status' | 'tta'> {
   return {
-    label: `${info.backend} ${info.precision} ${info.device}`,
+    label: `${info.backend} ${info.precision} ${info.device}${info.tta !== 'none' ? ` tta=${info.tta}` : ''}`,
     backend: info.backend,
     precision: info.precision,
     device: info.device,
     model: info.path,
+    ...(info.tta !== 'none' ? { tta: info.tta } : {}),
     status: 'ok',
   };
 }
@@ -428,7 +444,9 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
   const engines: BenchEngine[] = [];
   const pending: PendingResult[] = [];
   const run: BenchRun = { options, s, log, photos, evalImagesDir, maxBatch, engines, pending, notes };
-  for (const plan of await planEngines(models, s.device, engines)) await benchEngine(run, plan);
+  for (const plan of await planEngines(models, s.device, engines)) {
+    for (const tta of s.tta) await benchEngine(run, { ...plan, tta });
+  }
   if (options.python) await benchPython(run);
   assignLabels(engines);
   const results: BenchResult[] = pending.map(({ owner, ...r }) => ({ engine: owner.label, ...r }));

@@ -1,5 +1,6 @@
 /** The shapes of a benchmark run and of its JSON report. */
 import type { BackendName, Precision } from '../engine/backend.js';
+import type { TtaMode } from '../engine/Engine.js';
 import type { Preprocessing } from '../data/metadata.js';
 import type { BuildSummary } from './inputs.js';
 import type { MachineInfo } from './machine.js';
@@ -31,6 +32,11 @@ export interface BenchOptions {
   modes?: readonly BenchMode[];
   /** Intra-op threads of every backend (libtorch, ONNX Runtime, PyTorch). Defaults to the logical CPU count. */
   threads?: number;
+  /**
+   * Test-time augmentation modes: each engine runs once per mode ('flip' doubles the model's work of an end-to-end
+   * call and of the accuracy pass; model-only timings are never augmented). Defaults to ['none'].
+   */
+  tta?: readonly TtaMode[];
   /**
    * 'auto' (CPU, plus CUDA for libtorch when it sees a GPU; TensorRT always on CUDA), 'cpu' or 'cuda'. Defaults to
    * 'auto'.
@@ -91,6 +97,8 @@ export interface BenchEngine {
   precision: Precision | 'unknown';
   device: string;
   model: string;
+  /** infer()'s test-time augmentation ('flip': each image and its mirror; twice the model's work). Absent: none. */
+  tta?: TtaMode;
   status: 'ok' | 'unavailable' | 'failed';
   /** Why it is unavailable or failed. */
   reason?: string;

@@ -12,6 +12,7 @@ interface BenchFlags {
   durationS: number;
   batch: number[];
   mode: BenchMode[];
+  tta: ('none' | 'flip')[];
   threads?: number;
   device: string;
   images?: string;
@@ -42,6 +43,10 @@ function parseList<T>(flag: string, item: (s: string) => T): (value: string) => 
 }
 
 const batchItem = parseInteger('--batch', 1, 4096);
+const ttaItem = (s: string): 'none' | 'flip' => {
+  if (s !== 'none' && s !== 'flip') throw new InvalidArgumentError(`--tta expects none and/or flip, received '${s}'`);
+  return s;
+};
 const modeItem = (s: string): BenchMode => {
   if (s !== 'model' && s !== 'e2e') throw new InvalidArgumentError(`--mode expects model and/or e2e, received '${s}'`);
   return s;
@@ -92,6 +97,13 @@ export function registerBenchCommand(program: Command): void {
       'intra-op threads of every backend (default: the logical CPU count)',
       parseInteger('--threads', 1, 256),
     )
+    .option(
+      '--tta <list>',
+      'test-time augmentation: none and/or flip (each image and its mirror, averaged); every engine runs once per ' +
+        'mode, end to end and in the accuracy pass',
+      parseList('--tta', ttaItem),
+      ['none'],
+    )
     .option('--device <device>', 'auto (CPU, plus CUDA where there is a GPU) | cpu | cuda', 'auto')
     .option(
       '--images <dir>',
@@ -132,6 +144,7 @@ export function registerBenchCommand(program: Command): void {
         durationS: flags.durationS,
         batches: flags.batch,
         modes: flags.mode,
+        tta: flags.tta,
         ...(flags.threads ? { threads: flags.threads } : {}),
         device: flags.device as BenchOptions['device'],
         ...(flags.imagePath ? { images: [flags.imagePath] } : flags.images ? { images: flags.images } : {}),

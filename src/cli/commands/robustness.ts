@@ -17,6 +17,7 @@ interface RobustnessFlags {
   tolerance: number;
   batch: number;
   threads?: number;
+  tta: string[];
   device: string;
   json?: string | true;
   markdown?: string;
@@ -92,6 +93,12 @@ export function registerRobustnessCommand(program: Command): void {
       'intra-op threads of every backend (default: the logical CPU count)',
       parseInteger('--threads', 1, 256),
     )
+    .option(
+      '--tta <list>',
+      'test-time augmentation: none and/or flip (each photo and its mirror, averaged); each model is measured once per mode',
+      parseList,
+      ['none'],
+    )
     .option('--device <device>', 'auto (libtorch on CUDA where there is a GPU) | cpu | cuda', 'auto')
     .option('--json [file]', 'write the JSON report (to stdout, instead of the table, without a file)')
     .option('--markdown <file>', 'write the Markdown report')
@@ -128,6 +135,7 @@ export function registerRobustnessCommand(program: Command): void {
         tolerancePoints: flags.tolerance,
         batch: flags.batch,
         ...(flags.threads ? { threads: flags.threads } : {}),
+        tta: flags.tta.map((t) => parseChoice('--tta', t, ['none', 'flip'])),
         device: flags.device as RobustnessOptions['device'],
         command: commandLine(),
         onLog: (line) => process.stderr.write(`[robustness] ${line}\n`),
