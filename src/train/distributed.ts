@@ -125,6 +125,7 @@ export class DistributedRun {
     steps: number;
     stepSeconds: number;
     syncSeconds: number;
+    syncInBackwardSeconds: number;
     share: number;
     bytesPerStep: number;
     buckets: number;
@@ -138,6 +139,7 @@ export class DistributedRun {
       steps: s.steps,
       stepSeconds: this.#stepSeconds,
       syncSeconds: s.seconds,
+      syncInBackwardSeconds: s.inBackwardSeconds,
       share: this.#stepSeconds > 0 ? s.seconds / this.#stepSeconds : 0,
       bytesPerStep: perStep(s.bytes),
       buckets: s.buckets,

@@ -311,6 +311,7 @@ async function trainRank(
           steps: c.steps,
           step_seconds: c.stepSeconds,
           sync_seconds: c.syncSeconds,
+          sync_in_backward_seconds: c.syncInBackwardSeconds,
           sync_share: c.share,
           buckets: c.buckets,
           buckets_in_backward: c.bucketsInBackward,
