@@ -57,7 +57,9 @@ describe.skipIf(!hasFlowers)('training the head alone on pooled features', () =>
       // Eval mode: BatchNorm uses running statistics, so an image's features do not depend on its batch.
       const one = await model.pooledFeatures(images.subarray(0, 3 * 32 * 32), [1, 3, 32, 32]);
       for (let k = 0; k < 64; k++) expect(one.features[k]).toBeCloseTo(a.features[k]!, 5);
-      await expect(model.pooledFeatures(images, [4, 3, 32])).rejects.toThrow(/\[N, C, H, W\]/);
+      await expect(
+        model.pooledFeatures(images, [4, 3, 32] as unknown as [number, number, number, number]),
+      ).rejects.toThrow(/\[N, C, H, W\]/);
     } finally {
       await model.dispose();
     }
