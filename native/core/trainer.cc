@@ -170,8 +170,10 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
       for (auto& p : params_) p.mutable_grad() = at::Tensor();
     }
     if (scaler_) {
-      scaler_->scale(loss).backward();
-      if (sync_ && !batch.pooled) sync_->averageGradients(params_);
+      auto scaled = scaler_->scale(loss);
+      if (sync_ && !batch.pooled) sync_->beforeBackward(scaled);
+      scaled.backward();
+      if (sync_ && !batch.pooled) sync_->afterBackward(params_);
       bool finite = scaler_->unscale(params_);
       if (sync_ && !batch.pooled) finite = sync_->allFinite(finite);
       r.gradNorm = gradNormAndClip(params_, options_.gradClipNorm);
@@ -183,8 +185,9 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
       scaler_->update();
       r.scale = scaler_->currentScale();
     } else {
+      if (sync_ && !batch.pooled) sync_->beforeBackward(loss);
       loss.backward();
-      if (sync_ && !batch.pooled) sync_->averageGradients(params_);
+      if (sync_ && !batch.pooled) sync_->afterBackward(params_);
       r.gradNorm = gradNormAndClip(params_, options_.gradClipNorm);
       multiTensorStep(*optimizer_, options_.optimizer);
     }
@@ -197,7 +200,10 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
 }
 
 void Trainer::setGradientSync(std::shared_ptr<GradientSync> sync) {
-  model_->onModelThread([&] { sync_ = std::move(sync); });
+  model_->onModelThread([&] {
+    if (sync_ && sync_ != sync) sync_->detach();
+    sync_ = std::move(sync);
+  });
 }
 
 void Trainer::setLearningRate(double lr) {

@@ -79,8 +79,8 @@ class Trainer {
   void saveState(const std::string& path);
   void loadState(const std::string& path);
 
-  // Data-parallel training: gradients go through sync after backward (null: this process alone). Takes effect from
-  // the next step; set it between steps.
+  // Data-parallel training: gradients go through sync during and after backward (null: this process alone). Takes
+  // effect from the next step; set it between steps. The sync it replaces is detached.
   void setGradientSync(std::shared_ptr<GradientSync> sync);
   // The trainable parameters, in the model's order (what the optimizer updates and sync averages).
   const std::vector<at::Tensor>& trainableParameters() const { return params_; }

@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <map>
+#include <unordered_set>
 
 #include "../core/errors.h"
+#include "compat.h"
 
 namespace tf::dist {
 
@@ -19,11 +21,43 @@ class Timer {
   std::atomic<int64_t>& total_;
   std::chrono::steady_clock::time_point start_;
 };
+
+// The autograd nodes backward from root will run (root's graph, walked once before backward).
+std::unordered_set<const compat::AutogradNode*> reachable(const at::Tensor& root) {
+  std::unordered_set<const compat::AutogradNode*> seen;
+  if (!root.defined() || !root.grad_fn()) return seen;
+  std::vector<compat::AutogradNode*> todo{root.grad_fn().get()};
+  seen.insert(todo.back());
+  while (!todo.empty()) {
+    auto* node = todo.back();
+    todo.pop_back();
+    for (const auto& edge : node->next_edges()) {
+      auto* next = edge.function.get();
+      if (next && seen.insert(next).second) todo.push_back(next);
+    }
+  }
+  return seen;
+}
 }  // namespace
+
+// Runs after backward has accumulated one parameter's gradient. Holds the reducer weakly: a hook that outlives it
+// (not removed) does nothing.
+class BucketReducer::ReadyHook : public compat::PostHook {
+ public:
+  ReadyHook(std::weak_ptr<BucketReducer> owner, size_t index) : owner_(std::move(owner)), index_(index) {}
+  compat::GradList operator()(const compat::GradList& outputs, const compat::GradList&) override {
+    if (auto owner = owner_.lock()) owner->gradientReady(index_);
+    return outputs;
+  }
+
+ private:
+  std::weak_ptr<BucketReducer> owner_;
+  size_t index_;
+};
 
 BucketReducer::BucketReducer(std::shared_ptr<ProcessGroup> group, const std::vector<at::Tensor>& params,
                              BucketOptions options)
-    : group_(std::move(group)), paramCount_(params.size()) {
+    : group_(std::move(group)), params_(params), places_(params.size()) {
   if (!group_) throw TypeError("a process group is required");
   if (options.bucketBytes < 1 || options.firstBucketBytes < 1) throw RangeError("bucket sizes must be positive");
   // Parameters of one bucket share dtype and device; the list is walked last first.
@@ -34,7 +68,10 @@ BucketReducer::BucketReducer(std::shared_ptr<ProcessGroup> group, const std::vec
   const auto close = [&] {
     if (current.members.empty()) return;
     int64_t numel = 0;
-    for (auto i : current.members) numel += params[i].numel();
+    for (auto i : current.members) {
+      places_[i] = {buckets_.size(), numel};
+      numel += params[i].numel();
+    }
     current.flat = at::empty({numel}, params[current.members.front()].options().requires_grad(false));
     buckets_.push_back(std::move(current));
     current = Bucket{};
@@ -51,57 +88,171 @@ BucketReducer::BucketReducer(std::shared_ptr<ProcessGroup> group, const std::vec
     if (currentBytes >= (buckets_.empty() ? options.firstBucketBytes : options.bucketBytes)) close();
   }
   close();
+  resetStep();
 }
 
-void BucketReducer::averageGradients(const std::vector<at::Tensor>& params) {
+BucketReducer::~BucketReducer() { removeHooks(); }
+
+void BucketReducer::addHooks() {
+  const auto self = weak_from_this();
+  if (self.expired()) return;  // not owned by a shared_ptr: afterBackward does it all
+  accumulators_.reserve(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i];
+    if (!p.requires_grad() || !p.is_leaf()) {
+      throw TypeError("parameter " + std::to_string(i) + " is not a leaf that requires grad");
+    }
+    auto acc = compat::gradAccumulator(p);
+    hookKeys_.push_back(acc->add_post_hook(std::make_unique<ReadyHook>(self, i)));
+    accumulators_.push_back(std::move(acc));
+  }
+}
+
+void BucketReducer::removeHooks() {
+  for (size_t i = 0; i < hookKeys_.size(); ++i) accumulators_[i]->del_post_hook(hookKeys_[i]);
+  hookKeys_.clear();
+  accumulators_.clear();
+}
+
+void BucketReducer::detach() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  armed_ = false;
+  removeHooks();
+}
+
+void BucketReducer::resetStep() {
+  ready_.assign(params_.size(), 0);
+  missing_.clear();
+  for (const auto& b : buckets_) missing_.push_back(b.members.size());
+  next_ = 0;
+  pending_.assign(buckets_.size(), nullptr);
+  failure_ = nullptr;
+  averaged_ = false;
+}
+
+void BucketReducer::beforeBackward(const at::Tensor& root) {
   Timer timer(nanos_);
-  if (params.size() != paramCount_) {
-    throw TypeError("the parameter list changed since the buckets were planned (" + std::to_string(paramCount_) +
+  Timer inBackward(hookNanos_);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (accumulators_.empty()) addHooks();
+  resetStep();
+  armed_ = true;
+  if (accumulators_.empty()) return;
+  // A parameter the loss does not reach gets no gradient this step: it counts now (its .grad, zeros when undefined),
+  // so its bucket does not wait for the end of backward (what DDP's find_unused_parameters does).
+  const auto nodes = reachable(root);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!nodes.count(accumulators_[i].get())) markReady(i);
+  }
+  startReadyBuckets(true);
+}
+
+void BucketReducer::gradientReady(size_t i) {
+  Timer timer(nanos_);
+  Timer inBackward(hookNanos_);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!armed_ || failure_) return;
+  try {
+    if (ready_[i]) {
+      // A second gradient in one backward (a graph that reaches the parameter twice is summed before this hook, so
+      // only another backward pass within the step does this): fine while its bucket has not left.
+      if (places_[i].bucket < next_) {
+        throw DistributedError("parameter " + std::to_string(i) +
+                               " received a gradient after its bucket was sent; one backward per step");
+      }
+      pack(i);
+      return;
+    }
+    markReady(i);
+    startReadyBuckets(true);
+  } catch (...) {
+    failure_ = std::current_exception();
+  }
+}
+
+void BucketReducer::pack(size_t i) {
+  const auto& p = params_[i];
+  auto slot = buckets_[places_[i].bucket].flat.narrow(0, places_[i].offset, p.numel()).view(p.sizes());
+  const auto& g = p.grad();
+  if (g.defined()) {
+    slot.copy_(g);
+  } else {
+    slot.zero_();
+  }
+}
+
+void BucketReducer::markReady(size_t i) {
+  pack(i);
+  ready_[i] = 1;
+  --missing_[places_[i].bucket];
+}
+
+void BucketReducer::startReadyBuckets(bool inBackward) {
+  while (next_ < buckets_.size() && missing_[next_] == 0) {
+    auto& flat = buckets_[next_].flat;
+    pending_[next_] = group_->allReduceAsync(flat);
+    bytes_ += flat.numel() * static_cast<int64_t>(flat.element_size());
+    ++sentBuckets_;
+    ++collectives_;
+    if (inBackward) ++inBackward_;
+    ++next_;
+  }
+}
+
+void BucketReducer::afterBackward(const std::vector<at::Tensor>& params) {
+  Timer timer(nanos_);
+  if (params.size() != params_.size()) {
+    throw TypeError("the parameter list changed since the buckets were planned (" + std::to_string(params_.size()) +
                     " then, " + std::to_string(params.size()) + " now)");
   }
-  std::vector<std::shared_ptr<ProcessGroup::Pending>> pending;
-  pending.reserve(buckets_.size());
-  for (auto& bucket : buckets_) {
-    int64_t offset = 0;
-    for (auto i : bucket.members) {
-      const auto& p = params[i];
-      auto slot = bucket.flat.narrow(0, offset, p.numel());
-      const auto& g = p.grad();
-      if (g.defined()) {
-        slot.copy_(g.reshape({-1}));
-      } else {
-        slot.zero_();
-      }
-      offset += p.numel();
-    }
-    pending.push_back(group_->allReduceAsync(bucket.flat));
-    bytes_ += bucket.flat.numel() * static_cast<int64_t>(bucket.flat.element_size());
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!armed_) resetStep();  // beforeBackward was not called: everything is sent from here
+  armed_ = false;
+  if (failure_) {
+    auto failure = failure_;
+    resetStep();
+    std::rethrow_exception(failure);
   }
+  for (size_t b = 0; b < next_; ++b) {
+    if (group_->done(pending_[b])) ++doneInBackward_;
+  }
+  // Gradients that did not arrive during backward: what .grad holds, zeros when undefined.
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!ready_[i]) markReady(i);
+  }
+  startReadyBuckets(false);
   const double scale = 1.0 / group_->worldSize();
   for (size_t b = 0; b < buckets_.size(); ++b) {
-    group_->wait(pending[b]);
+    group_->wait(pending_[b]);
     auto& bucket = buckets_[b];
     bucket.flat.mul_(scale);
-    int64_t offset = 0;
     for (auto i : bucket.members) {
-      auto p = params[i];
-      auto slot = bucket.flat.narrow(0, offset, p.numel()).view(p.sizes());
+      auto p = params_[i];
+      auto slot = bucket.flat.narrow(0, places_[i].offset, p.numel()).view(p.sizes());
       if (p.grad().defined()) {
         p.mutable_grad().copy_(slot);
       } else {
         p.mutable_grad() = slot.clone();
       }
-      offset += p.numel();
     }
   }
-  sentBuckets_ += static_cast<int64_t>(buckets_.size());
+  resetStep();
+  averaged_ = true;
   ++steps_;
 }
 
 bool BucketReducer::allFinite(bool localFinite) {
   Timer timer(nanos_);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (averaged_) {
+      averaged_ = false;
+      return localFinite;
+    }
+  }
   auto flag = at::full({1}, localFinite ? 0.0f : 1.0f, at::kFloat);
   group_->allReduce(flag, ReduceOp::Max);
+  ++collectives_;
   return flag.item<float>() == 0.0f;
 }
 
@@ -116,7 +267,11 @@ SyncStats BucketReducer::stats() const {
   s.steps = steps_.load();
   s.buckets = sentBuckets_.load();
   s.bytes = bytes_.load();
+  s.bucketsInBackward = inBackward_.load();
+  s.bucketsDoneInBackward = doneInBackward_.load();
+  s.collectives = collectives_.load();
   s.seconds = static_cast<double>(nanos_.load()) * 1e-9;
+  s.inBackwardSeconds = static_cast<double>(hookNanos_.load()) * 1e-9;
   return s;
 }
 

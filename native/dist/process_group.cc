@@ -156,6 +156,10 @@ std::shared_ptr<ProcessGroup::Pending> ProcessGroup::allReduceAsync(at::Tensor& 
 
 void ProcessGroup::wait(const std::shared_ptr<Pending>& pending) { waitFor(pending->work, options_, "all-reduce"); }
 
+bool ProcessGroup::done(const std::shared_ptr<Pending>& pending) const {
+  return pending && pending->work && pending->work->isCompleted();
+}
+
 #else  // no c10d in this build
 
 bool distributedCompiled() { return false; }
@@ -183,6 +187,7 @@ std::shared_ptr<ProcessGroup::Pending> ProcessGroup::allReduceAsync(at::Tensor&)
   return nullptr;
 }
 void ProcessGroup::wait(const std::shared_ptr<Pending>&) {}
+bool ProcessGroup::done(const std::shared_ptr<Pending>&) const { return true; }
 
 #endif
 

@@ -59,6 +59,8 @@ class ProcessGroup {
   class Pending;
   std::shared_ptr<Pending> allReduceAsync(at::Tensor& tensor);
   void wait(const std::shared_ptr<Pending>& pending);
+  // True when the all-reduce has finished (without waiting; failed counts as finished).
+  bool done(const std::shared_ptr<Pending>& pending) const;
 
   // Leaves the group: later calls throw DisposedError. Idempotent.
   void destroy();

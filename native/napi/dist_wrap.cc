@@ -209,7 +209,11 @@ Napi::Value ProcessGroupWrap::SyncStats(const Napi::CallbackInfo& info) {
   out.Set("steps", Napi::Number::New(env, static_cast<double>(s.steps)));
   out.Set("buckets", Napi::Number::New(env, static_cast<double>(s.buckets)));
   out.Set("bytes", Napi::Number::New(env, static_cast<double>(s.bytes)));
+  out.Set("bucketsInBackward", Napi::Number::New(env, static_cast<double>(s.bucketsInBackward)));
+  out.Set("bucketsDoneInBackward", Napi::Number::New(env, static_cast<double>(s.bucketsDoneInBackward)));
+  out.Set("collectives", Napi::Number::New(env, static_cast<double>(s.collectives)));
   out.Set("seconds", Napi::Number::New(env, s.seconds));
+  out.Set("inBackwardSeconds", Napi::Number::New(env, s.inBackwardSeconds));
   return out;
 }
 

@@ -306,9 +306,19 @@ export interface NativeProcessGroupOptions {
 
 export interface NativeSyncStats {
   steps: number;
+  /** Gradient buckets sent (all-reduces started). */
   buckets: number;
   bytes: number;
+  /** Buckets whose all-reduce started before backward returned. */
+  bucketsInBackward: number;
+  /** Of those, the ones already finished when backward returned. */
+  bucketsDoneInBackward: number;
+  /** Every collective of the gradient averaging: the buckets and any found-inf agreement. */
+  collectives: number;
+  /** Time the steps spent averaging gradients: before, during (the hooks) and after backward. */
   seconds: number;
+  /** The part of seconds inside and just before backward (packing gradients, starting all-reduces). */
+  inBackwardSeconds: number;
 }
 
 /** One rank's membership of a c10d Gloo group. Collectives must be called in the same order on every rank. */

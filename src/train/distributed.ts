@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import type { TrainConfig } from '../config/index.js';
 import type { DataLoader, Shard } from '../data/loader.js';
 import type { SplitName } from '../data/split.js';
-import { ProcessGroup, type ProcessGroupOptions } from '../dist/ProcessGroup.js';
+import { ProcessGroup, type AttachOptions, type ProcessGroupOptions } from '../dist/ProcessGroup.js';
 import { distributedEnv } from '../dist/env.js';
 import { DistributedError } from '../errors.js';
 import type { NativeStepResult } from '../binding/types.js';
@@ -18,17 +18,20 @@ import type { Trainer, TripletBatch } from '../torch/Trainer.js';
 import { splitEvaluation, type SplitEvalOptions, type SplitEvaluation } from './evaluate.js';
 
 /** Data-parallel options of train(). Unset fields come from the launcher's environment (torchrun's variables). */
-export interface DistributedOptions extends ProcessGroupOptions {}
+export interface DistributedOptions extends ProcessGroupOptions, AttachOptions {}
 
 /** Longest message a rank can send in the start-up check. */
 const MESSAGE_BYTES = 512;
 
 export class DistributedRun {
   readonly group: ProcessGroup;
+  /** The gradient buckets' sizes (part of what the ranks must agree on). */
+  readonly buckets: AttachOptions;
   #stepSeconds = 0;
 
-  private constructor(group: ProcessGroup) {
+  private constructor(group: ProcessGroup, buckets: AttachOptions) {
     this.group = group;
+    this.buckets = buckets;
   }
 
   /**
@@ -41,7 +44,10 @@ export class DistributedRun {
   ): Promise<DistributedRun | null> {
     const fromEnv = distributedEnv(env);
     if (!fromEnv && !(options?.worldSize && options.worldSize > 1)) return null;
-    return new DistributedRun(await ProcessGroup.init(options ?? {}, env));
+    const buckets: AttachOptions = {};
+    if (options?.bucketBytes !== undefined) buckets.bucketBytes = options.bucketBytes;
+    if (options?.firstBucketBytes !== undefined) buckets.firstBucketBytes = options.firstBucketBytes;
+    return new DistributedRun(await ProcessGroup.init(options ?? {}, env), buckets);
   }
 
   get rank(): number {
@@ -94,7 +100,7 @@ export class DistributedRun {
 
   /** Makes the trainer data-parallel (rank 0's weights to every rank, gradients averaged each step). */
   async attach(trainer: Trainer): Promise<number[]> {
-    return this.group.attach(trainer);
+    return this.group.attach(trainer, this.buckets);
   }
 
   /** One step in the group's order of collectives (the step averages gradients). */
@@ -110,17 +116,36 @@ export class DistributedRun {
   }
 
   /**
-   * This rank's training steps so far: their time, the part of it spent averaging gradients (the all-reduces,
-   * including the wait for the slowest rank) and the bytes it sent per step.
+   * This rank's training steps so far: their time, the part of it spent averaging gradients (packing and starting
+   * the all-reduces during backward, then waiting for what is still travelling, the slowest rank included), the
+   * bytes it sent per step, and how many buckets started during backward (overlapping it) or were already done
+   * when it returned.
    */
-  communication(): { steps: number; stepSeconds: number; syncSeconds: number; share: number; bytesPerStep: number } {
+  communication(): {
+    steps: number;
+    stepSeconds: number;
+    syncSeconds: number;
+    syncInBackwardSeconds: number;
+    share: number;
+    bytesPerStep: number;
+    buckets: number;
+    bucketsPerStep: number;
+    bucketsInBackward: number;
+    bucketsDoneInBackward: number;
+  } {
     const s = this.group.syncStats();
+    const perStep = (n: number) => (s.steps > 0 ? n / s.steps : 0);
     return {
       steps: s.steps,
       stepSeconds: this.#stepSeconds,
       syncSeconds: s.seconds,
+      syncInBackwardSeconds: s.inBackwardSeconds,
       share: this.#stepSeconds > 0 ? s.seconds / this.#stepSeconds : 0,
-      bytesPerStep: s.steps > 0 ? s.bytes / s.steps : 0,
+      bytesPerStep: perStep(s.bytes),
+      buckets: s.buckets,
+      bucketsPerStep: perStep(s.buckets),
+      bucketsInBackward: s.bucketsInBackward,
+      bucketsDoneInBackward: s.bucketsDoneInBackward,
     };
   }
 

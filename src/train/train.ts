@@ -113,7 +113,8 @@ async function trainRank(
     trainer = new Trainer(model, trainerOptionsOf(config, device));
     if (resumed) await trainer.loadState(checkpoints.lastTrainer);
     if (dist) {
-      await dist.checkAgreement(await agreementFacts(config, loader, model, resumed, m.checkpoint || undefined));
+      const facts = await agreementFacts(config, loader, model, resumed, m.checkpoint || undefined);
+      await dist.checkAgreement({ ...facts, 'dist.buckets': dist.buckets });
     }
     const early = new EarlyStopping(t.patience, t.min_delta);
     const state: TrainState = resumed ?? {
@@ -318,7 +319,9 @@ async function trainRank(
       progress.message(
         `data-parallel, ${dist.worldSize} ranks: gradient averaging took ${(100 * c.share).toFixed(1)}% of rank 0's ` +
           `step time (${c.syncSeconds.toFixed(1)} of ${c.stepSeconds.toFixed(1)} s over ${c.steps} steps, ` +
-          `${(c.bytesPerStep / 2 ** 20).toFixed(1)} MiB per step)`,
+          `${(c.bytesPerStep / 2 ** 20).toFixed(1)} MiB per step in ${c.bucketsPerStep.toFixed(0)} buckets; ` +
+          `${c.bucketsInBackward} of ${c.buckets} started during backward, ` +
+          `${c.bucketsDoneInBackward} done before it returned)`,
       );
       await run.setSummary({
         distributed: {
@@ -326,7 +329,11 @@ async function trainRank(
           steps: c.steps,
           step_seconds: c.stepSeconds,
           sync_seconds: c.syncSeconds,
+          sync_in_backward_seconds: c.syncInBackwardSeconds,
           sync_share: c.share,
+          buckets: c.buckets,
+          buckets_in_backward: c.bucketsInBackward,
+          buckets_done_in_backward: c.bucketsDoneInBackward,
         },
       });
     }

@@ -14,6 +14,7 @@ interface TrainFlags {
   nproc?: string;
   threads?: string;
   distTimeout?: string;
+  bucketMb?: string;
 }
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
@@ -22,6 +23,20 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   if (!Number.isInteger(n) || n < 1)
     throw new RangeError(`Expected a positive integer for ${flag} but received '${value}'`);
   return n;
+}
+
+const FIRST_BUCKET_BYTES = 2 ** 20;
+
+/** --bucket-mb in bytes: a number of MiB above 0 (fractions allowed, as DDP's bucket_cap_mb), at most 1 TiB. */
+function bucketBytesOf(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const mb = Number(value);
+  if (!Number.isFinite(mb) || mb <= 0 || mb > 2 ** 20) {
+    throw new RangeError(
+      `Expected a number of MiB between 0 (excluded) and 1048576 for --bucket-mb but received '${value}'`,
+    );
+  }
+  return Math.max(1, Math.round(mb * 2 ** 20));
 }
 
 export function registerTrainCommand(program: Command): void {
@@ -49,6 +64,10 @@ export function registerTrainCommand(program: Command): void {
       '--dist-timeout <seconds>',
       'data-parallel: a rank that dies, hangs or never joins ends the others after this long (default: 300)',
     )
+    .option(
+      '--bucket-mb <MiB>',
+      "data-parallel: gradient bucket size, as DDP's bucket_cap_mb (the first bucket is at most 1 MiB; default: 25)",
+    )
     .action(async (overrides: string[], flags: TrainFlags) => {
       if (flags.resume && overrides.length) {
         throw new RangeError('--resume continues a run with its saved config: drop the key=value overrides');
@@ -56,6 +75,7 @@ export function registerTrainCommand(program: Command): void {
       const nproc = positiveInt(flags.nproc, '--nproc');
       const threads = positiveInt(flags.threads, '--threads');
       const timeout = positiveInt(flags.distTimeout, '--dist-timeout');
+      const bucketBytes = bucketBytesOf(flags.bucketMb);
       if (nproc !== undefined && nproc > 1 && !process.env.WORLD_SIZE) {
         const { launchLocal, withoutNproc } = await import('../launch.js');
         process.exitCode = await launchLocal({
@@ -93,7 +113,12 @@ export function registerTrainCommand(program: Command): void {
             ...(flags.resume ? { resume: flags.resume } : {}),
             ...(flags.python ? { python: flags.python } : {}),
             ...(threads !== undefined ? { threads } : {}),
-            ...(timeout !== undefined ? { distributed: { timeoutMs: timeout * 1000 } } : {}),
+            distributed: {
+              ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
+              ...(bucketBytes !== undefined
+                ? { bucketBytes, firstBucketBytes: Math.min(bucketBytes, FIRST_BUCKET_BYTES) }
+                : {}),
+            },
           });
           // One summary line per job: rank 0's.
           if (process.env.RANK && process.env.RANK !== '0') return;

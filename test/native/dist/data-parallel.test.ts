@@ -9,6 +9,7 @@ import { join } from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import type { NativeSyncStats } from '../../../src/binding/types.js';
 import { distributedAvailable } from '../../../src/index.js';
 import { repoRoot } from '../../helpers.js';
 import { freePort, python, rankEnv, runProcess } from './spawn.js';
@@ -17,6 +18,7 @@ const available = distributedAvailable().available;
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-ddp-'));
 const script = join(repoRoot, 'test', 'native', 'dist', 'train-rank.mjs');
 const compare = join(repoRoot, 'test', 'native', 'dist', 'compare.py');
+const addUnused = join(repoRoot, 'test', 'native', 'dist', 'unused_param.py');
 const modelA = join(tmp, 'a.pt');
 const modelB = join(tmp, 'b.pt');
 
@@ -60,9 +62,7 @@ async function trainTwoRanks(outs: [string, string], extra: Record<string, strin
     ),
   );
   for (const run of runs) expect(run.code, run.stdout + run.stderr).toBe(0);
-  return runs.map(
-    (r) => r.result as { skipped: boolean[]; buckets: number[]; stats: { steps: number; bytes: number } },
-  );
+  return runs.map((r) => r.result as { skipped: boolean[]; buckets: number[]; stats: NativeSyncStats });
 }
 
 describe.runIf(available)('data-parallel training (2 ranks x B/2 = 1 rank x B)', () => {
@@ -100,5 +100,31 @@ describe.runIf(available)('data-parallel training (2 ranks x B/2 = 1 rank x B)',
     expect(r0!.skipped).toEqual([false, true, false, false]);
     expect(r1!.skipped).toEqual([false, true, false, false]);
     expect(maxAbsDiff(ranks[0], ranks[1])).toBe(0);
+    // The verdict travels with the gradients (a rank's inf or NaN is in every rank's averaged sum): no collective
+    // beyond the gradient buckets, and still every rank skips.
+    expect(r0!.stats.collectives).toBe(r0!.stats.buckets);
+    expect(r0!.stats.buckets).toBe(4 * r0!.buckets.length);
+  });
+
+  // Overlap: a bucket's all-reduce starts from the hook on its last gradient's accumulator, while backward goes on.
+  // A parameter the loss never reaches (in the last bucket here) counts as zeros from the start of backward, so its
+  // bucket does not wait for the end; with it, 2 ranks still agree exactly and end where one process ends.
+  it('starts every bucket during backward, also with a parameter the loss does not reach', async () => {
+    const withUnused = join(tmp, 'unused.pt');
+    const added = JSON.parse(execFileSync(python, [addUnused, modelA, withUnused]).toString()) as { first: string };
+    expect(added.first).toBe('unused');
+    const ranks: [string, string] = [join(tmp, 'u0.pt'), join(tmp, 'u1.pt')];
+    const [r0, r1] = await trainTwoRanks(ranks, { DIST_TEST_MODEL: withUnused });
+    for (const r of [r0!, r1!]) {
+      expect(r.buckets.length).toBeGreaterThan(2);
+      expect(r.stats.steps).toBe(4);
+      expect(r.stats.buckets).toBe(4 * r.buckets.length);
+      expect(r.stats.bucketsInBackward).toBe(r.stats.buckets);
+      expect(r.stats.bucketsDoneInBackward).toBeLessThanOrEqual(r.stats.bucketsInBackward);
+      expect(r.stats.inBackwardSeconds).toBeGreaterThan(0);
+      expect(r.stats.inBackwardSeconds).toBeLessThanOrEqual(r.stats.seconds);
+    }
+    expect(maxAbsDiff(ranks[0], ranks[1])).toBe(0);
+    expect(maxAbsDiff(withUnused, ranks[0])).toBeGreaterThan(1e-3);
   });
 });

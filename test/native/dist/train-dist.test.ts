@@ -95,6 +95,30 @@ describe.runIf(available)('data-parallel training (CLI)', () => {
     expect(rows.filter((r) => r.includes('"split":"val","name":"loss"'))).toHaveLength(2);
   });
 
+  it('takes the bucket size from --bucket-mb and starts every bucket during backward', async () => {
+    const runs = join(tmp, 'runs-buckets');
+    const args = [...common(runs), 'trainer.max_epochs=1', 'trainer.evaluate_test=false', '--progress', 'plain'];
+    const run = await runProcess(process.execPath, [bin, ...args, '--nproc', '2', '--bucket-mb', '0.01'], {
+      ...process.env,
+      TRT_FLOWERS_DIST_TIMEOUT_MS: '60000',
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const written = JSON.parse(readFileSync(join(summaryOf(run).run_dir, 'summary.json'), 'utf8')) as {
+      distributed: { steps: number; buckets: number; buckets_in_backward: number };
+    };
+    // The tiny model's 96 KB of gradients (the largest tensor 72 KB, a bucket of its own) in buckets of about
+    // 10 KiB, the first too: 3 per step (1 with the default sizes).
+    const { steps, buckets, buckets_in_backward } = written.distributed;
+    expect(steps).toBe(5);
+    expect(buckets).toBe(3 * steps);
+    expect(buckets_in_backward).toBe(buckets);
+    expect(run.stderr).toMatch(new RegExp(`${buckets} of ${buckets} started during backward`));
+
+    const bad = await runProcess(process.execPath, [bin, ...args, '--bucket-mb', '0'], process.env);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--bucket-mb but received '0'/);
+  });
+
   it('stops every rank on Ctrl-C to the launcher, with a resumable checkpoint', async () => {
     const runs = join(tmp, 'runs-sigint');
     const started = Date.now();
