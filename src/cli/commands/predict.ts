@@ -14,12 +14,14 @@ interface EngineFlags {
   device: string;
   backend: string;
   threads?: number;
+  tta: string;
 }
 
 function engineOptions(flags: EngineFlags, batchSize?: number): EngineLoadOptions {
   return {
     backend: flags.backend as EngineLoadOptions['backend'],
     device: flags.device,
+    tta: parseChoice('--tta', flags.tta, ['none', 'flip']),
     ...(flags.threads ? { threads: flags.threads } : {}),
     ...(batchSize ? { batchSize } : {}),
   };
@@ -34,6 +36,11 @@ function addEngineOptions(cmd: Command): Command {
       '--threads <n>',
       'intra-op threads of the backend (default: libtorch min(cores, 4); ONNX Runtime the cores shared by its workers)',
       parseInteger('--threads', 1, 256),
+    )
+    .option(
+      '--tta <mode>',
+      'test-time augmentation: none | flip (each image and its mirror, averaged; 2x the work)',
+      'none',
     );
 }
 

@@ -95,6 +95,23 @@ describe.runIf(available)('data-parallel training (CLI)', () => {
     expect(rows.filter((r) => r.includes('"split":"val","name":"loss"'))).toHaveLength(2);
   });
 
+  it("runs the head phase on every rank, then fine-tunes data-parallel from rank 0's weights", async () => {
+    const runs = join(tmp, 'runs-head');
+    const args = [...common(runs), 'model.head_epochs=2', 'model.head_learning_rate=0.01', 'trainer.max_epochs=1'];
+    const run = await runProcess(process.execPath, [bin, ...args, '--nproc', '2', '--progress', 'plain'], {
+      ...process.env,
+      TRT_FLOWERS_DIST_TIMEOUT_MS: '60000',
+    });
+    expect(run.code, run.stderr).toBe(0);
+    // Rank 0 alone prints and logs: each head epoch once, over the whole train split (35 photos).
+    expect(run.stderr.match(/^head epoch \d\/2: loss/gm)).toHaveLength(2);
+    expect(run.stderr).toMatch(/head phase: pooled features of 35 train images/);
+    const summary = summaryOf(run);
+    expect(summary).toMatchObject({ status: 'completed', epochs: 1 });
+    const rows = readFileSync(join(summary.run_dir, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    expect(rows.filter((r) => r.includes('"split":"head","name":"loss"'))).toHaveLength(2);
+  });
+
   it('takes the bucket size from --bucket-mb and starts every bucket during backward', async () => {
     const runs = join(tmp, 'runs-buckets');
     const args = [...common(runs), 'trainer.max_epochs=1', 'trainer.evaluate_test=false', '--progress', 'plain'];

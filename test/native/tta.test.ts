@@ -1,0 +1,109 @@
+import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { runRobustness } from '../../src/bench/robustness.js';
+import { runBench } from '../../src/bench/run.js';
+import { Engine, flipHorizontally } from '../../src/engine/Engine.js';
+import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-tta-'));
+const dataDir = join(tmp, 'flowers');
+
+beforeAll(() => {
+  if (!hasFlowers) return;
+  for (const c of CLASSES) {
+    mkdirSync(join(dataDir, c), { recursive: true });
+    for (const f of photos(c, 2)) copyFileSync(f, join(dataDir, c, basename(f)));
+  }
+});
+
+describe('flipHorizontally', () => {
+  it('mirrors every row of every plane, and twice is the identity', () => {
+    const shape = [2, 3, 2, 4] as const;
+    const data = Float32Array.from({ length: 2 * 3 * 2 * 4 }, (_, i) => i);
+    const out = flipHorizontally(data, shape);
+    expect([...out.subarray(0, 8)]).toEqual([3, 2, 1, 0, 7, 6, 5, 4]);
+    expect([...out.subarray(40, 48)]).toEqual([43, 42, 41, 40, 47, 46, 45, 44]);
+    expect(flipHorizontally(out, shape)).toEqual(data);
+  });
+});
+
+describe.skipIf(!hasFlowers)('test-time augmentation (flip)', () => {
+  it("infer with tta 'flip' averages the logits of each image and its mirror", async () => {
+    const files = CLASSES.map((c) => photos(c, 1)[0]!);
+    const plain = await Engine.load(tinyModelPath, { threads: 1 });
+    const flipped = await Engine.load(tinyModelPath, { threads: 1, tta: 'flip' });
+    try {
+      expect(plain.info.tta).toBe('none');
+      expect(flipped.info.tta).toBe('flip');
+      const batch = await plain.preprocess(files);
+      const a = await plain.run(batch);
+      const b = await plain.run({ data: flipHorizontally(batch.data, batch.shape), shape: batch.shape });
+      const tta = await flipped.infer(files, { logits: true });
+      const k = plain.info.classes.length;
+      for (const [i, p] of tta.entries()) {
+        for (let j = 0; j < k; j++) {
+          expect(p.logits![j]).toBeCloseTo((a.logits[i * k + j]! + b.logits[i * k + j]!) / 2, 5);
+        }
+      }
+      // The mirror changes the outputs, so the average is not the plain result (the check above can fail).
+      const none = await plain.infer(files, { logits: true });
+      const diff = Math.max(...none.flatMap((p, i) => [...p.logits!].map((v, j) => Math.abs(v - tta[i]!.logits![j]!))));
+      expect(diff).toBeGreaterThan(1e-5);
+      // Per call: 'none' on the flip engine is the plain result, 'flip' on the plain engine the averaged one.
+      const off = await flipped.infer(files, { logits: true, tta: 'none' });
+      expect(off.map((p) => [...p.logits!])).toEqual(none.map((p) => [...p.logits!]));
+      const on = await plain.infer(files, { logits: true, tta: 'flip' });
+      expect(on.map((p) => [...p.logits!])).toEqual(tta.map((p) => [...p.logits!]));
+      await expect(plain.infer(files, { tta: 'multi' as never })).rejects.toThrow(/'none' or 'flip' for `options.tta`/);
+    } finally {
+      await plain.dispose();
+      await flipped.dispose();
+    }
+    await expect(Engine.load(tinyModelPath, { tta: 'both' as never })).rejects.toThrow(/'none' or 'flip' for `tta`/);
+  });
+
+  it('bench runs every engine once per mode; a tta engine is timed end to end only', async () => {
+    const report = await runBench({
+      models: [tinyModelPath],
+      images: photos('daisy', 4),
+      iterations: 5,
+      warmupMs: 20,
+      durationS: 0.2,
+      threads: 1,
+      tta: ['none', 'flip'],
+    });
+    expect(report.engines.map((e) => [e.label, e.tta ?? 'none'])).toEqual([
+      ['libtorch fp32 cpu', 'none'],
+      ['libtorch fp32 cpu tta=flip', 'flip'],
+    ]);
+    const rows = report.results.filter((r) => r.status === 'ok').map((r) => [r.engine, r.mode]);
+    expect(rows).toEqual([
+      ['libtorch fp32 cpu', 'model'],
+      ['libtorch fp32 cpu', 'e2e'],
+      ['libtorch fp32 cpu tta=flip', 'e2e'],
+    ]);
+    await expect(runBench({ models: [tinyModelPath], tta: ['mirror' as never] })).rejects.toThrow(
+      /'none' and\/or 'flip' for `tta`/,
+    );
+  });
+
+  it('robustness measures each model per mode, side by side', async () => {
+    const report = await runRobustness({
+      models: [tinyModelPath],
+      split: 'all',
+      dataDir,
+      variants: ['original'],
+      threads: 1,
+      tta: ['none', 'flip'],
+    });
+    expect(report.models.map((m) => m.label)).toEqual(['libtorch fp32 cpu', 'libtorch fp32 cpu tta=flip']);
+    expect(report.results.map((r) => [r.model, r.variant, r.images])).toEqual([
+      ['libtorch fp32 cpu', 'original', 10],
+      ['libtorch fp32 cpu tta=flip', 'original', 10],
+    ]);
+  });
+});
