@@ -92,7 +92,7 @@ describe('train config', () => {
 
   it('wrong types and ranges name the key, the expected type and what was given', () => {
     expect(() => loadTrainConfig({ overrides: ['trainer.max_epochs=abc'] })).toThrow(
-      'Expected an integer between 1 and 100000 for `trainer.max_epochs` but received "abc" of type string',
+      'Expected an integer between 0 and 100000 for `trainer.max_epochs` but received "abc" of type string',
     );
     expect(() => loadTrainConfig({ overrides: ['model.learning_rate=-1'] })).toThrow(
       /`model.learning_rate` but received -1/,
