@@ -48,8 +48,11 @@ std::shared_ptr<TorchModel> TorchModel::load(const std::string& path, const std:
     if (inference) {
       model->inferenceOnly_ = true;
       try {
-        auto frozen = torch::jit::freeze(model->module_);
-        model->module_ = torch::jit::optimize_for_inference(frozen);
+        // pooled() survives freezing (the head phase extracts features with an inference copy of the backbone).
+        std::vector<std::string> keep;
+        if (model->module_.find_method("pooled")) keep.emplace_back("pooled");
+        auto frozen = torch::jit::freeze(model->module_, keep.empty() ? c10::nullopt : c10::make_optional(keep));
+        model->module_ = torch::jit::optimize_for_inference(frozen, keep);
         model->inferenceOptimized_ = true;
       } catch (const std::exception& e) {
         const std::string what = e.what();
@@ -59,8 +62,8 @@ std::shared_ptr<TorchModel> TorchModel::load(const std::string& path, const std:
     }
     // After freezing, which turns the parameters into constants: a frozen model has none left to train.
     for (const auto& p : model->module_.parameters()) model->parameters_.push_back(p);
-    model->hasHead_ =
-        model->module_.find_method("pooled").has_value() && model->module_.find_method("head").has_value();
+    model->hasPooled_ = model->module_.find_method("pooled").has_value();
+    model->hasHead_ = model->hasPooled_ && model->module_.find_method("head").has_value();
     return model;
   } catch (...) {
     rethrowAs<ModelLoadError>("cannot load TorchScript model '" + path + "'");
@@ -138,7 +141,12 @@ void TorchModel::requireHead() const {
 at::Tensor TorchModel::pooledFeatures(const float* data, const std::vector<int64_t>& shape) {
   if (!onModelThreadNow()) return onModelThread([&] { return pooledFeatures(data, shape); });
   checkImageShape(shape, "input");
-  requireHead();
+  if (!hasPooled_) {
+    throw RangeError("the model '" + path_ +
+                     "' has no pooled() and head() methods, which training the head on cached features needs; "
+                     "export the backbone again with this version of trt-flowers export-backbone, or set "
+                     "model.head_epochs=0");
+  }
   applyThreadSettings();
   const bool wasTraining = training_.load();
   try {

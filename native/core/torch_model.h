@@ -45,7 +45,7 @@ class TorchModel {
 
   // The globally pooled backbone features [N, D] (float32, CPU) of a float32 NCHW batch: the module's pooled()
   // method (written by export-backbone), in eval mode and without gradients; the training flag is restored after.
-  // Throws RangeError when the module has no pooled()/head() methods (see requireHead).
+  // Works on a model loaded for inference too (freezing keeps pooled()). Throws RangeError without pooled().
   at::Tensor pooledFeatures(const float* data, const std::vector<int64_t>& shape);
 
   // Pooled features [N, D] on the model's device -> (logits, embedding) through the module's head() method, with
@@ -108,7 +108,8 @@ class TorchModel {
   std::string path_;
   // Written on the model thread, read by the JS thread's info getter.
   std::atomic<bool> training_{false};
-  bool hasHead_ = false;  // set at load
+  bool hasHead_ = false;    // set at load
+  bool hasPooled_ = false;  // set at load (an inference-only model keeps pooled(), not head())
   // setMetadata() runs on the JS thread, save() reads the metadata on the model thread.
   mutable std::mutex metadataMutex_;
   std::string metadata_;

@@ -60,6 +60,16 @@ describe.skipIf(!hasFlowers)('training the head alone on pooled features', () =>
       await expect(
         model.pooledFeatures(images, [4, 3, 32] as unknown as [number, number, number, number]),
       ).rejects.toThrow(/\[N, C, H, W\]/);
+      // A copy loaded for inference (frozen, BatchNorm folded) keeps pooled(): the same features, to rounding.
+      const frozen = await TorchModel.load(tinyModelPath, { inference: true });
+      try {
+        expect(frozen.info.inferenceOptimized).toBe(true);
+        expect(frozen.hasHead).toBe(false);
+        const b = await frozen.pooledFeatures(images, [4, 3, 32, 32]);
+        for (let k = 0; k < a.features.length; k++) expect(b.features[k]).toBeCloseTo(a.features[k]!, 4);
+      } finally {
+        await frozen.dispose();
+      }
     } finally {
       await model.dispose();
     }
