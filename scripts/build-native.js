@@ -1,17 +1,20 @@
 #!/usr/bin/env node
 // Builds the native addon with cmake-js (incremental). Honours Torch_DIR / TORCH_DIR, TENSORRT_ROOT and
-// TRT_FLOWERS_BUILD_TYPE (Release by default). Extra arguments go to cmake-js, e.g. `-- --CDFOO=1`.
+// TRT_FLOWERS_BUILD_TYPE (Release by default). TRT_FLOWERS_BUILD_DIR builds elsewhere than build/ (a second addon
+// against another libtorch, kept apart from the one the package loads). Extra arguments go to cmake-js, e.g.
+// `-- --CDFOO=1`.
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
 
-const args = [cmakeJs, 'build', '--directory', root, '--out', join(root, 'build')];
+const out = process.env.TRT_FLOWERS_BUILD_DIR ? resolve(process.env.TRT_FLOWERS_BUILD_DIR) : join(root, 'build');
+const args = [cmakeJs, 'build', '--directory', root, '--out', out];
 args.push('--config', process.env.TRT_FLOWERS_BUILD_TYPE ?? 'Release');
 args.push('--parallel', String(Number(process.env.CMAKE_BUILD_PARALLEL_LEVEL) || availableParallelism()));
 const torchDir = process.env.Torch_DIR ?? process.env.TORCH_DIR;

@@ -21,7 +21,8 @@ export interface DoctorReport {
   cuda: { compiled: boolean; available: boolean; devices: number };
   tensorrt: { compiled: boolean; version: string };
   /** Data-parallel training (c10d: TCPStore + Gloo) in the addon; `note` says why not. */
-  distributed: { compiled: boolean; note: string };
+  /** Data-parallel training: compiled in, with which backends ('gloo', 'nccl'), and why one is missing. */
+  distributed: { compiled: boolean; backends: string[]; note: string };
   onnxruntime: { version: string | null; available: boolean; error?: string };
   sharp: { version: string | null; libvips: string | null };
   /** The malloc in use: 'jemalloc' when preloaded (bin/trt-flowers does it where libjemalloc2 is installed). */
@@ -61,7 +62,7 @@ export async function doctor(): Promise<DoctorReport> {
     libtorch: { version: null, threads: null, devices: [], parallel: null },
     cuda: { compiled: false, available: false, devices: 0 },
     tensorrt: { compiled: false, version: 'not found' },
-    distributed: { compiled: false, note: 'the addon is not loaded' },
+    distributed: { compiled: false, backends: [], note: 'the addon is not loaded' },
     onnxruntime: { version: null, available: false },
     sharp: { version: null, libvips: null },
     allocator: allocatorInUse(),
@@ -84,8 +85,9 @@ export async function doctor(): Promise<DoctorReport> {
     report.tensorrt = { compiled: info.tensorrtCompiled, version: info.tensorrtVersion || 'not found' };
     report.distributed = {
       compiled: info.distributedCompiled === true,
+      backends: info.distributedCompiled ? (info.distributedBackends ?? ['gloo']) : [],
       note: info.distributedCompiled
-        ? ''
+        ? (info.distributedNote ?? '')
         : (info.distributedNote ?? 'the addon was built before data-parallel training: rebuild it'),
     };
   } catch (err) {
@@ -139,7 +141,13 @@ export function formatDoctor(r: DoctorReport): string {
     ['devices', r.libtorch.devices.join(', ') || 'none'],
     ['CUDA', `compiled: ${ok(r.cuda.compiled)}, available: ${ok(r.cuda.available)}, devices: ${r.cuda.devices}`],
     ['TensorRT', r.tensorrt.compiled ? r.tensorrt.version : 'not found'],
-    ['data-parallel', r.distributed.compiled ? 'c10d (TCPStore, Gloo)' : `not available: ${r.distributed.note}`],
+    [
+      'data-parallel',
+      r.distributed.compiled
+        ? `c10d (TCPStore, ${r.distributed.backends.map((b) => (b === 'nccl' ? 'NCCL' : 'Gloo')).join(', ')})` +
+          (r.distributed.note ? `; without ${r.distributed.note}` : '')
+        : `not available: ${r.distributed.note}`,
+    ],
     [
       'ONNX Runtime',
       r.onnxruntime.available ? `${r.onnxruntime.version} (CPU)` : `not available ${r.onnxruntime.error ?? ''}`,

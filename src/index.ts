@@ -4,7 +4,7 @@ export { manualSeed, runtimeInfo, setJitOptimize, setThreads } from './binding/r
 export type * from './binding/types.js';
 export { TorchModel, type TorchModelLoadOptions } from './torch/TorchModel.js';
 export { Trainer, type TrainerOptions, type TripletBatch } from './torch/Trainer.js';
-export { ProcessGroup, distributedAvailable, type ProcessGroupOptions } from './dist/ProcessGroup.js';
+export { ProcessGroup, distributedAvailable, type DistBackend, type ProcessGroupOptions } from './dist/ProcessGroup.js';
 export { distributedEnv, type DistributedEnv } from './dist/env.js';
 export { exportBackbone, BACKBONE_ARCHS, type BackboneArch, type ExportBackboneOptions } from './torch/backbone.js';
 export { doctor, formatDoctor, type DoctorReport } from './doctor.js';

@@ -60,6 +60,7 @@ BucketReducer::BucketReducer(std::shared_ptr<ProcessGroup> group, const std::vec
     : group_(std::move(group)), params_(params), places_(params.size()) {
   if (!group_) throw TypeError("a process group is required");
   if (options.bucketBytes < 1 || options.firstBucketBytes < 1) throw RangeError("bucket sizes must be positive");
+  const at::Device device = group_->device();
   // Parameters of one bucket share dtype and device; the list is walked last first.
   Bucket current;
   int64_t currentBytes = 0;
@@ -72,7 +73,8 @@ BucketReducer::BucketReducer(std::shared_ptr<ProcessGroup> group, const std::vec
       places_[i] = {buckets_.size(), numel};
       numel += params[i].numel();
     }
-    current.flat = at::empty({numel}, params[current.members.front()].options().requires_grad(false));
+    // On the group's device (the rank's GPU under NCCL, the CPU under Gloo): backward's hooks copy into it.
+    current.flat = at::empty({numel}, params[current.members.front()].options().device(device).requires_grad(false));
     buckets_.push_back(std::move(current));
     current = Bucket{};
     currentBytes = 0;
@@ -232,7 +234,7 @@ void BucketReducer::afterBackward(const std::vector<at::Tensor>& params) {
       if (p.grad().defined()) {
         p.mutable_grad().copy_(slot);
       } else {
-        p.mutable_grad() = slot.clone();
+        p.mutable_grad() = slot.to(p.device(), /*non_blocking=*/false, /*copy=*/true);
       }
     }
   }
@@ -250,7 +252,7 @@ bool BucketReducer::allFinite(bool localFinite) {
       return localFinite;
     }
   }
-  auto flag = at::full({1}, localFinite ? 0.0f : 1.0f, at::kFloat);
+  auto flag = at::full({1}, localFinite ? 0.0f : 1.0f, at::TensorOptions().dtype(at::kFloat).device(group_->device()));
   group_->allReduce(flag, ReduceOp::Max);
   ++collectives_;
   return flag.item<float>() == 0.0f;
@@ -282,7 +284,7 @@ void broadcastTensors(ProcessGroup& group, const std::vector<at::Tensor>& tensor
   at::NoGradGuard noGrad;
   for (auto& [type, list] : byType) {
     std::vector<at::Tensor> flat;
-    for (const auto& t : list) flat.push_back(t.detach().reshape({-1}).to(at::kCPU));
+    for (const auto& t : list) flat.push_back(t.detach().reshape({-1}).to(group.device()));
     auto all = at::cat(flat);
     group.broadcast(all, root);
     int64_t offset = 0;

@@ -15,11 +15,8 @@
 #include <vector>
 
 #include "../core/grad_sync.h"
+#include "compat.h"
 #include "process_group.h"
-
-namespace torch::autograd {
-struct Node;  // compat.h has the autograd headers
-}
 
 namespace tf::dist {
 
@@ -44,7 +41,8 @@ struct SyncStats {
 
 class BucketReducer : public GradientSync, public std::enable_shared_from_this<BucketReducer> {
  public:
-  // Plans the buckets over params (CPU or CUDA leaf tensors of floating type). Throws RangeError for bad options.
+  // Plans the buckets over params (CPU or CUDA leaf tensors of floating type), on the group's device (the CPU for
+  // Gloo, the rank's GPU for NCCL). Throws RangeError for bad options.
   // Owned by a shared_ptr its hooks send gradients during backward; otherwise everything waits for afterBackward.
   BucketReducer(std::shared_ptr<ProcessGroup> group, const std::vector<at::Tensor>& params, BucketOptions options);
   ~BucketReducer() override;
@@ -89,7 +87,7 @@ class BucketReducer : public GradientSync, public std::enable_shared_from_this<B
   std::vector<Bucket> buckets_;
   std::vector<Place> places_;  // per parameter
   // The parameters' gradient accumulators, kept alive so their hooks stay, and the hooks' keys.
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators_;
+  std::vector<compat::NodePtr> accumulators_;
   std::vector<uintptr_t> hookKeys_;
 
   // One step's state, on the model's thread (and autograd's device threads, hence the lock).
@@ -108,7 +106,7 @@ class BucketReducer : public GradientSync, public std::enable_shared_from_this<B
 };
 
 // Copies rank root's values of every tensor into the others' (parameters and buffers at the start of training), one
-// flat broadcast per dtype. Throws DistributedError.
+// flat broadcast per dtype on the group's device. Throws DistributedError.
 void broadcastTensors(ProcessGroup& group, const std::vector<at::Tensor>& tensors, int root = 0);
 
 }  // namespace tf::dist

@@ -1,5 +1,8 @@
 #include "process_group.h"
 
+#include <c10/core/DeviceGuard.h>
+
+#include <algorithm>
 #include <thread>
 
 #include "../core/errors.h"
@@ -19,22 +22,44 @@ void validate(const ProcessGroupOptions& o) {
   if (o.masterAddr.empty()) throw RangeError("masterAddr must not be empty");
   if (o.timeout.count() < 1) throw RangeError("timeout must be at least 1 ms");
   if (o.restartCount < 0) throw RangeError("restartCount must not be negative");
+  if (o.cudaDevice < 0) throw RangeError("cudaDevice must not be negative, received " + std::to_string(o.cudaDevice));
 }
 
 std::string where(const ProcessGroupOptions& o) {
   return "rank " + std::to_string(o.rank) + "/" + std::to_string(o.worldSize) + ", " + o.masterAddr + ":" +
          std::to_string(o.port);
 }
+std::string buildNote() {
+#ifdef TF_DIST_NOTE
+  return TF_DIST_NOTE;
+#else
+  return "";
+#endif
+}
 }  // namespace
+
+const char* backendName(Backend backend) { return backend == Backend::Nccl ? "nccl" : "gloo"; }
+
+std::vector<std::string> distributedBackends() {
+  std::vector<std::string> out;
+#if defined(TF_WITH_DIST) && defined(USE_C10D_GLOO)
+  out.push_back("gloo");
+#endif
+#if defined(TF_WITH_DIST) && defined(USE_C10D_NCCL)
+  out.push_back("nccl");
+#endif
+  return out;
+}
 
 #ifdef TF_WITH_DIST
 
 bool distributedCompiled() { return true; }
-std::string distributedNote() { return ""; }
+std::string distributedNote() { return buildNote(); }
 
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<::c10d::Store> store;  // the "default_pg" store, as Python's default group sees it
-  c10::intrusive_ptr<compat::GlooGroup> group;
+  compat::GroupPtr group;
+  at::Device device = at::kCPU;
 };
 
 class ProcessGroup::Pending {
@@ -72,6 +97,41 @@ void storeBarrier(::c10d::Store& store, const ProcessGroupOptions& o) {
   }
 }
 
+// Refuses a backend this build lacks, or NCCL without its CUDA device, before any rank waits in the rendezvous.
+void checkBackend(const ProcessGroupOptions& o) {
+  const auto compiled = distributedBackends();
+  if (std::find(compiled.begin(), compiled.end(), backendName(o.backend)) == compiled.end()) {
+    std::string have;
+    for (const auto& b : compiled) have += (have.empty() ? "" : ", ") + b;
+    throw DeviceUnavailableError(std::string("the ") + backendName(o.backend) +
+                                 " backend is not compiled into this addon (it has: " + have + "; " + buildNote() +
+                                 ")");
+  }
+#ifdef USE_C10D_NCCL
+  if (o.backend == Backend::Nccl) {
+    const auto devices = compat::cudaDeviceCount();
+    if (o.cudaDevice >= devices) {
+      throw DeviceUnavailableError("the nccl backend needs CUDA device " + std::to_string(o.cudaDevice) + " but " +
+                                   std::to_string(devices) + " CUDA device(s) are visible (" + where(o) + ")");
+    }
+  }
+#endif
+}
+
+// The group of the backend asked for (checkBackend said it is there), on the store.
+compat::GroupPtr makeGroup(const compat::StorePtr& store, const ProcessGroupOptions& o) {
+#ifdef USE_C10D_NCCL
+  if (o.backend == Backend::Nccl) {
+    at::DeviceGuard guard(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(o.cudaDevice)));
+    return compat::makeNcclGroup(store, o.rank, o.worldSize, o.timeout, o.cudaDevice);
+  }
+#endif
+#ifdef USE_C10D_GLOO
+  if (o.backend == Backend::Gloo) return compat::makeGlooGroup(store, o.rank, o.worldSize, o.timeout, o.interfaces);
+#endif
+  throw DeviceUnavailableError(std::string("the ") + backendName(o.backend) + " backend is not compiled in");
+}
+
 // Waits for work, turning c10d's failure into a DistributedError that says where and what.
 void waitFor(const c10::intrusive_ptr<compat::Work>& work, const ProcessGroupOptions& o, const char* what) {
   try {
@@ -84,6 +144,7 @@ void waitFor(const c10::intrusive_ptr<compat::Work>& work, const ProcessGroupOpt
 
 std::shared_ptr<ProcessGroup> ProcessGroup::join(const ProcessGroupOptions& options) {
   validate(options);
+  checkBackend(options);
   std::shared_ptr<ProcessGroup> self(new ProcessGroup(options));
   auto impl = std::make_shared<Impl>();
   try {
@@ -105,30 +166,43 @@ std::shared_ptr<ProcessGroup> ProcessGroup::join(const ProcessGroupOptions& opti
     }
     base->setTimeout(options.timeout);
     impl->store = c10::make_intrusive<::c10d::PrefixStore>("default_pg", base);
-    auto go = compat::GlooGroup::Options::create(options.timeout);
-    for (const auto& name : options.interfaces)
-      go->devices.push_back(compat::GlooGroup::createDeviceForInterface(name));
-    if (go->devices.empty()) go->devices.push_back(compat::GlooGroup::createDefaultDevice());
+    if (options.backend == Backend::Nccl)
+      impl->device = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(options.cudaDevice));
     // Python names the default group "0" and prefixes its store with that name.
-    impl->group = c10::make_intrusive<compat::GlooGroup>(c10::make_intrusive<::c10d::PrefixStore>("0", impl->store),
-                                                         options.rank, options.worldSize, go);
+    impl->group = makeGroup(c10::make_intrusive<::c10d::PrefixStore>("0", impl->store), options);
     storeBarrier(*impl->store, options);
-    impl->group->setSequenceNumberForGroup();
+    compat::initSequenceNumber(*impl->group);
   } catch (const CodedError&) {
     throw;
   } catch (const std::exception& e) {
-    throw DistributedError("cannot join the process group (" + where(options) + "): " + e.what());
+    throw DistributedError(std::string("cannot join the ") + backendName(options.backend) + " process group (" +
+                           where(options) + "): " + e.what());
   }
   self->impl_ = std::move(impl);
   return self;
 }
 
+at::Device ProcessGroup::device() const { return impl()->device; }
+
+namespace {
+// The tensor a collective works on: tensor itself when it lives on the group's device, else a copy there (CPU
+// values through NCCL), copied back by settle().
+at::Tensor onDevice(const at::Tensor& tensor, const at::Device& device) {
+  return tensor.device() == device ? tensor : tensor.to(device);
+}
+void settle(at::Tensor& tensor, const at::Tensor& used) {
+  if (!used.is_same(tensor)) tensor.copy_(used);
+}
+}  // namespace
+
 void ProcessGroup::allReduce(at::Tensor& tensor, ReduceOp op) {
   auto g = impl();
-  std::vector<at::Tensor> tensors{tensor};
+  at::DeviceGuard guard(g->device);
+  std::vector<at::Tensor> tensors{onDevice(tensor, g->device)};
   ::c10d::AllreduceOptions ao;
   ao.reduceOp = toC10d(op);
   waitFor(g->group->allreduce(tensors, ao), options_, "all-reduce");
+  settle(tensor, tensors[0]);
   if (op == ReduceOp::Avg) tensor.div_(options_.worldSize);
 }
 
@@ -138,16 +212,27 @@ void ProcessGroup::broadcast(at::Tensor& tensor, int root) {
                      std::to_string(root));
   }
   auto g = impl();
-  std::vector<at::Tensor> tensors{tensor};
+  at::DeviceGuard guard(g->device);
+  std::vector<at::Tensor> tensors{onDevice(tensor, g->device)};
   ::c10d::BroadcastOptions bo;
   bo.rootRank = root;
   waitFor(g->group->broadcast(tensors, bo), options_, "broadcast");
+  settle(tensor, tensors[0]);
 }
 
-void ProcessGroup::barrier() { waitFor(impl()->group->barrier(), options_, "barrier"); }
+void ProcessGroup::barrier() {
+  auto g = impl();
+  at::DeviceGuard guard(g->device);
+  waitFor(g->group->barrier(), options_, "barrier");
+}
 
 std::shared_ptr<ProcessGroup::Pending> ProcessGroup::allReduceAsync(at::Tensor& tensor) {
   auto g = impl();
+  if (tensor.device() != g->device) {
+    throw TypeError("an asynchronous all-reduce needs its tensor on " + g->device.str() + ", received one on " +
+                    tensor.device().str());
+  }
+  at::DeviceGuard guard(g->device);
   std::vector<at::Tensor> tensors{tensor};
   auto pending = std::make_shared<Pending>();
   pending->work = g->group->allreduce(tensors);
@@ -164,11 +249,8 @@ bool ProcessGroup::done(const std::shared_ptr<Pending>& pending) const {
 
 bool distributedCompiled() { return false; }
 std::string distributedNote() {
-#ifdef TF_DIST_NOTE
-  return TF_DIST_NOTE;
-#else
-  return "this build of the addon has no c10d (libtorch's distributed package with Gloo)";
-#endif
+  const auto note = buildNote();
+  return note.empty() ? "this build of the addon has no c10d (libtorch's distributed package with Gloo or NCCL)" : note;
 }
 
 struct ProcessGroup::Impl {};
@@ -177,7 +259,12 @@ class ProcessGroup::Pending {};
 std::shared_ptr<ProcessGroup> ProcessGroup::join(const ProcessGroupOptions& options) {
   validate(options);
   throw DeviceUnavailableError("data-parallel training is not available: " + distributedNote() +
-                               "; rebuild the addon after `apt-get install libgloo-dev` (npm run build:native)");
+                               "; rebuild the addon after `apt-get install libgloo-dev` (npm run build:native), or "
+                               "against a CUDA libtorch with NCCL");
+}
+at::Device ProcessGroup::device() const {
+  impl();
+  return at::kCPU;
 }
 void ProcessGroup::allReduce(at::Tensor&, ReduceOp) { impl(); }
 void ProcessGroup::broadcast(at::Tensor&, int) { impl(); }

@@ -25,6 +25,17 @@ tf::dist::ProcessGroupOptions readGroupOptions(const Napi::Value& v) {
   if (has("restartCount")) {
     o.restartCount = static_cast<int>(readInteger(obj.Get("restartCount"), "restartCount", 0, 1 << 20));
   }
+  if (has("backend")) {
+    const auto b = readString(obj.Get("backend"), "backend");
+    if (b == "gloo") {
+      o.backend = tf::dist::Backend::Gloo;
+    } else if (b == "nccl") {
+      o.backend = tf::dist::Backend::Nccl;
+    } else {
+      throw tf::RangeError("backend must be 'gloo' or 'nccl', received '" + b + "'");
+    }
+  }
+  if (has("cudaDevice")) o.cudaDevice = static_cast<int>(readInteger(obj.Get("cudaDevice"), "cudaDevice", 0, 1023));
   if (has("interfaces")) {
     const auto list = obj.Get("interfaces");
     if (!list.IsArray()) throw tf::TypeError("Expected an array of strings for `interfaces`");

@@ -20,6 +20,10 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   out.Set("tensorrtVersion", r.tensorrtVersion);
   out.Set("distributedCompiled", tf::dist::distributedCompiled());
   out.Set("distributedNote", tf::dist::distributedNote());
+  const auto backends = tf::dist::distributedBackends();
+  auto list = Napi::Array::New(env, backends.size());
+  for (size_t i = 0; i < backends.size(); ++i) list.Set(static_cast<uint32_t>(i), backends[i]);
+  out.Set("distributedBackends", list);
   out.Set("threads", r.threads);
   out.Set("jitOptimize", r.jitOptimize);
   out.Set("parallelInfo", r.parallelInfo);

@@ -14,10 +14,12 @@ export interface NativeRuntimeInfo {
   jitOptimize: boolean;
   parallelInfo: string;
   napiVersion: number;
-  /** Data-parallel training (c10d TCPStore + Gloo) compiled in. Absent in addons built before it existed. */
+  /** Data-parallel training (c10d TCPStore + Gloo or NCCL) compiled in. Absent in addons built before it existed. */
   distributedCompiled?: boolean;
-  /** Why it is not compiled in (empty when it is). */
+  /** Why it, or one of its backends, is not compiled in (empty when both are). */
   distributedNote?: string;
+  /** The process-group backends compiled in ('gloo', 'nccl'). Absent in addons built before NCCL support. */
+  distributedBackends?: string[];
 }
 
 export interface NativeForwardResult {
@@ -302,6 +304,9 @@ export interface NativeProcessGroupOptions {
   useAgentStore?: boolean;
   restartCount?: number;
   interfaces?: string[];
+  /** 'gloo' (CPU tensors) or 'nccl' (the tensors of CUDA device cudaDevice). */
+  backend?: 'gloo' | 'nccl';
+  cudaDevice?: number;
 }
 
 export interface NativeSyncStats {
@@ -325,7 +330,10 @@ export interface NativeSyncStats {
 export interface NativeProcessGroup {
   readonly rank: number;
   readonly worldSize: number;
-  /** async; TCPStore rendezvous and the Gloo group. Rejects with ERR_DISTRIBUTED or ERR_BACKEND_UNAVAILABLE. */
+  /**
+   * async; TCPStore rendezvous and the Gloo or NCCL group. Rejects with ERR_DISTRIBUTED or ERR_BACKEND_UNAVAILABLE
+   * (the backend is not compiled in, or NCCL's CUDA device is not there).
+   */
   join(): Promise<void>;
   /** async; the reduced copy of data. Rejects with ERR_DISTRIBUTED (a peer failed or timed out). */
   allReduce(data: Float32Array, op?: 'sum' | 'avg' | 'max' | 'min'): Promise<Float32Array>;

@@ -1,5 +1,5 @@
 import { loadAddon } from '../binding/loader.js';
-import type { NativeProcessGroup, NativeSyncStats } from '../binding/types.js';
+import type { NativeProcessGroup, NativeProcessGroupOptions, NativeSyncStats } from '../binding/types.js';
 import { BackendUnavailableError, callNative, DisposedError } from '../errors.js';
 import type { Trainer } from '../torch/Trainer.js';
 import { distributedEnv, type DistributedEnv } from './env.js';
@@ -29,7 +29,23 @@ export interface ProcessGroupOptions {
   restartCount?: number;
   /** Gloo's network interfaces. Defaults to GLOO_SOCKET_IFNAME's list, else the host's address. */
   interfaces?: string[];
+  /**
+   * The device this rank trains on: 'cpu', 'cuda' (this rank's GPU: cuda:localRank) or 'cuda:N'. It picks the
+   * backend under 'auto' and NCCL's device. Defaults to 'cpu'.
+   */
+  device?: string;
+  /**
+   * The collectives' backend, as torch.distributed's `backend=`: 'nccl' (CUDA tensors, one GPU per rank), 'gloo'
+   * (CPU tensors), or 'auto': NCCL when the device is CUDA and the addon has NCCL, else Gloo. Defaults to
+   * TRT_FLOWERS_DIST_BACKEND, else 'auto'.
+   */
+  backend?: DistBackend | 'auto';
 }
+
+/** A process-group backend that an addon may have compiled in. */
+export type DistBackend = 'gloo' | 'nccl';
+
+const BACKENDS: readonly string[] = ['gloo', 'nccl', 'auto'];
 
 /** Gradient buckets: DistributedDataParallel's sizes unless set. */
 export interface AttachOptions {
@@ -41,14 +57,71 @@ export interface AttachOptions {
 
 export const DEFAULT_TIMEOUT_MS = 300_000;
 
-/** True when this addon was built with c10d + Gloo; `note` says why not. */
-export function distributedAvailable(): { available: boolean; note: string } {
+/**
+ * True when this addon was built with c10d and at least one backend; `backends` names them (Gloo for CPU tensors,
+ * NCCL for CUDA ones), `note` says why one is missing.
+ */
+export function distributedAvailable(): { available: boolean; backends: DistBackend[]; note: string } {
   const info = loadAddon().runtimeInfo();
-  if (info.distributedCompiled) return { available: true, note: '' };
-  return { available: false, note: info.distributedNote ?? 'the addon was built before data-parallel training' };
+  const backends = compiledBackends(info.distributedCompiled === true, info.distributedBackends);
+  if (info.distributedCompiled) return { available: true, backends, note: info.distributedNote ?? '' };
+  return {
+    available: false,
+    backends,
+    note: info.distributedNote ?? 'the addon was built before data-parallel training',
+  };
 }
 
-function resolveOptions(options: ProcessGroupOptions, env: NodeJS.ProcessEnv): Required<ProcessGroupOptions> {
+/** An addon built before NCCL support reports no list: it has Gloo alone. */
+function compiledBackends(compiled: boolean, list: string[] | undefined): DistBackend[] {
+  if (!compiled) return [];
+  return (list ?? ['gloo']).filter((b): b is DistBackend => b === 'gloo' || b === 'nccl');
+}
+
+/** The CUDA device index of 'cuda' / 'cuda:N' (localRank for 'cuda'), or null for the CPU. */
+function cudaIndex(device: string, localRank: number): number | null {
+  if (device === 'cpu') return null;
+  if (device === 'cuda') return localRank;
+  const m = /^cuda:(\d+)$/.exec(device);
+  if (!m) throw new RangeError(`Expected 'cpu', 'cuda' or 'cuda:N' for \`device\` but received '${device}'`);
+  return Number(m[1]);
+}
+
+/**
+ * The backend for a rank on device: `asked` ('auto' picks NCCL for a CUDA device when compiled in, else Gloo).
+ * Throws BackendUnavailableError when the backend asked for is not in this addon, RangeError for an unknown name.
+ */
+export function chooseBackend(asked: string, device: string, compiled: readonly DistBackend[]): DistBackend {
+  if (!BACKENDS.includes(asked)) {
+    throw new RangeError(`Expected 'auto', 'gloo' or 'nccl' for \`backend\` but received '${asked}'`);
+  }
+  const backend: DistBackend =
+    asked === 'auto'
+      ? device.startsWith('cuda') && compiled.includes('nccl')
+        ? 'nccl'
+        : 'gloo'
+      : (asked as DistBackend);
+  if (!compiled.includes(backend)) {
+    throw new BackendUnavailableError(
+      `the ${backend} backend is not compiled into this addon (it has: ${compiled.join(', ') || 'none'}); ` +
+        (backend === 'nccl'
+          ? 'build it against a CUDA libtorch with NCCL (README: Building for NCCL)'
+          : 'rebuild it after `apt-get install libgloo-dev` (npm run build:native)'),
+    );
+  }
+  if (backend === 'nccl' && !device.startsWith('cuda')) {
+    throw new RangeError(`the nccl backend needs a CUDA device, but the rank's device is '${device}'`);
+  }
+  return backend;
+}
+
+type Resolved = Required<Omit<ProcessGroupOptions, 'backend'>> & { backend: DistBackend; cudaDevice: number | null };
+
+function resolveOptions(
+  options: ProcessGroupOptions,
+  env: NodeJS.ProcessEnv,
+  compiled: readonly DistBackend[],
+): Resolved {
   const fromEnv: DistributedEnv | null = distributedEnv(env);
   const worldSize = options.worldSize ?? fromEnv?.worldSize ?? 1;
   const rank = options.rank ?? fromEnv?.rank ?? 0;
@@ -57,23 +130,32 @@ function resolveOptions(options: ProcessGroupOptions, env: NodeJS.ProcessEnv): R
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
     throw new RangeError(`Expected a positive integer for \`timeoutMs\` but received ${String(timeoutMs)}`);
   }
+  const localRank = options.localRank ?? fromEnv?.localRank ?? rank;
+  const device = options.device ?? 'cpu';
+  if (typeof device !== 'string') throw new TypeError(`Expected a string for \`device\` but received ${typeof device}`);
+  const cudaDevice = cudaIndex(device, localRank);
+  const backend = chooseBackend(options.backend ?? (env.TRT_FLOWERS_DIST_BACKEND || 'auto'), device, compiled);
   return {
     masterAddr: options.masterAddr ?? fromEnv?.masterAddr ?? '127.0.0.1',
     port: options.port ?? fromEnv?.port ?? 29500,
     rank,
     worldSize,
-    localRank: options.localRank ?? fromEnv?.localRank ?? rank,
+    localRank,
     localWorldSize: options.localWorldSize ?? fromEnv?.localWorldSize ?? worldSize,
     timeoutMs,
     useAgentStore: options.useAgentStore ?? fromEnv?.useAgentStore ?? false,
     restartCount: options.restartCount ?? fromEnv?.restartCount ?? 0,
     interfaces: options.interfaces ?? fromEnv?.interfaces ?? [],
+    device: cudaDevice === null ? 'cpu' : `cuda:${cudaDevice}`,
+    backend,
+    cudaDevice,
   };
 }
 
 /**
- * This process's membership of a data-parallel group over PyTorch's c10d (TCPStore rendezvous, Gloo collectives),
- * laid out as Python's `init_process_group("gloo", init_method="env://")` so Node and Python ranks can share one.
+ * This process's membership of a data-parallel group over PyTorch's c10d (TCPStore rendezvous; Gloo collectives on
+ * the CPU, NCCL on this rank's GPU), laid out as Python's `init_process_group(backend, init_method="env://")` so Node
+ * and Python ranks can share one.
  * Collectives run on the group's own thread; every rank must make the same calls in the same order, so they are
  * queued one after the other here (a trainer's step that averages gradients goes through the same queue).
  */
@@ -85,27 +167,40 @@ export class ProcessGroup implements AsyncDisposable {
   readonly localRank: number;
   readonly localWorldSize: number;
   readonly timeoutMs: number;
+  /** The collectives' backend. */
+  readonly backend: DistBackend;
+  /** The device this rank trains on ('cpu' or 'cuda:N'; NCCL's device). */
+  readonly device: string;
 
-  private constructor(native: NativeProcessGroup, o: Required<ProcessGroupOptions>) {
+  private constructor(native: NativeProcessGroup, o: Resolved) {
     this.#native = native;
     this.rank = o.rank;
     this.worldSize = o.worldSize;
     this.localRank = o.localRank;
     this.localWorldSize = o.localWorldSize;
     this.timeoutMs = o.timeoutMs;
+    this.backend = o.backend;
+    this.device = o.device;
   }
 
   /**
    * Joins the group: resolves when every rank has joined. Rejects with DistributedError (timed out, unreachable
-   * store, malformed environment), BackendUnavailableError (addon without c10d), RangeError / TypeError (options).
+   * store, malformed environment), BackendUnavailableError (addon without c10d or the backend asked for, NCCL
+   * without its GPU), RangeError / TypeError (options).
    */
   static async init(options: ProcessGroupOptions = {}, env: NodeJS.ProcessEnv = process.env): Promise<ProcessGroup> {
-    const o = resolveOptions(options, env);
     const addon = loadAddon();
     if (!addon.ProcessGroup) {
       throw new BackendUnavailableError('this build of the addon has no data-parallel training: rebuild it');
     }
-    const { localRank: _l, localWorldSize: _w, ...nativeOptions } = o;
+    const info = addon.runtimeInfo();
+    const o = resolveOptions(
+      options,
+      env,
+      compiledBackends(info.distributedCompiled === true, info.distributedBackends),
+    );
+    const { localRank: _l, localWorldSize: _w, device: _d, cudaDevice, ...rest } = o;
+    const nativeOptions: NativeProcessGroupOptions = { ...rest, ...(cudaDevice !== null ? { cudaDevice } : {}) };
     const native = new addon.ProcessGroup(nativeOptions);
     await callNative(() => native.join());
     return new ProcessGroup(native, o);

@@ -18,7 +18,7 @@ export function trainerOptionsOf(config: TrainConfig, device: string): TrainerOp
     momentum: m.momentum,
     gradClipNorm: m.grad_clip_norm,
     ...lossOptionsOf(config),
-    amp: config.trainer.amp && device === 'cuda',
+    amp: config.trainer.amp && device.startsWith('cuda'),
   };
 }
 

@@ -66,10 +66,17 @@ export interface TrainResult {
   test?: SplitEvaluation;
 }
 
+/** trainer.device with 'auto' resolved: CUDA when the addon sees a device. */
+function trainingDevice(config: TrainConfig): string {
+  const d = config.trainer.device;
+  return d === 'auto' ? (runtimeInfo().cudaAvailable ? 'cuda' : 'cpu') : d;
+}
+
 /** Runs (or resumes) a training run: epochs of triplet steps, validation, checkpoints, early stopping, test. */
 export async function train(input: TrainOptions): Promise<TrainResult> {
   const options = { ...input, config: withDataSection(input.config, 'train()') };
-  const dist = await DistributedRun.join(options.distributed);
+  // The device picks the data-parallel backend (NCCL for CUDA where compiled in) and, with one GPU per rank, which.
+  const dist = await DistributedRun.join({ device: trainingDevice(options.config), ...options.distributed });
   try {
     return await trainRank(options, dist);
   } finally {
@@ -101,7 +108,8 @@ async function trainRank(
     manualSeed(t.seed);
     const loader = await prepareData(ctx, options.dataDir, options.signal, index);
     const numClasses = config.data.classes.length;
-    const device = t.device === 'auto' ? (runtimeInfo().cudaAvailable ? 'cuda' : 'cpu') : t.device;
+    // A rank of a data-parallel job trains on its own device (cuda:LOCAL_RANK for 'cuda').
+    const device = dist ? dist.group.device : trainingDevice(config);
     const checkpoints = new Checkpoints(
       options.resume && !root ? path.join(options.resume, 'checkpoints') : run.checkpointsDir,
     );

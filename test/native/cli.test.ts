@@ -21,10 +21,15 @@ describe('trt-flowers binary', () => {
 
   it('doctor says whether data-parallel training is built in, and why not', async () => {
     const { stdout } = await run(['doctor', '--json']);
-    const { distributed } = JSON.parse(stdout) as { distributed: { compiled: boolean; note: string } };
-    // Built here with libgloo-dev (npm run setup installs it); elsewhere the note must say what is missing.
-    if (existsSync('/usr/include/gloo/config.h')) expect(distributed).toEqual({ compiled: true, note: '' });
-    else expect(distributed.note).toMatch(/gloo|c10d/);
+    const { distributed } = JSON.parse(stdout) as {
+      distributed: { compiled: boolean; backends: string[]; note: string };
+    };
+    // Built here with libgloo-dev (npm run setup installs it) against Debian's CPU libtorch: Gloo, and the note says
+    // why not NCCL; elsewhere the note must say what is missing.
+    if (existsSync('/usr/include/gloo/config.h')) {
+      expect(distributed).toMatchObject({ compiled: true, backends: ['gloo'] });
+      expect(distributed.note).toMatch(/nccl: libtorch has no CUDA/);
+    } else expect(distributed.note).toMatch(/gloo|c10d/);
     const { stdout: text } = await run(['doctor']);
     expect(text).toMatch(
       distributed.compiled ? /data-parallel\s+c10d \(TCPStore, Gloo\)/ : /data-parallel\s+not available: /,

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 
 import { loadTrainConfig } from '../../config/index.js';
+import type { DistBackend } from '../../dist/ProcessGroup.js';
 import { CancelledError } from '../../errors.js';
 import type { ProgressMode } from '../../train/progress.js';
 import { interruptExitCode, withInterrupt } from '../interrupt.js';
@@ -12,6 +13,7 @@ interface TrainFlags {
   progress?: ProgressMode;
   python?: string;
   nproc?: string;
+  distBackend?: string;
   threads?: string;
   distTimeout?: string;
   bucketMb?: string;
@@ -37,6 +39,13 @@ function bucketBytesOf(value: string | undefined): number | undefined {
     );
   }
   return Math.max(1, Math.round(mb * 2 ** 20));
+}
+
+/** --dist-backend: auto, gloo or nccl. */
+function distBackendOf(value: string | undefined): DistBackend | 'auto' | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'auto' || value === 'gloo' || value === 'nccl') return value;
+  throw new RangeError(`Expected auto, gloo or nccl for --dist-backend but received '${value}'`);
 }
 
 export function registerTrainCommand(program: Command): void {
@@ -65,6 +74,10 @@ export function registerTrainCommand(program: Command): void {
       'data-parallel: a rank that dies, hangs or never joins ends the others after this long (default: 300)',
     )
     .option(
+      '--dist-backend <name>',
+      'data-parallel: auto | gloo | nccl (default: TRT_FLOWERS_DIST_BACKEND, else auto: nccl on CUDA where built in)',
+    )
+    .option(
       '--bucket-mb <MiB>',
       "data-parallel: gradient bucket size, as DDP's bucket_cap_mb (the first bucket is at most 1 MiB; default: 25)",
     )
@@ -76,6 +89,7 @@ export function registerTrainCommand(program: Command): void {
       const threads = positiveInt(flags.threads, '--threads');
       const timeout = positiveInt(flags.distTimeout, '--dist-timeout');
       const bucketBytes = bucketBytesOf(flags.bucketMb);
+      const backend = distBackendOf(flags.distBackend);
       if (nproc !== undefined && nproc > 1 && !process.env.WORLD_SIZE) {
         const { launchLocal, withoutNproc } = await import('../launch.js');
         process.exitCode = await launchLocal({
@@ -115,6 +129,7 @@ export function registerTrainCommand(program: Command): void {
             ...(threads !== undefined ? { threads } : {}),
             distributed: {
               ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
+              ...(backend !== undefined ? { backend } : {}),
               ...(bucketBytes !== undefined
                 ? { bucketBytes, firstBucketBytes: Math.min(bucketBytes, FIRST_BUCKET_BYTES) }
                 : {}),
