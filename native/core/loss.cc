@@ -15,6 +15,7 @@ void validateLossWeights(const LossWeights& w) {
   requireFinite(w.ceWeight, "ceWeight", 0.0, 1e3);
   requireFinite(w.contrastiveWeight, "contrastiveWeight", 0.0, 1e3);
   requireFinite(w.margin, "margin", -1.0, 1.0);
+  requireFinite(w.labelSmoothing, "labelSmoothing", 0.0, 0.99);
 }
 
 void checkLabels(const at::Tensor& labels, int64_t numClasses) {
@@ -34,7 +35,7 @@ LossTerms tripletLoss(const at::Tensor& logits, const at::Tensor& labels, const 
   const auto opts = F::CosineEmbeddingLossFuncOptions().margin(w.margin);
   const auto scalarZero = [&] { return torch::zeros({}, anchor.options()); };
   LossTerms t;
-  t.ce = F::cross_entropy(logits, labels);
+  t.ce = F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().label_smoothing(w.labelSmoothing));
   t.positive = anchor.size(0)
                    ? F::cosine_embedding_loss(anchor, positive, torch::ones({anchor.size(0)}, anchor.options()), opts)
                    : scalarZero();

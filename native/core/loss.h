@@ -14,15 +14,17 @@ struct LossWeights {
   double ceWeight = 1.0;           // weight of the classification loss
   double contrastiveWeight = 1.0;  // weight of the cosine-embedding loss
   double margin = 0.0;             // CosineEmbeddingLoss margin for negatives, in [-1, 1]
+  double labelSmoothing = 0.0;     // cross-entropy against (1 - s) one-hot + s / C, in [0, 1)
 };
 
-// RangeError naming the weight unless each is finite and in range (ceWeight, contrastiveWeight 0..1000; margin -1..1).
+// RangeError naming the weight unless each is finite and in range (ceWeight, contrastiveWeight 0..1000; margin -1..1;
+// labelSmoothing 0..0.99).
 void validateLossWeights(const LossWeights& weights);
 
 // Scalar tensors (same dtype and device as the inputs).
 struct LossTerms {
   at::Tensor loss;         // ceWeight * ce + contrastiveWeight * contrastive
-  at::Tensor ce;           // mean cross-entropy of logits [N, C] against labels [N]
+  at::Tensor ce;           // mean cross-entropy of logits [N, C] against labels [N] (label-smoothed when asked)
   at::Tensor contrastive;  // positive + negative
   at::Tensor positive;     // mean of 1 - cos(anchor_i, positive_i)
   at::Tensor negative;     // mean of max(0, cos(negAnchor_j, negative_j) - margin); 0 when there are no pairs

@@ -24,7 +24,7 @@ void validateTrainerOptions(const TrainerOptions& o) {
   requireFinite(o.weightDecay, "weightDecay", 0.0, 1.0);
   requireFinite(o.momentum, "momentum", 0.0, 1.0);
   requireFinite(o.gradClipNorm, "gradClipNorm", 0.0, 1e6);
-  validateLossWeights({o.ceWeight, o.contrastiveWeight, o.margin});
+  validateLossWeights({o.ceWeight, o.contrastiveWeight, o.margin, o.labelSmoothing});
   requireFinite(o.scaler.initScale, "initScale", 1.0, 3.4e38);
   requireFinite(o.scaler.growthFactor, "growthFactor", 1.0, 1e3);
   requireFinite(o.scaler.backoffFactor, "backoffFactor", 1e-6, 1.0);
@@ -132,7 +132,7 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
     auto emb = embedding.split(b);
     const auto qLogits = parts[0];
     auto terms = tripletLoss(qLogits, labels, emb[0], emb[1], emb[0], emb[2],
-                             {options_.ceWeight, options_.contrastiveWeight, options_.margin});
+                             {options_.ceWeight, options_.contrastiveWeight, options_.margin, options_.labelSmoothing});
     auto& loss = terms.loss;
     auto& ce = terms.ce;
     auto& contrastive = terms.contrastive;

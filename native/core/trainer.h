@@ -25,6 +25,7 @@ struct TrainerOptions {
   double ceWeight = 1.0;           // weight of the classification loss
   double contrastiveWeight = 1.0;  // weight of the cosine-embedding loss
   double margin = 0.0;             // CosineEmbeddingLoss margin for negatives, in [-1, 1]
+  double labelSmoothing = 0.0;     // of the cross-entropy, in [0, 0.99]
   bool amp = false;                // fp16 autocast (CUDA only)
   bool gradScaler = false;         // dynamic loss scaling (on by default with amp)
   GradScalerOptions scaler;

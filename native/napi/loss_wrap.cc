@@ -53,6 +53,9 @@ Napi::Value TripletLossFromOutputs(const Napi::CallbackInfo& info) {
     weights.ceWeight = readNumber(w.Get("ceWeight"), "ceWeight");
     weights.contrastiveWeight = readNumber(w.Get("contrastiveWeight"), "contrastiveWeight");
     weights.margin = readNumber(w.Get("margin"), "margin");
+    if (w.Has("labelSmoothing") && !w.Get("labelSmoothing").IsUndefined()) {
+      weights.labelSmoothing = readNumber(w.Get("labelSmoothing"), "labelSmoothing");
+    }
   } catch (...) {
     rethrowAsJs(env);
   }

@@ -30,6 +30,8 @@ const TrainerOption kTrainerOptions[] = {
     {"contrastiveWeight",
      [](const Napi::Value& v, tf::TrainerOptions& o) { o.contrastiveWeight = readNumber(v, "contrastiveWeight"); }},
     {"margin", [](const Napi::Value& v, tf::TrainerOptions& o) { o.margin = readNumber(v, "margin"); }},
+    {"labelSmoothing",
+     [](const Napi::Value& v, tf::TrainerOptions& o) { o.labelSmoothing = readNumber(v, "labelSmoothing"); }},
     {"amp", [](const Napi::Value& v, tf::TrainerOptions& o) { o.amp = readBool(v, "amp"); }},
     {"gradScaler", [](const Napi::Value& v, tf::TrainerOptions& o) { o.gradScaler = readBool(v, "gradScaler"); }},
     {"initScale", [](const Napi::Value& v, tf::TrainerOptions& o) { o.scaler.initScale = readNumber(v, "initScale"); }},

@@ -96,6 +96,8 @@ export interface NativeTrainerOptions {
   ceWeight?: number;
   contrastiveWeight?: number;
   margin?: number;
+  /** Label smoothing of the cross-entropy, 0..0.99. Defaults to 0. */
+  labelSmoothing?: number;
   amp?: boolean;
   gradScaler?: boolean;
   initScale?: number;
@@ -284,6 +286,8 @@ export interface NativeLossWeights {
   ceWeight: number;
   contrastiveWeight: number;
   margin: number;
+  /** Label smoothing of the cross-entropy, 0..0.99. Defaults to 0. */
+  labelSmoothing?: number;
 }
 
 /** The loss and its parts, as the training step reports them. */

@@ -37,6 +37,13 @@ export const MODEL_SPEC = {
   ce_weight: { type: 'number', min: 0, max: 1000, default: 1, doc: 'weight of the cross-entropy loss' },
   contrastive_weight: { type: 'number', min: 0, max: 1000, default: 1, doc: 'weight of the cosine-embedding loss' },
   margin: { type: 'number', min: -1, max: 1, default: 0, doc: 'CosineEmbeddingLoss margin for negatives' },
+  label_smoothing: {
+    type: 'number',
+    min: 0,
+    max: 0.99,
+    default: 0,
+    doc: 'label smoothing of the cross-entropy (training and validation losses)',
+  },
   head_epochs: {
     type: 'int',
     min: 0,

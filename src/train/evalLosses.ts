@@ -46,12 +46,13 @@ export async function evalLosses(
   embedding: Float32Array,
   labels: Int32Array,
   numClasses: number,
-  options: { ceWeight: number; contrastiveWeight: number; margin: number; seed: number },
+  options: { ceWeight: number; contrastiveWeight: number; margin: number; labelSmoothing?: number; seed: number },
 ): Promise<EvalLosses> {
   const { ceWeight, contrastiveWeight, margin } = options;
   return tripletLossFromOutputs(logits, numClasses, embedding, labels, validationTriplets(labels, options.seed), {
     ceWeight,
     contrastiveWeight,
     margin,
+    ...(options.labelSmoothing ? { labelSmoothing: options.labelSmoothing } : {}),
   });
 }

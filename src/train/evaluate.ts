@@ -20,6 +20,8 @@ export interface SplitEvalOptions {
   ceWeight: number;
   contrastiveWeight: number;
   margin: number;
+  /** Label smoothing of the cross-entropy (as in training). Defaults to 0. */
+  labelSmoothing?: number;
   seed: number;
   signal?: AbortSignal;
   batchSize?: number;

@@ -23,9 +23,19 @@ export function trainerOptionsOf(config: TrainConfig, device: string): TrainerOp
 }
 
 /** The loss weights and margin, shared by the training step and the validation losses. */
-export function lossOptionsOf(config: TrainConfig): { ceWeight: number; contrastiveWeight: number; margin: number } {
+export function lossOptionsOf(config: TrainConfig): {
+  ceWeight: number;
+  contrastiveWeight: number;
+  margin: number;
+  labelSmoothing: number;
+} {
   const m = config.model;
-  return { ceWeight: m.ce_weight, contrastiveWeight: m.contrastive_weight, margin: m.margin };
+  return {
+    ceWeight: m.ce_weight,
+    contrastiveWeight: m.contrastive_weight,
+    margin: m.margin,
+    labelSmoothing: m.label_smoothing,
+  };
 }
 
 export function scheduleOf(config: TrainConfig): ScheduleOptions {
@@ -47,6 +57,7 @@ export function evalOptionsOf(config: TrainConfig): {
   ceWeight: number;
   contrastiveWeight: number;
   margin: number;
+  labelSmoothing: number;
   seed: number;
 } {
   return { numClasses: config.data.classes.length, ...lossOptionsOf(config), seed: config.trainer.seed };

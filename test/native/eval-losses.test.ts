@@ -7,6 +7,12 @@ import { Trainer } from '../../src/torch/Trainer.js';
 import { tinyModelPath } from '../helpers.js';
 
 const wave = (n: number, f: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * f));
+const emptyTriplets = () => ({
+  anchor: new Int32Array(0),
+  positive: new Int32Array(0),
+  negAnchor: new Int32Array(0),
+  negative: new Int32Array(0),
+});
 
 /** Written out from the definitions (torch.nn.CrossEntropyLoss, CosineEmbeddingLoss), in float64. */
 function reference(
@@ -16,6 +22,7 @@ function reference(
   c: number,
   t: ReturnType<typeof validationTriplets>,
   margin: number,
+  smoothing = 0,
 ) {
   const n = labels.length;
   const d = emb.length / n;
@@ -23,7 +30,10 @@ function reference(
   for (let i = 0; i < n; i++) {
     const row = Array.from(logits.subarray(i * c, (i + 1) * c));
     const max = Math.max(...row);
-    ce += Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) + max - (row[labels[i] as number] as number);
+    const logSum = Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) + max;
+    // Label smoothing: the target is (1 - s) on the label plus s / C on every class.
+    const mean = row.reduce((s, v) => s + (logSum - v), 0) / c;
+    ce += (1 - smoothing) * (logSum - (row[labels[i] as number] as number)) + smoothing * mean;
   }
   const cos = (a: number, b: number) => {
     let [dot, na, nb] = [0, 0, 0];
@@ -83,6 +93,39 @@ describe('one definition of the loss: the training step and a split evaluation u
     expect(got.positiveLoss).toBeCloseTo(want.positiveLoss, 12);
     expect(got.negativeLoss).toBeCloseTo(want.negativeLoss, 12);
     expect(got.contrastive).toBeCloseTo(want.positiveLoss + want.negativeLoss, 12);
+    // Label smoothing changes the cross-entropy as torch.nn.CrossEntropyLoss(label_smoothing=s) defines it.
+    const o = { ceWeight: 1, contrastiveWeight: 1, margin: 0.2, seed: 7 };
+    const smoothed = await evalLosses(logits, emb, labels, c, { ...o, labelSmoothing: 0.1 });
+    expect(smoothed.ce).toBeCloseTo(reference(logits, emb, labels, c, t, 0.2, 0.1).ce, 12);
+    expect(Math.abs(smoothed.ce - got.ce)).toBeGreaterThan(1e-5);
+    expect(smoothed.positiveLoss).toBe(got.positiveLoss);
+  });
+
+  it('label smoothing: the trainer step and the outputs-based loss agree, and bad values are refused', async () => {
+    await using model = await TorchModel.load(tinyModelPath);
+    await using trainer = new Trainer(model, { labelSmoothing: 0.2 });
+    const shape = [4, 3, 32, 32] as const;
+    const n = 4 * 3 * 32 * 32;
+    const [q, p, neg] = [wave(n, 0.01), wave(n, 0.011), wave(n, 0.3)];
+    const labels = Int32Array.from([0, 1, 2, 3]);
+    const native = await trainer.evaluate({ query: q, positive: p, negative: neg, shape, labels });
+    const out = await model.forward(q, shape);
+    const none = await tripletLossFromOutputs(out.logits, 5, out.embedding, labels, emptyTriplets(), {
+      ceWeight: 1,
+      contrastiveWeight: 1,
+      margin: 0,
+    });
+    const smoothed = await tripletLossFromOutputs(out.logits, 5, out.embedding, labels, emptyTriplets(), {
+      ceWeight: 1,
+      contrastiveWeight: 1,
+      margin: 0,
+      labelSmoothing: 0.2,
+    });
+    expect(smoothed.ce).toBeCloseTo(native.ce, 5);
+    expect(Math.abs(none.ce - native.ce)).toBeGreaterThan(1e-4);
+    expect(() => new Trainer(model, { labelSmoothing: 1 })).toThrow(
+      /labelSmoothing must be a finite number between 0\.0+ and 0\.990*/,
+    );
   });
 
   it('is deterministic per seed and finite with single-image classes', async () => {
