@@ -1,5 +1,5 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -23,6 +23,14 @@ export function photos(cls: string, n: number, skip = 0): string[] {
     .sort()
     .slice(skip, skip + n)
     .map((f) => join(flowerDir, cls, f));
+}
+
+/** Copies the first `perClass` photos of every class into `dir`/<class>/ (a small real data set). */
+export function photoFolder(dir: string, perClass: number): void {
+  for (const c of CLASSES) {
+    mkdirSync(join(dir, c), { recursive: true });
+    for (const f of photos(c, perClass)) copyFileSync(f, join(dir, c, basename(f)));
+  }
 }
 
 /** Counts 1 ms timer ticks while `work` runs; returns the count and the elapsed milliseconds. */

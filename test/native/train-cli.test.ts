@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { CLASSES, hasFlowers, photos, repoRoot, tinyModelPath } from '../helpers.js';
+import { CLASSES, hasFlowers, repoRoot, tinyModelPath, photoFolder } from '../helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-train-cli-'));
 const dataDir = join(tmp, 'flowers');
@@ -13,10 +13,7 @@ const bin = join(repoRoot, 'bin', 'trt-flowers.js');
 
 beforeAll(() => {
   if (!hasFlowers) return;
-  for (const c of CLASSES) {
-    mkdirSync(join(dataDir, c), { recursive: true });
-    for (const f of photos(c, 10)) copyFileSync(f, join(dataDir, c, basename(f)));
-  }
+  photoFolder(dataDir, 10);
 });
 
 interface Finished {

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import type { ProgressReporter } from '../../src/train/progress.js';
 import { train } from '../../src/train/train.js';
 import { TorchModel } from '../../src/torch/TorchModel.js';
 import { Trainer } from '../../src/torch/Trainer.js';
-import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
+import { CLASSES, hasFlowers, photos, tinyModelPath, photoFolder } from '../helpers.js';
 import { quiet, tinyTrainConfig } from './train-helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-head-'));
@@ -20,10 +20,7 @@ const dataDir = join(tmp, 'flowers');
 
 beforeAll(() => {
   if (!hasFlowers) return;
-  for (const c of CLASSES) {
-    mkdirSync(join(dataDir, c), { recursive: true });
-    for (const f of photos(c, 10)) copyFileSync(f, join(dataDir, c, basename(f)));
-  }
+  photoFolder(dataDir, 10);
 });
 
 /** Real photos as one normalised NCHW batch at `size` px. */

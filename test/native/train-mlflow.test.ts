@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { readMetrics } from '../../src/track/metricsLog.js';
 import type { ProgressReporter } from '../../src/train/progress.js';
 import { train } from '../../src/train/train.js';
-import { CLASSES, hasFlowers, photos } from '../helpers.js';
+import { hasFlowers, photoFolder } from '../helpers.js';
 import { quiet, tinyTrainConfig } from './train-helpers.js';
 import { MlflowStandIn } from '../unit/track/MlflowStandIn.js';
 
@@ -18,10 +18,7 @@ const savedUri = process.env.MLFLOW_TRACKING_URI;
 
 beforeAll(() => {
   if (!hasFlowers) return;
-  for (const c of CLASSES) {
-    mkdirSync(join(dataDir, c), { recursive: true });
-    for (const f of photos(c, 10)) copyFileSync(f, join(dataDir, c, basename(f)));
-  }
+  photoFolder(dataDir, 10);
 });
 beforeEach(async () => {
   server = await MlflowStandIn.start();

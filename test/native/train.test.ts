@@ -1,6 +1,6 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
@@ -11,7 +11,7 @@ import { CAMELCASE_DATA_CODE, toDataConfig } from '../../src/data/config.js';
 import { readMetrics } from '../../src/track/metricsLog.js';
 import type { ProgressReporter } from '../../src/train/progress.js';
 import { train } from '../../src/train/train.js';
-import { CLASSES, hasFlowers, photos } from '../helpers.js';
+import { CLASSES, hasFlowers, photoFolder } from '../helpers.js';
 import { quiet, tinyTrainConfig } from './train-helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-train-'));
@@ -20,10 +20,7 @@ const dataDir = join(tmp, 'flowers');
 // A small real data set: 10 photos per class.
 beforeAll(() => {
   if (!hasFlowers) return;
-  for (const c of CLASSES) {
-    mkdirSync(join(dataDir, c), { recursive: true });
-    for (const f of photos(c, 10)) copyFileSync(f, join(dataDir, c, basename(f)));
-  }
+  photoFolder(dataDir, 10);
 });
 
 const makeConfig = (runsDir: string, extra: string[] = []) =>

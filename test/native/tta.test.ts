@@ -1,23 +1,20 @@
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { runRobustness } from '../../src/bench/robustness.js';
 import { runBench } from '../../src/bench/run.js';
 import { Engine, flipHorizontally } from '../../src/engine/Engine.js';
-import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
+import { CLASSES, hasFlowers, photos, tinyModelPath, photoFolder } from '../helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-tta-'));
 const dataDir = join(tmp, 'flowers');
 
 beforeAll(() => {
   if (!hasFlowers) return;
-  for (const c of CLASSES) {
-    mkdirSync(join(dataDir, c), { recursive: true });
-    for (const f of photos(c, 2)) copyFileSync(f, join(dataDir, c, basename(f)));
-  }
+  photoFolder(dataDir, 2);
 });
 
 describe('flipHorizontally', () => {

@@ -2,14 +2,14 @@
 // mid-epoch (the other ends with the error, the last checkpoint resumes with another world size), and ranks whose
 // configs differ (refused at start, the difference named). Real photos, the tiny fixture, bounded timeouts.
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { DataLoader, distributedAvailable, indexDataset, createSplit } from '../../../src/index.js';
-import { CLASSES, hasFlowers, photos, repoRoot, tinyModelPath } from '../../helpers.js';
+import { CLASSES, hasFlowers, repoRoot, tinyModelPath, photoFolder } from '../../helpers.js';
 import { freePort, python, rankEnv, runProcess, type Finished } from './spawn.js';
 
 const available = distributedAvailable().available && hasFlowers;
@@ -19,10 +19,7 @@ const bin = join(repoRoot, 'bin', 'trt-flowers.js');
 
 beforeAll(() => {
   if (!hasFlowers) return;
-  for (const c of CLASSES) {
-    mkdirSync(join(dataDir, c), { recursive: true });
-    for (const f of photos(c, 10)) copyFileSync(f, join(dataDir, c, basename(f)));
-  }
+  photoFolder(dataDir, 10);
 });
 
 const common = (runs: string) => [
