@@ -130,23 +130,20 @@ void TorchModel::requireHead() const {
   if (inferenceOnly_) {
     throw RangeError("this model was loaded for inference only; load it without `inference` to train its head");
   }
-  if (!hasHead()) {
-    throw RangeError("the model '" + path_ +
-                     "' has no pooled() and head() methods, which training the head on cached features needs; "
-                     "export the backbone again with this version of trt-flowers export-backbone, or set "
-                     "model.head_epochs=0");
-  }
+  if (!hasHead()) throw noHeadError();
+}
+
+RangeError TorchModel::noHeadError() const {
+  return RangeError("the model '" + path_ +
+                    "' has no pooled() and head() methods, which training the head on cached features needs; "
+                    "export the backbone again with this version of trt-flowers export-backbone, or set "
+                    "model.head_epochs=0");
 }
 
 at::Tensor TorchModel::pooledFeatures(const float* data, const std::vector<int64_t>& shape) {
   if (!onModelThreadNow()) return onModelThread([&] { return pooledFeatures(data, shape); });
   checkImageShape(shape, "input");
-  if (!hasPooled_) {
-    throw RangeError("the model '" + path_ +
-                     "' has no pooled() and head() methods, which training the head on cached features needs; "
-                     "export the backbone again with this version of trt-flowers export-backbone, or set "
-                     "model.head_epochs=0");
-  }
+  if (!hasPooled_) throw noHeadError();
   applyThreadSettings();
   const bool wasTraining = training_.load();
   try {

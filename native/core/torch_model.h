@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "errors.h"
 #include "serial_executor.h"
 #include "torch_errors.h"
 
@@ -102,6 +103,8 @@ class TorchModel {
  private:
   TorchModel(torch::jit::Module module, torch::Device device, std::string path);
   static std::pair<at::Tensor, at::Tensor> splitOutput(const c10::IValue& out);
+  // What requireHead() and pooledFeatures() say of a module without pooled()/head(), and what to do.
+  RangeError noHeadError() const;
 
   torch::jit::Module module_;
   torch::Device device_;

@@ -163,19 +163,22 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
       throw RuntimeFailure("the loss is not finite (" + std::to_string(r.loss) +
                            "); lower the learning rate or enable gradient clipping");
     }
-    optimizer_->zero_grad();
+    // The head phase runs on each rank alone: its gradients are not averaged.
+    GradientSync* sync = batch.pooled ? nullptr : sync_.get();
     if (batch.pooled) {
-      // Only the head's parameters get a gradient, so only they are updated (an optimizer skips a parameter without
-      // one: no weight decay or momentum reaches the backbone).
+      // No gradient at all before backward, so only the head's parameters get one and only they are updated (an
+      // optimizer skips a parameter without one: no weight decay or momentum reaches the backbone).
       for (auto& p : params_) p.mutable_grad() = at::Tensor();
+    } else {
+      optimizer_->zero_grad();
     }
     if (scaler_) {
       auto scaled = scaler_->scale(loss);
-      if (sync_ && !batch.pooled) sync_->beforeBackward(scaled);
+      if (sync) sync->beforeBackward(scaled);
       scaled.backward();
-      if (sync_ && !batch.pooled) sync_->afterBackward(params_);
+      if (sync) sync->afterBackward(params_);
       bool finite = scaler_->unscale(params_);
-      if (sync_ && !batch.pooled) finite = sync_->allFinite(finite);
+      if (sync) finite = sync->allFinite(finite);
       r.gradNorm = gradNormAndClip(params_, options_.gradClipNorm);
       if (finite) {
         multiTensorStep(*optimizer_, options_.optimizer);
@@ -185,9 +188,9 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
       scaler_->update();
       r.scale = scaler_->currentScale();
     } else {
-      if (sync_ && !batch.pooled) sync_->beforeBackward(loss);
+      if (sync) sync->beforeBackward(loss);
       loss.backward();
-      if (sync_ && !batch.pooled) sync_->afterBackward(params_);
+      if (sync) sync->afterBackward(params_);
       r.gradNorm = gradNormAndClip(params_, options_.gradClipNorm);
       multiTensorStep(*optimizer_, options_.optimizer);
     }

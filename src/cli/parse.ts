@@ -33,3 +33,21 @@ export function parseChoice<const T extends string>(flag: string, value: string,
   }
   return value as T;
 }
+
+/** The command line as typed, for reports (arguments with spaces quoted). */
+export function commandLine(): string {
+  const args = process.argv.slice(2).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`));
+  return `trt-flowers ${args.join(' ')}`;
+}
+
+/** A commander argument parser for `--tta <list>`: test-time augmentation modes, none and/or flip. */
+export function parseTtaList(value: string): ('none' | 'flip')[] {
+  const parts = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (parts.length === 0 || parts.some((p) => p !== 'none' && p !== 'flip')) {
+    throw new InvalidArgumentError(`--tta expects none and/or flip, received '${value}'`);
+  }
+  return parts as ('none' | 'flip')[];
+}

@@ -1,6 +1,7 @@
 import type { TrainConfig } from '../config/index.js';
 import { CancelledError } from '../errors.js';
 import type { DataLoader } from '../data/loader.js';
+import type { Triplet } from '../data/triplets.js';
 import type { SplitName } from '../data/split.js';
 import { TorchModel } from '../torch/TorchModel.js';
 import type { Trainer } from '../torch/Trainer.js';
@@ -8,6 +9,7 @@ import type { Tracker } from '../track/Tracker.js';
 import type { TrainState } from './checkpoint.js';
 import { evaluateSplit, type SplitEvalOptions, type SplitEvaluation } from './evaluate.js';
 import type { ProgressReporter } from './progress.js';
+import { learningRateAt } from './schedule.js';
 
 /** The pooled backbone features of a split, row-major [count, dim], in split order. */
 export interface SplitFeatures {
@@ -26,9 +28,8 @@ export async function extractFeatures(
   model: TorchModel,
   loader: DataLoader,
   split: SplitName,
-  options: { signal?: AbortSignal; batchSize?: number; onBatch?: (done: number, total: number) => void } = {},
+  options: { signal?: AbortSignal; batchSize?: number } = {},
 ): Promise<SplitFeatures> {
-  const total = loader.split[split].length;
   const started = performance.now();
   const parts: Float32Array[] = [];
   const labels: number[] = [];
@@ -41,7 +42,6 @@ export async function extractFeatures(
     dim = out.dim;
     parts.push(out.features);
     labels.push(...batch.labels);
-    options.onBatch?.(labels.length, total);
   }
   const features = new Float32Array(labels.length * dim);
   let offset = 0;
@@ -86,9 +86,9 @@ export interface HeadPhaseOptions {
   onEpoch?: (r: HeadEpochResult) => Promise<void> | void;
 }
 
-/** The learning rate of head step `t` of `total`: a cosine from `peak` to 0 (the step's start). */
+/** The learning rate of head step `t` of `total`: the run's cosine schedule from `peak` to 0, without warm-up. */
 export function headLearningRate(peak: number, t: number, total: number): number {
-  return total > 0 ? 0.5 * peak * (1 + Math.cos((Math.PI * Math.min(t, total)) / total)) : peak;
+  return learningRateAt({ kind: 'cosine', learningRate: peak, epochs: total }, t);
 }
 
 /**
@@ -102,10 +102,9 @@ export async function trainHead(
   loader: DataLoader,
   cached: SplitFeatures,
   options: HeadPhaseOptions,
-): Promise<HeadEpochResult[]> {
+): Promise<void> {
   const { dim } = cached;
   const size = options.batchSize;
-  const results: HeadEpochResult[] = [];
   const stepsPerEpoch = Math.ceil(cached.count / size);
   const totalSteps = options.epochs * stepsPerEpoch;
   for (let epoch = options.startEpoch ?? 0; epoch < options.epochs; epoch++) {
@@ -116,19 +115,18 @@ export async function trainHead(
     for (let step = 0; step * size < triplets.length; step++) {
       if (options.signal?.aborted) throw new CancelledError();
       const chunk = triplets.slice(step * size, (step + 1) * size);
-      const parts = [new Float32Array(chunk.length * dim), new Float32Array(chunk.length * dim)];
-      const query = new Float32Array(chunk.length * dim);
-      chunk.forEach((t, i) => {
-        query.set(cached.features.subarray(t.query * dim, (t.query + 1) * dim), i * dim);
-        parts[0]!.set(cached.features.subarray(t.positive * dim, (t.positive + 1) * dim), i * dim);
-        parts[1]!.set(cached.features.subarray(t.negative * dim, (t.negative + 1) * dim), i * dim);
-      });
+      // The rows of the chunk's queries, positives or negatives, gathered into one [B, D] batch.
+      const gather = (role: keyof Triplet): Float32Array => {
+        const out = new Float32Array(chunk.length * dim);
+        chunk.forEach((t, i) => out.set(cached.features.subarray(t[role] * dim, (t[role] + 1) * dim), i * dim));
+        return out;
+      };
       lr = headLearningRate(options.learningRate, epoch * stepsPerEpoch + step, totalSteps);
       trainer.learningRate = lr;
       const r = await trainer.headStep({
-        query,
-        positive: parts[0]!,
-        negative: parts[1]!,
+        query: gather('query'),
+        positive: gather('positive'),
+        negative: gather('negative'),
         shape: [chunk.length, dim],
         labels: Int32Array.from(chunk, (t) => cached.labels[t.query]!),
       });
@@ -139,7 +137,7 @@ export async function trainHead(
       sums.contrastive += r.contrastive * n;
       sums.correct += r.correct;
     }
-    const result: HeadEpochResult = {
+    await options.onEpoch?.({
       epoch,
       loss: sums.loss / Math.max(sums.images, 1),
       ce: sums.ce / Math.max(sums.images, 1),
@@ -148,11 +146,8 @@ export async function trainHead(
       steps: stepsPerEpoch,
       seconds: (performance.now() - started) / 1000,
       learningRate: lr,
-    };
-    results.push(result);
-    await options.onEpoch?.(result);
+    });
   }
-  return results;
 }
 
 /** What runHeadPhase needs of the training run. */
@@ -165,8 +160,6 @@ export interface HeadPhaseContext {
   tracker: Tracker;
   progress: ProgressReporter;
   evalOptions: SplitEvalOptions;
-  /** Rank 0 (or the only process): it logs. */
-  root: boolean;
 }
 
 /**

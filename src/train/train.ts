@@ -157,7 +157,7 @@ async function trainRank(
     const headDone = state.headEpochs ?? (state.globalStep > 0 ? m.head_epochs : 0);
     if (headDone < m.head_epochs) {
       const val = await runHeadPhase(
-        { model, trainer, loader, config, state, tracker, progress, evalOptions, root },
+        { model, trainer, loader, config, state, tracker, progress, evalOptions },
         options.signal,
         async () => {
           if (root) await checkpoints.saveLast(model!, trainer!, state);

@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 
 import type { BenchMode, BenchOptions } from '../../bench/types.js';
 import { withInterrupt } from '../interrupt.js';
-import { parseChoice, parseInteger, parseNumber } from '../parse.js';
+import { commandLine, parseChoice, parseInteger, parseNumber, parseTtaList } from '../parse.js';
 
 interface BenchFlags {
   modelPath: string[];
@@ -43,20 +43,10 @@ function parseList<T>(flag: string, item: (s: string) => T): (value: string) => 
 }
 
 const batchItem = parseInteger('--batch', 1, 4096);
-const ttaItem = (s: string): 'none' | 'flip' => {
-  if (s !== 'none' && s !== 'flip') throw new InvalidArgumentError(`--tta expects none and/or flip, received '${s}'`);
-  return s;
-};
 const modeItem = (s: string): BenchMode => {
   if (s !== 'model' && s !== 'e2e') throw new InvalidArgumentError(`--mode expects model and/or e2e, received '${s}'`);
   return s;
 };
-
-/** The command line as typed, for the report (arguments with spaces quoted). */
-function commandLine(): string {
-  const args = process.argv.slice(2).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`));
-  return `trt-flowers ${args.join(' ')}`;
-}
 
 export function registerBenchCommand(program: Command): void {
   program
@@ -101,7 +91,7 @@ export function registerBenchCommand(program: Command): void {
       '--tta <list>',
       'test-time augmentation: none and/or flip (each image and its mirror, averaged); every engine runs once per ' +
         'mode, end to end and in the accuracy pass',
-      parseList('--tta', ttaItem),
+      parseTtaList,
       ['none'],
     )
     .option('--device <device>', 'auto (CPU, plus CUDA where there is a GPU) | cpu | cuda', 'auto')

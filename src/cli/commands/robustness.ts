@@ -4,7 +4,7 @@ import type { RobustnessOptions } from '../../bench/robustness.js';
 import { parseVariants, ROBUSTNESS_VARIANTS, VARIANT_DESCRIPTIONS } from '../../bench/variant-names.js';
 import { CancelledError } from '../../errors.js';
 import { interruptExitCode, withInterrupt } from '../interrupt.js';
-import { parseChoice, parseInteger, parseNumber } from '../parse.js';
+import { commandLine, parseChoice, parseInteger, parseNumber, parseTtaList } from '../parse.js';
 
 interface RobustnessFlags {
   modelPath: string[];
@@ -17,7 +17,7 @@ interface RobustnessFlags {
   tolerance: number;
   batch: number;
   threads?: number;
-  tta: string[];
+  tta: ('none' | 'flip')[];
   device: string;
   json?: string | true;
   markdown?: string;
@@ -45,12 +45,6 @@ function wrap(text: string, width: number, indent: number): string {
   }
   lines.push(line);
   return lines.join(`\n${' '.repeat(indent)}`);
-}
-
-/** The command line as typed, for the report (arguments with spaces quoted). */
-function commandLine(): string {
-  const args = process.argv.slice(2).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`));
-  return `trt-flowers ${args.join(' ')}`;
 }
 
 export function registerRobustnessCommand(program: Command): void {
@@ -96,7 +90,7 @@ export function registerRobustnessCommand(program: Command): void {
     .option(
       '--tta <list>',
       'test-time augmentation: none and/or flip (each photo and its mirror, averaged); each model is measured once per mode',
-      parseList,
+      parseTtaList,
       ['none'],
     )
     .option('--device <device>', 'auto (libtorch on CUDA where there is a GPU) | cpu | cuda', 'auto')
@@ -135,7 +129,7 @@ export function registerRobustnessCommand(program: Command): void {
         tolerancePoints: flags.tolerance,
         batch: flags.batch,
         ...(flags.threads ? { threads: flags.threads } : {}),
-        tta: flags.tta.map((t) => parseChoice('--tta', t, ['none', 'flip'])),
+        tta: flags.tta,
         device: flags.device as RobustnessOptions['device'],
         command: commandLine(),
         onLog: (line) => process.stderr.write(`[robustness] ${line}\n`),
