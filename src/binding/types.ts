@@ -123,31 +123,22 @@ export interface NativeEvalResult extends NativeStepResult {
   logits: Float32Array;
 }
 
+/** A native trainer call on one triplet batch: query, positive and negative rows, their shape and the labels. */
+export type NativeTripletCall<R> = (
+  query: Float32Array,
+  positive: Float32Array,
+  negative: Float32Array,
+  shape: readonly number[],
+  labels: Int32Array,
+) => Promise<R>;
+
 export interface NativeTrainer {
   /** async; one optimizer step. */
-  step(
-    query: Float32Array,
-    positive: Float32Array,
-    negative: Float32Array,
-    shape: readonly number[],
-    labels: Int32Array,
-  ): Promise<NativeStepResult>;
+  step: NativeTripletCall<NativeStepResult>;
   /** async; one optimizer step of the head alone on pooled features, each [B, D]; no gradient averaging. */
-  headStep(
-    query: Float32Array,
-    positive: Float32Array,
-    negative: Float32Array,
-    shape: readonly number[],
-    labels: Int32Array,
-  ): Promise<NativeStepResult>;
+  headStep: NativeTripletCall<NativeStepResult>;
   /** async; losses and query logits without gradients, in eval mode. */
-  evaluate(
-    query: Float32Array,
-    positive: Float32Array,
-    negative: Float32Array,
-    shape: readonly number[],
-    labels: Int32Array,
-  ): Promise<NativeEvalResult>;
+  evaluate: NativeTripletCall<NativeEvalResult>;
   /** sync; applies from the next step. */
   setLearningRate(lr: number): void;
   readonly learningRate: number;
