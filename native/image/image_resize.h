@@ -19,4 +19,9 @@ enum class ResizeMode { Fill, CenterCrop };
 std::vector<uint8_t> resizeRgb(const uint8_t* src, int channels, int stride, int width, int height, int size,
                                ResizeMode mode);
 
+namespace detail {
+// Tests only: true makes resizeRgb take its scalar row loops where it would use SIMD (the pixels must not differ).
+extern bool scalarResizeForTesting;
+}  // namespace detail
+
 }  // namespace tf
