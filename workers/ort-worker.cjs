@@ -19,6 +19,9 @@ async function main() {
       interOpNumThreads: 1,
       graphOptimizationLevel: workerData.graphOptimizationLevel || 'all',
       enableCpuMemArena: true,
+      // Spin while a run is on, stop when it returns: between runs the cores go to the decode threads (end-to-end
+      // batch 16 about 15% faster here, model-only the same).
+      extra: { session: { force_spinning_stop: '1' } },
       ...(workerData.optimizedModelFilePath ? { optimizedModelFilePath: workerData.optimizedModelFilePath } : {}),
     });
   } catch (err) {

@@ -1,7 +1,13 @@
 #include "image_wrap.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <array>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -172,6 +178,100 @@ Napi::Value DecodeJpegInto(const Napi::CallbackInfo& info) {
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info[0], info[4]});
 }
 
+// A regular file's bytes, at most maxBytes, or false for anything the caller should read its own way to word the
+// error (missing, unreadable, not a regular file, over the limit). Opened non-blocking, so a FIFO cannot hang it.
+bool readRegularFile(const std::string& path, uint64_t maxBytes, std::vector<uint8_t>& bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) > maxBytes) return false;
+  // One byte more than the stated size shows whether the file ended there.
+  bytes.resize(static_cast<size_t>(st.st_size) + 1);
+  size_t length = 0;
+  for (;;) {
+    if (length == bytes.size()) {
+      if (length > maxBytes) return false;
+      bytes.resize(static_cast<size_t>(std::min<uint64_t>(bytes.size() * 2, maxBytes + 1)));
+    }
+    const ssize_t n = ::read(fd, bytes.data() + length, bytes.size() - length);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) break;
+    length += static_cast<size_t>(n);
+  }
+  if (length > maxBytes) return false;
+  bytes.resize(length);
+  return true;
+}
+
+// async decodeJpegFileInto(path, maxFileBytes, size, mode, maxPixels, out, offset, mean, std):
+// Promise<undefined | Buffer | null>. One pool job from a file path to the normalised CHW floats in out[offset ..]:
+// read (a regular file of at most maxFileBytes), decode, resize, normalise, as decodeJpegInto. Resolves with
+// undefined when `out` holds the image, with the file's bytes when they are not for the fast path (not a JPEG, or a
+// JPEG it leaves to sharp), with null when the file could not be read as a regular file within the limit (the caller
+// reads it again to say why). Rejects with ERR_INVALID_IMAGE for a corrupt JPEG.
+Napi::Value DecodeJpegFileInto(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  uint64_t maxFileBytes = 0;
+  tf::JpegDecodeOptions options;
+  float* out = nullptr;
+  std::array<double, 3> mean{}, stdev{};
+  try {
+    path = readString(info[0], "path");
+    if (path.empty() || path.find('\0') != std::string::npos) throw tf::TypeError("Expected a file path for `path`");
+    maxFileBytes = static_cast<uint64_t>(readInteger(info[1], "maxFileBytes", 1, (int64_t{1} << 53) - 1));
+    options.size = static_cast<int>(readInteger(info[2], "size", 1, 8192));
+    options.mode = readMode(info[3]);
+    options.maxPixels = static_cast<uint64_t>(readInteger(info[4], "maxPixels", 1, (int64_t{1} << 53) - 1));
+    const auto target = readFloat32Array(info[5], "out");
+    const int64_t plane = static_cast<int64_t>(options.size) * options.size;
+    const int64_t offset = readInteger(info[6], "offset", 0, (int64_t{1} << 53) - 1);
+    if (offset + 3 * plane > static_cast<int64_t>(target.length)) {
+      throw tf::RangeError("No room for " + std::to_string(3 * plane) + " values at offset " + std::to_string(offset) +
+                           " in an output of " + std::to_string(target.length));
+    }
+    out = const_cast<float*>(target.data) + offset;
+    readTriple(info[7], "mean", mean.data());
+    readTriple(info[8], "std", stdev.data());
+    for (const double s : stdev) {
+      if (!(s > 0) || !std::isfinite(s)) throw tf::RangeError("Expected positive finite numbers for `std`");
+    }
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  struct State {
+    bool readable = false;
+    bool done = false;
+    std::vector<uint8_t> bytes;
+  };
+  auto state = std::make_shared<State>();
+  return PromiseWorker::Run(
+      env, "trt-flowers:decodeJpegFileInto",
+      [path, maxFileBytes, options, out, mean, stdev, state] {
+        state->readable = readRegularFile(path, maxFileBytes, state->bytes);
+        const auto& b = state->bytes;
+        if (!state->readable || b.size() < 3 || b[0] != 0xFF || b[1] != 0xD8 || b[2] != 0xFF) return;
+        try {
+          const auto hwc = tf::decodeJpegResized(b.data(), b.size(), options);
+          tf::normalizeHwcToChw(hwc.data(), hwc.size() / 3, out, mean.data(), stdev.data());
+          state->done = true;
+        } catch (const tf::UnsupportedJpeg&) {
+          // The bytes go back for sharp.
+        }
+      },
+      [state](Napi::Env env) -> Napi::Value {
+        if (!state->readable) return env.Null();
+        if (state->done) return env.Undefined();
+        return Napi::Buffer<uint8_t>::Copy(env, state->bytes.data(), state->bytes.size());
+      },
+      {info[5]});
+}
+
 }  // namespace
 
 void InitImage(Napi::Env env, Napi::Object exports) {
@@ -179,6 +279,7 @@ void InitImage(Napi::Env env, Napi::Object exports) {
   if (!tf::jpegFastPathAvailable()) return;
   exports.Set("decodeJpegResized", Napi::Function::New(env, DecodeJpegResized, "decodeJpegResized"));
   exports.Set("decodeJpegInto", Napi::Function::New(env, DecodeJpegInto, "decodeJpegInto"));
+  exports.Set("decodeJpegFileInto", Napi::Function::New(env, DecodeJpegFileInto, "decodeJpegFileInto"));
 }
 
 }  // namespace tfn

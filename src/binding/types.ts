@@ -402,6 +402,22 @@ export interface NativeAddon {
     std: readonly [number, number, number],
   ) => Promise<void>;
   /**
+   * async; decodeJpegInto from a file path, read in the same pool job (a regular file of at most maxFileBytes).
+   * Resolves with undefined when `out` holds the image, with the file's bytes when the fast path leaves them (not a
+   * JPEG, or a JPEG for sharp), with null when the file could not be read as a regular file within the limit.
+   */
+  decodeJpegFileInto?: (
+    path: string,
+    maxFileBytes: number,
+    size: number,
+    mode: 'fill' | 'center-crop',
+    maxPixels: number,
+    out: Float32Array,
+    offset: number,
+    mean: readonly [number, number, number],
+    std: readonly [number, number, number],
+  ) => Promise<Buffer | null | undefined>;
+  /**
    * async; the native twin of src/data/augment.ts augmentInto: writes the augmented, normalised CHW image of `src`
    * (size×size×3 RGB bytes) into out[offset ..] on the thread pool. Throws TypeError / RangeError synchronously.
    */

@@ -88,6 +88,14 @@ function nativeJpegInto(): NativeJpegInto | null {
   return nativeInto;
 }
 
+type NativeJpegFileInto = NonNullable<NativeAddon['decodeJpegFileInto']>;
+let nativeFileInto: NativeJpegFileInto | null | undefined;
+
+function nativeJpegFileInto(): NativeJpegFileInto | null {
+  if (nativeFileInto === undefined) nativeFileInto = optionalAddonFunction('decodeJpegFileInto');
+  return nativeFileInto;
+}
+
 /** True when JPEGs can take the native libjpeg-turbo fast path (the addon loads and was built with libjpeg). */
 export function jpegFastPathAvailable(): boolean {
   return nativeJpegDecoder() !== null;
@@ -275,14 +283,29 @@ export async function preprocessInto(
   if (!Number.isInteger(offset) || offset < 0 || offset + per > out.length) {
     throw new RangeError(`Expected room for ${per} values at offset ${offset} in an output of ${out.length}`);
   }
-  const bytes = await readInput(input, plan.maxFileBytes);
+  const [mean, std] = [options.mean ?? IMAGENET_MEAN, options.std ?? IMAGENET_STD];
+  const mode = options.resize ?? 'fill';
+  const fileInto = plan.native && typeof input === 'string' ? nativeJpegFileInto() : null;
+  let read: Buffer | undefined;
+  if (fileInto) {
+    // A path: read, decode and normalise in one pool job (no hop per file operation). What it leaves comes back as
+    // bytes (not a JPEG, a JPEG for sharp), or as null when the file is not a readable regular file within the
+    // limit: read below, which says why.
+    const answer = await viaFastPath(() =>
+      fileInto(input as string, plan.maxFileBytes, plan.size, mode, plan.maxPixels, out, offset, mean, std),
+    ).catch((err: unknown) => {
+      throw invalid(input, err);
+    });
+    if (answer === undefined) return;
+    if (answer) read = answer;
+  }
+  const bytes = read ?? (await readInput(input, plan.maxFileBytes));
   const into = plan.native ? nativeJpegInto() : null;
-  if (into && isJpeg(bytes)) {
+  if (into && isJpeg(bytes) && !read) {
     // One pool job from the encoded bytes to the normalised planar floats in `out`: no JavaScript per pixel. A JPEG
     // it leaves (CMYK, a profile it cannot transform) goes to sharp below.
-    const [mean, std] = [options.mean ?? IMAGENET_MEAN, options.std ?? IMAGENET_STD];
     const done = await viaFastPath(() =>
-      into(bytes, plan.size, options.resize ?? 'fill', plan.maxPixels, out, offset, mean, std).then(() => true),
+      into(bytes, plan.size, mode, plan.maxPixels, out, offset, mean, std).then(() => true),
     ).catch((err: unknown) => {
       throw invalid(input, err);
     });

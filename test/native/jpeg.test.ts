@@ -290,6 +290,53 @@ describe.skipIf(!native)('native JPEG fast path', () => {
     );
   });
 
+  it('decodeJpegFileInto: one job from a path, the same floats as from the bytes; what it leaves comes back', async () => {
+    const fileInto = addon.decodeJpegFileInto as NonNullable<typeof addon.decodeJpegFileInto>;
+    const into = addon.decodeJpegInto as NonNullable<typeof addon.decodeJpegInto>;
+    const m = [0.485, 0.456, 0.406] as const;
+    const s = [0.229, 0.224, 0.225] as const;
+    const jpeg = join(tmp, 'file-into.jpg');
+    writeFileSync(jpeg, await jpegOf(333, 250).jpeg({ quality: 85 }).toBuffer());
+    const fromFile = new Float32Array(2 * 3 * 64 * 64).fill(-7);
+    const fromBytes = new Float32Array(3 * 64 * 64);
+    // Into the second image of a batch: the first stays untouched.
+    expect(await fileInto(jpeg, 1 << 20, 64, 'fill', 1e6, fromFile, 3 * 64 * 64, m, s)).toBeUndefined();
+    await into(readFileSync(jpeg), 64, 'fill', 1e6, fromBytes, 0, m, s);
+    expect(fromFile.subarray(3 * 64 * 64)).toEqual(fromBytes);
+    expect(fromFile.subarray(0, 3 * 64 * 64).every((v) => v === -7)).toBe(true);
+    // Not for the fast path: the bytes come back (a PNG; a CMYK JPEG for sharp).
+    const png = join(tmp, 'file-into.png');
+    const pngBytes = await jpegOf(40, 30).png().toBuffer();
+    writeFileSync(png, pngBytes);
+    expect(await fileInto(png, 1 << 20, 64, 'fill', 1e6, fromBytes, 0, m, s)).toEqual(pngBytes);
+    const cmyk = join(tmp, 'file-into-cmyk.jpg');
+    const cmykBytes = await jpegOf(40, 30).toColourspace('cmyk').jpeg().toBuffer();
+    writeFileSync(cmyk, cmykBytes);
+    expect(await fileInto(cmyk, 1 << 20, 64, 'fill', 1e6, fromBytes, 0, m, s)).toEqual(cmykBytes);
+    // Not readable as a regular file within the limit: null (the caller reads it again to say why).
+    expect(await fileInto(join(tmp, 'missing.jpg'), 1 << 20, 64, 'fill', 1e6, fromBytes, 0, m, s)).toBeNull();
+    expect(await fileInto(tmp, 1 << 20, 64, 'fill', 1e6, fromBytes, 0, m, s)).toBeNull();
+    expect(await fileInto(jpeg, 100, 64, 'fill', 1e6, fromBytes, 0, m, s)).toBeNull();
+    // A corrupt JPEG: ERR_INVALID_IMAGE; preprocessInto names the file, and its errors for unreadable files stay.
+    const bad = join(tmp, 'file-into-truncated.jpg');
+    writeFileSync(bad, readFileSync(jpeg).subarray(0, 400));
+    expect(await codeOf(fileInto(bad, 1 << 20, 64, 'fill', 1e6, fromBytes, 0, m, s))).toBe('ERR_INVALID_IMAGE');
+    await expect(preprocessInto(bad, fromBytes, 0, { size: 64 })).rejects.toThrow(/file-into-truncated\.jpg/);
+    await expect(preprocessInto(tmp, fromBytes, 0, { size: 64 })).rejects.toThrow(/a directory, not a regular file/);
+    await expect(preprocessInto(jpeg, fromBytes, 0, { size: 64, maxFileBytes: 100 })).rejects.toThrow(
+      /larger than the limit of 100 bytes/,
+    );
+    // preprocessInto from the PNG's path decodes it with sharp.
+    await preprocessInto(png, fromBytes, 0, { size: 64 });
+    const viaBytes = new Float32Array(3 * 64 * 64);
+    await preprocessInto(pngBytes, viaBytes, 0, { size: 64 });
+    expect(fromBytes).toEqual(viaBytes);
+    const loose = addon.decodeJpegFileInto as unknown as Loose;
+    expect(() => loose(42, 1 << 20, 64, 'fill', 1e6, fromBytes, 0, m, s)).toThrow(TypeError);
+    expect(() => loose(jpeg, 1 << 20, 64, 'fill', 1e6, fromBytes, 1, m, s)).toThrow(RangeError);
+    expect(() => loose(jpeg, 0, 64, 'fill', 1e6, fromBytes, 0, m, s)).toThrow(RangeError);
+  });
+
   it('decodeResized refuses an unknown `jpeg` choice, and TRT_FLOWERS_JPEG=sharp forces sharp', async () => {
     const ok = await jpegOf(300, 200).jpeg().toBuffer();
     await expect(decodeResized(ok, { jpeg: 'turbo' as never })).rejects.toThrow(RangeError);
