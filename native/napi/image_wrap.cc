@@ -139,41 +139,53 @@ Napi::Value AugmentImage(const Napi::CallbackInfo& info) {
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info[0], info[3]});
 }
 
+// The decode-into arguments from info[first]: size, mode, maxPixels, out, offset, mean, std (out must have room for
+// one 3 x size x size image at offset; std positive). Throws TypeError / RangeError.
+struct DecodeInto {
+  tf::JpegDecodeOptions options;
+  float* out = nullptr;
+  std::array<double, 3> mean{}, stdev{};
+};
+
+DecodeInto readDecodeInto(const Napi::CallbackInfo& info, size_t first) {
+  DecodeInto d;
+  d.options.size = static_cast<int>(readInteger(info[first], "size", 1, 8192));
+  d.options.mode = readMode(info[first + 1]);
+  d.options.maxPixels = static_cast<uint64_t>(readInteger(info[first + 2], "maxPixels", 1, (int64_t{1} << 53) - 1));
+  const auto target = readFloat32Array(info[first + 3], "out");
+  const int64_t plane = static_cast<int64_t>(d.options.size) * d.options.size;
+  const int64_t offset = readInteger(info[first + 4], "offset", 0, (int64_t{1} << 53) - 1);
+  if (offset + 3 * plane > static_cast<int64_t>(target.length)) {
+    throw tf::RangeError("No room for " + std::to_string(3 * plane) + " values at offset " + std::to_string(offset) +
+                         " in an output of " + std::to_string(target.length));
+  }
+  d.out = const_cast<float*>(target.data) + offset;
+  readTriple(info[first + 5], "mean", d.mean.data());
+  readTriple(info[first + 6], "std", d.stdev.data());
+  for (const double s : d.stdev) {
+    if (!(s > 0) || !std::isfinite(s)) throw tf::RangeError("Expected positive finite numbers for `std`");
+  }
+  return d;
+}
+
 // async decodeJpegInto(data, size, mode, maxPixels, out, offset, mean, std): Promise<void>. decodeJpegResized, then
 // the image normalised as CHW float32 straight into out[offset .. offset + 3*size*size), in the same pool job (no
 // intermediate array for JavaScript). Same errors as decodeJpegResized; `out` must stay untouched until it settles.
 Napi::Value DecodeJpegInto(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ByteView bytes;
-  tf::JpegDecodeOptions options;
-  float* out = nullptr;
-  std::array<double, 3> mean{}, stdev{};
+  DecodeInto d;
   try {
     bytes = readBytes(info[0], "data");
-    options.size = static_cast<int>(readInteger(info[1], "size", 1, 8192));
-    options.mode = readMode(info[2]);
-    options.maxPixels = static_cast<uint64_t>(readInteger(info[3], "maxPixels", 1, (int64_t{1} << 53) - 1));
-    const auto target = readFloat32Array(info[4], "out");
-    const int64_t plane = static_cast<int64_t>(options.size) * options.size;
-    const int64_t offset = readInteger(info[5], "offset", 0, (int64_t{1} << 53) - 1);
-    if (offset + 3 * plane > static_cast<int64_t>(target.length)) {
-      throw tf::RangeError("No room for " + std::to_string(3 * plane) + " values at offset " + std::to_string(offset) +
-                           " in an output of " + std::to_string(target.length));
-    }
-    out = const_cast<float*>(target.data) + offset;
-    readTriple(info[6], "mean", mean.data());
-    readTriple(info[7], "std", stdev.data());
-    for (const double s : stdev) {
-      if (!(s > 0) || !std::isfinite(s)) throw tf::RangeError("Expected positive finite numbers for `std`");
-    }
+    d = readDecodeInto(info, 1);
   } catch (...) {
     rethrowAsJs(env);
   }
   return PromiseWorker::Run(
       env, "trt-flowers:decodeJpegInto",
-      [bytes, options, out, mean, stdev] {
-        const auto hwc = tf::decodeJpegResized(bytes.data, bytes.length, options);
-        tf::normalizeHwcToChw(hwc.data(), hwc.size() / 3, out, mean.data(), stdev.data());
+      [bytes, d] {
+        const auto hwc = tf::decodeJpegResized(bytes.data, bytes.length, d.options);
+        tf::normalizeHwcToChw(hwc.data(), hwc.size() / 3, d.out, d.mean.data(), d.stdev.data());
       },
       [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info[0], info[4]});
 }
@@ -218,29 +230,12 @@ Napi::Value DecodeJpegFileInto(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path;
   uint64_t maxFileBytes = 0;
-  tf::JpegDecodeOptions options;
-  float* out = nullptr;
-  std::array<double, 3> mean{}, stdev{};
+  DecodeInto d;
   try {
     path = readString(info[0], "path");
     if (path.empty() || path.find('\0') != std::string::npos) throw tf::TypeError("Expected a file path for `path`");
     maxFileBytes = static_cast<uint64_t>(readInteger(info[1], "maxFileBytes", 1, (int64_t{1} << 53) - 1));
-    options.size = static_cast<int>(readInteger(info[2], "size", 1, 8192));
-    options.mode = readMode(info[3]);
-    options.maxPixels = static_cast<uint64_t>(readInteger(info[4], "maxPixels", 1, (int64_t{1} << 53) - 1));
-    const auto target = readFloat32Array(info[5], "out");
-    const int64_t plane = static_cast<int64_t>(options.size) * options.size;
-    const int64_t offset = readInteger(info[6], "offset", 0, (int64_t{1} << 53) - 1);
-    if (offset + 3 * plane > static_cast<int64_t>(target.length)) {
-      throw tf::RangeError("No room for " + std::to_string(3 * plane) + " values at offset " + std::to_string(offset) +
-                           " in an output of " + std::to_string(target.length));
-    }
-    out = const_cast<float*>(target.data) + offset;
-    readTriple(info[7], "mean", mean.data());
-    readTriple(info[8], "std", stdev.data());
-    for (const double s : stdev) {
-      if (!(s > 0) || !std::isfinite(s)) throw tf::RangeError("Expected positive finite numbers for `std`");
-    }
+    d = readDecodeInto(info, 2);
   } catch (...) {
     rethrowAsJs(env);
   }
@@ -252,13 +247,13 @@ Napi::Value DecodeJpegFileInto(const Napi::CallbackInfo& info) {
   auto state = std::make_shared<State>();
   return PromiseWorker::Run(
       env, "trt-flowers:decodeJpegFileInto",
-      [path, maxFileBytes, options, out, mean, stdev, state] {
+      [path, maxFileBytes, d, state] {
         state->readable = readRegularFile(path, maxFileBytes, state->bytes);
         const auto& b = state->bytes;
         if (!state->readable || b.size() < 3 || b[0] != 0xFF || b[1] != 0xD8 || b[2] != 0xFF) return;
         try {
-          const auto hwc = tf::decodeJpegResized(b.data(), b.size(), options);
-          tf::normalizeHwcToChw(hwc.data(), hwc.size() / 3, out, mean.data(), stdev.data());
+          const auto hwc = tf::decodeJpegResized(b.data(), b.size(), d.options);
+          tf::normalizeHwcToChw(hwc.data(), hwc.size() / 3, d.out, d.mean.data(), d.stdev.data());
           state->done = true;
         } catch (const tf::UnsupportedJpeg&) {
           // The bytes go back for sharp.
