@@ -4,7 +4,7 @@
  *
  *   npx tsc -p tsconfig.build.json   # this script imports dist/
  *   node scripts/bench-train.js --model models/rexnet.pt [--batch 8] [--size 128] [--steps 10] [--warmup 3]
- *        [--threads 2] [--jit-optimize 0|1] [--python-eager --arch rexnet_150 [--freeze-bn]] [--no-python] [--python /usr/bin/python3]
+ *        [--threads 2] [--jit-optimize 0|1] [--channels-last] [--python-eager --arch rexnet_150 [--freeze-bn]] [--no-python] [--python /usr/bin/python3]
  *        [--device cuda [--amp] [--python-inputs host|device]]
  *
  * Both sides: the fixed input pattern x[i] = 1.5 * sin(0.37 * i) over the flat [3B, 3, size, size] batch (query,
@@ -46,6 +46,9 @@ const warmup = int('warmup', 3, 0);
 const threads = int('threads', 2);
 const device = arg('device', 'cpu');
 const amp = flag('amp');
+// The native step with trainer.memory_format=channels_last (NHWC weights and batch); the Python side stays as the
+// original project runs it (contiguous NCHW).
+const channelsLast = flag('channels-last');
 
 const pattern = (n, offset) => Float32Array.from({ length: n }, (_, i) => Math.sin((i + offset) * 0.37) * 1.5);
 const median = (xs) => {
@@ -67,7 +70,13 @@ async function benchNative() {
   const negative = pattern(per, 2 * per);
   const probe = await model.forward(query.subarray(0, 2 * 3 * size * size), [2, 3, size, size]);
   const labels = Int32Array.from({ length: batch }, (_, i) => i % probe.numClasses);
-  const trainer = new Trainer(model, { optimizer: 'adamw', learningRate: 1e-3, weightDecay: 0, amp });
+  const trainer = new Trainer(model, {
+    optimizer: 'adamw',
+    learningRate: 1e-3,
+    weightDecay: 0,
+    amp,
+    ...(channelsLast ? { channelsLast } : {}),
+  });
   const times = [];
   const losses = [];
   for (let i = 0; i < warmup + steps; i++) {
@@ -90,6 +99,7 @@ async function benchNative() {
     threads,
     device: usedDevice,
     amp,
+    memory_format: channelsLast ? 'channels_last' : 'contiguous',
     warmup,
     steps,
     median_step_ms: round(m),

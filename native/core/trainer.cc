@@ -45,6 +45,16 @@ Trainer::Trainer(std::shared_ptr<TorchModel> model, TrainerOptions options)
   }
   params_ = trainable;
   if (params_.empty()) throw RangeError("the model has no trainable parameters");
+  if (options_.channelsLast) {
+    // Convolutions in NHWC order (oneDNN's layout on the CPU): the 4-D weights move once, here, the step's batch
+    // is laid out so, and the gradients and optimizer state follow the weights.
+    model_->onModelThread([&] {
+      torch::NoGradGuard noGrad;
+      for (auto& p : model_->parameters()) {
+        if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+      }
+    });
+  }
   if (options_.optimizer == "adam") {
     optimizer_ = std::make_unique<torch::optim::Adam>(
         params_, torch::optim::AdamOptions(options_.learningRate).weight_decay(options_.weightDecay));
@@ -107,7 +117,9 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
     // Each part is copied straight into its slice of the device batch (no concatenated copy on the host first).
     std::vector<int64_t> all = batch.shape;
     all[0] = 3 * b;
-    auto images = torch::empty(all, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+    const bool nhwc = options_.channelsLast && all.size() == 4;
+    auto images = torch::empty(all, torch::TensorOptions().dtype(torch::kFloat32).device(device),
+                               nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
     const float* sources[] = {batch.query, batch.positive, batch.negative};
     for (int64_t i = 0; i < 3; ++i) {
       images.narrow(0, i * b, b).copy_(torch::from_blob(const_cast<float*>(sources[i]), batch.shape, torch::kFloat32));
@@ -203,6 +215,11 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
 }
 
 void Trainer::setGradientSync(std::shared_ptr<GradientSync> sync) {
+  if (sync && options_.channelsLast) {
+    throw RangeError(
+        "channels-last training does not run data-parallel yet (the gradient buckets and the start-up broadcast take "
+        "contiguous tensors): use trainer.memory_format=contiguous with several ranks");
+  }
   model_->onModelThread([&] {
     if (sync_ && sync_ != sync) sync_->detach();
     sync_ = std::move(sync);

@@ -28,6 +28,7 @@ struct TrainerOptions {
   double labelSmoothing = 0.0;     // of the cross-entropy, in [0, 0.99]
   bool amp = false;                // fp16 autocast (CUDA only)
   bool gradScaler = false;         // dynamic loss scaling (on by default with amp)
+  bool channelsLast = false;       // 4-D weights and the image batch in channels-last (NHWC) order
   GradScalerOptions scaler;
 };
 

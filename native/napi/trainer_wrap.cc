@@ -34,6 +34,7 @@ const TrainerOption kTrainerOptions[] = {
      [](const Napi::Value& v, tf::TrainerOptions& o) { o.labelSmoothing = readNumber(v, "labelSmoothing"); }},
     {"amp", [](const Napi::Value& v, tf::TrainerOptions& o) { o.amp = readBool(v, "amp"); }},
     {"gradScaler", [](const Napi::Value& v, tf::TrainerOptions& o) { o.gradScaler = readBool(v, "gradScaler"); }},
+    {"channelsLast", [](const Napi::Value& v, tf::TrainerOptions& o) { o.channelsLast = readBool(v, "channelsLast"); }},
     {"initScale", [](const Napi::Value& v, tf::TrainerOptions& o) { o.scaler.initScale = readNumber(v, "initScale"); }},
     {"growthFactor",
      [](const Napi::Value& v, tf::TrainerOptions& o) { o.scaler.growthFactor = readNumber(v, "growthFactor"); }},

@@ -100,6 +100,8 @@ export interface NativeTrainerOptions {
   labelSmoothing?: number;
   amp?: boolean;
   gradScaler?: boolean;
+  /** 4-D weights and the image batch in channels-last (NHWC) order. Not with data-parallel training. Defaults to false. */
+  channelsLast?: boolean;
   initScale?: number;
   growthFactor?: number;
   backoffFactor?: number;

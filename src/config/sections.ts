@@ -79,6 +79,12 @@ export const TRAINER_SPEC = {
   min_delta: { type: 'number', min: 0, max: 1e6, default: 0, doc: 'smallest val_loss decrease that counts' },
   device: { type: 'enum', values: ['auto', 'cpu', 'cuda'], default: 'auto', doc: 'auto: cuda when available' },
   amp: { type: 'bool', default: true, doc: 'fp16 autocast + dynamic loss scaling on CUDA (ignored on CPU)' },
+  memory_format: {
+    type: 'enum',
+    values: ['contiguous', 'channels_last'],
+    default: 'contiguous',
+    doc: 'channels_last: NHWC convolutions (faster on CPUs with oneDNN); one process only',
+  },
   threads: { type: 'int', min: 0, max: 1024, default: 0, doc: 'libtorch threads; 0: min(cores, 4)' },
   limit_per_class: {
     type: 'int',

@@ -19,6 +19,7 @@ export function trainerOptionsOf(config: TrainConfig, device: string): TrainerOp
     gradClipNorm: m.grad_clip_norm,
     ...lossOptionsOf(config),
     amp: config.trainer.amp && device.startsWith('cuda'),
+    ...(config.trainer.memory_format === 'channels_last' ? { channelsLast: true } : {}),
   };
 }
 

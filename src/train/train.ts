@@ -2,7 +2,7 @@ import path from 'node:path';
 
 import { withDataSection, type CamelCaseTrainConfig, type TrainConfig } from '../config/index.js';
 import type { RawConfig } from '../config/load.js';
-import { CancelledError } from '../errors.js';
+import { CancelledError, ConfigError } from '../errors.js';
 import { runtimeInfo, manualSeed, setThreads } from '../binding/runtime.js';
 import { Checkpoints, emptyPartial, type TrainState } from './checkpoint.js';
 import { EarlyStopping } from './EarlyStopping.js';
@@ -75,6 +75,13 @@ function trainingDevice(config: TrainConfig): string {
 /** Runs (or resumes) a training run: epochs of triplet steps, validation, checkpoints, early stopping, test. */
 export async function train(input: TrainOptions): Promise<TrainResult> {
   const options = { ...input, config: withDataSection(input.config, 'train()') };
+  const several = Number(process.env.WORLD_SIZE ?? 1) > 1 || (options.distributed?.worldSize ?? 1) > 1;
+  if (several && options.config.trainer.memory_format === 'channels_last') {
+    throw new ConfigError(
+      'trainer.memory_format=channels_last runs in one process only (the gradient buckets and the start-up ' +
+        'broadcast take contiguous tensors): use trainer.memory_format=contiguous with several ranks',
+    );
+  }
   // The device picks the data-parallel backend (NCCL for CUDA where compiled in) and, with one GPU per rank, which.
   const dist = await DistributedRun.join({ device: trainingDevice(options.config), ...options.distributed });
   try {
