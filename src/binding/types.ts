@@ -349,6 +349,17 @@ export interface NativeProcessGroup {
   destroy(): Promise<void>;
 }
 
+/** The decode-into arguments both JPEG-into calls end with (read once by native/napi/image_wrap.cc readDecodeInto). */
+export type DecodeIntoArgs = [
+  size: number,
+  mode: 'fill' | 'center-crop',
+  maxPixels: number,
+  out: Float32Array,
+  offset: number,
+  mean: readonly [number, number, number],
+  std: readonly [number, number, number],
+];
+
 export interface NativeAddon {
   runtimeInfo(): NativeRuntimeInfo;
   setThreads(n: number): void;
@@ -393,16 +404,7 @@ export interface NativeAddon {
    * errors as decodeJpegResized; RangeError for an output without room. Absent when the addon was built without
    * libjpeg.
    */
-  decodeJpegInto?: (
-    data: Uint8Array,
-    size: number,
-    mode: 'fill' | 'center-crop',
-    maxPixels: number,
-    out: Float32Array,
-    offset: number,
-    mean: readonly [number, number, number],
-    std: readonly [number, number, number],
-  ) => Promise<void>;
+  decodeJpegInto?: (data: Uint8Array, ...into: DecodeIntoArgs) => Promise<void>;
   /**
    * async; decodeJpegInto from a file path, read in the same pool job (a regular file of at most maxFileBytes).
    * Resolves with undefined when `out` holds the image, with the file's bytes when the fast path leaves them (not a
@@ -411,13 +413,7 @@ export interface NativeAddon {
   decodeJpegFileInto?: (
     path: string,
     maxFileBytes: number,
-    size: number,
-    mode: 'fill' | 'center-crop',
-    maxPixels: number,
-    out: Float32Array,
-    offset: number,
-    mean: readonly [number, number, number],
-    std: readonly [number, number, number],
+    ...into: DecodeIntoArgs
   ) => Promise<Buffer | null | undefined>;
   /**
    * async; the native twin of src/data/augment.ts augmentInto: writes the augmented, normalised CHW image of `src`

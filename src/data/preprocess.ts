@@ -300,8 +300,9 @@ export async function preprocessInto(
     if (answer) read = answer;
   }
   const bytes = read ?? (await readInput(input, plan.maxFileBytes));
-  const into = plan.native ? nativeJpegInto() : null;
-  if (into && isJpeg(bytes) && !read) {
+  // Bytes the file job gave back were already refused by the fast path: straight to sharp.
+  const into = plan.native && !read ? nativeJpegInto() : null;
+  if (into && isJpeg(bytes)) {
     // One pool job from the encoded bytes to the normalised planar floats in `out`: no JavaScript per pixel. A JPEG
     // it leaves (CMYK, a profile it cannot transform) goes to sharp below.
     const done = await viaFastPath(() =>
@@ -311,7 +312,12 @@ export async function preprocessInto(
     });
     if (done) return;
   }
-  normalizeInto(await decodeBytes(input, bytes, { ...plan, native: into ? null : plan.native }), out, offset, options);
+  normalizeInto(
+    await decodeBytes(input, bytes, { ...plan, native: into || read ? null : plan.native }),
+    out,
+    offset,
+    options,
+  );
 }
 
 /** Preprocesses a batch into one [N, 3, size, size] Float32Array, several images in flight. */

@@ -34,6 +34,11 @@ export class DistributedRun {
     this.buckets = buckets;
   }
 
+  /** True when this process is one rank of several (WORLD_SIZE set, or options.worldSize > 1): what join() joins. */
+  static wanted(options: DistributedOptions | undefined, env: NodeJS.ProcessEnv = process.env): boolean {
+    return distributedEnv(env) !== null || (options?.worldSize ?? 1) > 1;
+  }
+
   /**
    * Joins the group when this process is one rank of several (WORLD_SIZE set, or options.worldSize > 1); null for
    * a process on its own. Rejects with DistributedError when the group cannot be formed within the timeout.
@@ -42,8 +47,7 @@ export class DistributedRun {
     options: DistributedOptions | undefined,
     env: NodeJS.ProcessEnv = process.env,
   ): Promise<DistributedRun | null> {
-    const fromEnv = distributedEnv(env);
-    if (!fromEnv && !(options?.worldSize && options.worldSize > 1)) return null;
+    if (!DistributedRun.wanted(options, env)) return null;
     const buckets: AttachOptions = {};
     if (options?.bucketBytes !== undefined) buckets.bucketBytes = options.bucketBytes;
     if (options?.firstBucketBytes !== undefined) buckets.firstBucketBytes = options.firstBucketBytes;

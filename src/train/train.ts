@@ -75,8 +75,7 @@ function trainingDevice(config: TrainConfig): string {
 /** Runs (or resumes) a training run: epochs of triplet steps, validation, checkpoints, early stopping, test. */
 export async function train(input: TrainOptions): Promise<TrainResult> {
   const options = { ...input, config: withDataSection(input.config, 'train()') };
-  const several = Number(process.env.WORLD_SIZE ?? 1) > 1 || (options.distributed?.worldSize ?? 1) > 1;
-  if (several && options.config.trainer.memory_format === 'channels_last') {
+  if (options.config.trainer.memory_format === 'channels_last' && DistributedRun.wanted(options.distributed)) {
     throw new ConfigError(
       'trainer.memory_format=channels_last runs in one process only (the gradient buckets and the start-up ' +
         'broadcast take contiguous tensors): use trainer.memory_format=contiguous with several ranks',
