@@ -29,6 +29,8 @@ void validateTrainerOptions(const TrainerOptions& o) {
   requireFinite(o.scaler.growthFactor, "growthFactor", 1.0, 1e3);
   requireFinite(o.scaler.backoffFactor, "backoffFactor", 1e-6, 1.0);
   if (o.scaler.growthInterval < 1) throw RangeError("growthInterval must be at least 1");
+  requireFinite(o.emaDecay, "emaDecay", 0.0, 1.0);
+  if (o.emaDecay >= 1) throw RangeError("emaDecay must be below 1 (0 turns the average off), received 1");
 }
 
 Trainer::Trainer(std::shared_ptr<TorchModel> model, TrainerOptions options)
@@ -92,6 +94,9 @@ int64_t checkFeatureShape(const std::vector<int64_t>& shape, const std::string& 
 }
 
 StepResult Trainer::run(const TripletBatch& batch, bool train) {
+  if (train && emaSwapped_.load()) {
+    throw RangeError("the weights' moving average is swapped in (swapEma): swap it back before training");
+  }
   if (batch.pooled) {
     checkFeatureShape(batch.shape, "batch");
     model_->requireHead();
@@ -206,12 +211,42 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
       r.gradNorm = gradNormAndClip(params_, options_.gradClipNorm);
       multiTensorStep(*optimizer_, options_.optimizer);
     }
+    // The average follows the fine-tune: a head-only step (before it) moves no backbone weight, and the average then
+    // starts from the weights the head phase left.
+    if (!batch.pooled && !r.skipped && options_.emaDecay > 0) updateEma();
     ++steps_;
     return r;
   } catch (...) {
     if (options_.amp) compat::setCudaAutocast(false);
     rethrowAs<RuntimeFailure>(train ? "training step failed" : "evaluation failed");
   }
+}
+
+void Trainer::updateEma() {
+  torch::NoGradGuard noGrad;
+  if (ema_.empty()) {
+    ema_.reserve(params_.size());
+    for (const auto& p : params_) ema_.push_back(p.detach().clone());
+  }
+  const auto n = static_cast<double>(emaUpdates_.load() + 1);
+  // The warm-up of the decay keeps the first averages close to the current weights (as timm's ModelEmaV2 does).
+  const double decay = std::min(options_.emaDecay, (1.0 + n) / (10.0 + n));
+  for (size_t i = 0; i < params_.size(); ++i) ema_[i].lerp_(params_[i].detach(), 1.0 - decay);
+  ++emaUpdates_;
+}
+
+bool Trainer::swapEma() {
+  if (!model_->onModelThreadNow()) return model_->onModelThread([&] { return swapEma(); });
+  if (ema_.empty()) return false;
+  torch::NoGradGuard noGrad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    // set_data keeps the parameter object (the module's slot and the optimizer's key) and trades its storage.
+    at::Tensor current = params_[i].data();
+    params_[i].set_data(ema_[i]);
+    ema_[i] = current;
+  }
+  emaSwapped_.store(!emaSwapped_.load());
+  return true;
 }
 
 void Trainer::setGradientSync(std::shared_ptr<GradientSync> sync) {
@@ -236,6 +271,9 @@ double Trainer::learningRate() const { return lr_.load(); }
 
 void Trainer::saveState(const std::string& path) {
   if (!model_->onModelThreadNow()) return model_->onModelThread([&] { saveState(path); });
+  if (emaSwapped_.load()) {
+    throw RangeError("the weights' moving average is swapped in (swapEma): swap it back before saving the state");
+  }
   writeAtomically(path, [&](const std::string& tmp) {
     torch::serialize::OutputArchive archive;
     torch::serialize::OutputArchive opt;
@@ -249,6 +287,12 @@ void Trainer::saveState(const std::string& path) {
     if (scaler_) {
       archive.write("scaler_scale", scaler_->scaleTensor().cpu(), /*is_buffer=*/true);
       archive.write("scaler_growth", scaler_->growthTracker().cpu(), /*is_buffer=*/true);
+    }
+    if (!ema_.empty()) {
+      archive.write("ema_updates", c10::IValue(emaUpdates_.load()));
+      for (size_t i = 0; i < ema_.size(); ++i) {
+        archive.write("ema_" + std::to_string(i), ema_[i].cpu().contiguous(), /*is_buffer=*/true);
+      }
     }
     try {
       archive.save_to(tmp);
@@ -296,6 +340,22 @@ void Trainer::loadState(const std::string& path) {
         scaler_->scaleTensor().copy_(s);
         scaler_->growthTracker().copy_(g);
       }
+    }
+    // The moving average, when the state has one and this trainer keeps one (else it starts at the next step).
+    ema_.clear();
+    emaUpdates_.store(0);
+    c10::IValue emaUpdates;
+    if (options_.emaDecay > 0 && archive.try_read("ema_updates", emaUpdates)) {
+      std::vector<at::Tensor> loaded;
+      for (size_t i = 0; i < params_.size(); ++i) {
+        at::Tensor t;
+        if (!archive.try_read("ema_" + std::to_string(i), t, true) || !t.sizes().equals(params_[i].sizes())) {
+          throw ModelLoadError("cannot load trainer state '" + path + "': its weight average does not match the model");
+        }
+        loaded.push_back(t.to(params_[i].device()).contiguous(params_[i].suggest_memory_format()));
+      }
+      ema_ = std::move(loaded);
+      emaUpdates_.store(emaUpdates.toInt());
     }
   } catch (...) {
     rethrowAs<ModelLoadError>("cannot load trainer state '" + path + "' (not a trainer state file?)");

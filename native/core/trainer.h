@@ -29,6 +29,9 @@ struct TrainerOptions {
   bool amp = false;                // fp16 autocast (CUDA only)
   bool gradScaler = false;         // dynamic loss scaling (on by default with amp)
   bool channelsLast = false;       // 4-D weights and the image batch in channels-last (NHWC) order
+  // Exponential moving average of the trainable weights, updated after every full (not head-only) optimizer step:
+  // ema = d * ema + (1 - d) * w with d = min(emaDecay, (1 + n) / (10 + n)) after n updates. 0 = off; in [0, 1).
+  double emaDecay = 0.0;
   GradScalerOptions scaler;
 };
 
@@ -74,6 +77,14 @@ class Trainer {
 
   void setLearningRate(double lr);
   double learningRate() const;
+
+  // Exchanges the model's trainable weights with their moving average (options.emaDecay), so evaluation and saving
+  // see the average; a second call swaps them back. No copy: the tensors' storages trade places. Returns false (and
+  // does nothing) when there is no average yet (off, or no full step since construction). Steps and saveState are
+  // refused while the average is in. On the model's thread.
+  bool swapEma();
+  bool emaSwappedIn() const { return emaSwapped_.load(); }
+  int64_t emaUpdates() const { return emaUpdates_.load(); }
   int64_t stepCount() const { return steps_.load(); }
 
   // setLearningRate is safe while a step runs: the new rate applies from the next step.
@@ -92,6 +103,7 @@ class Trainer {
 
  private:
   StepResult run(const TripletBatch& batch, bool train);
+  void updateEma();
 
   // Everything but the atomics is used only on the model's thread (TorchModel::onModelThread), which serialises the
   // trainer's calls with each other and with the model's own: no lock needed.
@@ -105,6 +117,10 @@ class Trainer {
   std::atomic<int64_t> steps_{0};
   std::atomic<double> lr_{0.0};
   std::atomic<bool> lrChanged_{false};
+  // The moving average, one tensor per trainable parameter (empty until the first full step).
+  std::vector<at::Tensor> ema_;
+  std::atomic<int64_t> emaUpdates_{0};
+  std::atomic<bool> emaSwapped_{false};
 };
 
 // Throws RangeError naming the first invalid option.

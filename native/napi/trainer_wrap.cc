@@ -35,6 +35,7 @@ const TrainerOption kTrainerOptions[] = {
     {"amp", [](const Napi::Value& v, tf::TrainerOptions& o) { o.amp = readBool(v, "amp"); }},
     {"gradScaler", [](const Napi::Value& v, tf::TrainerOptions& o) { o.gradScaler = readBool(v, "gradScaler"); }},
     {"channelsLast", [](const Napi::Value& v, tf::TrainerOptions& o) { o.channelsLast = readBool(v, "channelsLast"); }},
+    {"emaDecay", [](const Napi::Value& v, tf::TrainerOptions& o) { o.emaDecay = readNumber(v, "emaDecay"); }},
     {"initScale", [](const Napi::Value& v, tf::TrainerOptions& o) { o.scaler.initScale = readNumber(v, "initScale"); }},
     {"growthFactor",
      [](const Napi::Value& v, tf::TrainerOptions& o) { o.scaler.growthFactor = readNumber(v, "growthFactor"); }},
@@ -94,9 +95,11 @@ Napi::Function TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
        InstanceMethod<&TrainerWrap::HeadStep>("headStep"),
        InstanceMethod<&TrainerWrap::SetLearningRate>("setLearningRate"),
        InstanceAccessor<&TrainerWrap::GetLearningRate>("learningRate"),
-       InstanceAccessor<&TrainerWrap::GetStepCount>("stepCount"), InstanceMethod<&TrainerWrap::SaveState>("saveState"),
-       InstanceMethod<&TrainerWrap::LoadState>("loadState"), InstanceMethod<&TrainerWrap::Dispose>("dispose"),
-       InstanceAccessor<&TrainerWrap::IsDisposed>("disposed")});
+       InstanceAccessor<&TrainerWrap::GetStepCount>("stepCount"), InstanceMethod<&TrainerWrap::SwapEma>("swapEma"),
+       InstanceAccessor<&TrainerWrap::GetEmaUpdates>("emaUpdates"),
+       InstanceAccessor<&TrainerWrap::GetEmaSwappedIn>("emaSwappedIn"),
+       InstanceMethod<&TrainerWrap::SaveState>("saveState"), InstanceMethod<&TrainerWrap::LoadState>("loadState"),
+       InstanceMethod<&TrainerWrap::Dispose>("dispose"), InstanceAccessor<&TrainerWrap::IsDisposed>("disposed")});
   addonData(env).trainerCtor = Napi::Persistent(cls);
   exports.Set("Trainer", cls);
   return cls;
@@ -192,6 +195,23 @@ Napi::Value TrainerWrap::GetLearningRate(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainerWrap::GetStepCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(trainer(info.Env())->stepCount()));
+}
+
+Napi::Value TrainerWrap::SwapEma(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto trainer = this->trainer(env);
+  auto swapped = std::make_shared<bool>(false);
+  return addonData(env).jobs->run(
+      env, *trainer->model(), [trainer, swapped] { *swapped = trainer->swapEma(); },
+      [swapped](Napi::Env env) -> Napi::Value { return Napi::Boolean::New(env, *swapped); }, {info.This()});
+}
+
+Napi::Value TrainerWrap::GetEmaUpdates(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(trainer(info.Env())->emaUpdates()));
+}
+
+Napi::Value TrainerWrap::GetEmaSwappedIn(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), trainer(info.Env())->emaSwappedIn());
 }
 
 Napi::Value TrainerWrap::SaveState(const Napi::CallbackInfo& info) {

@@ -25,6 +25,9 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value SetLearningRate(const Napi::CallbackInfo& info);  // sync; applied at the next step
   Napi::Value GetLearningRate(const Napi::CallbackInfo& info);  // sync getter
   Napi::Value GetStepCount(const Napi::CallbackInfo& info);     // sync getter
+  Napi::Value SwapEma(const Napi::CallbackInfo& info);          // async swapEma() -> boolean
+  Napi::Value GetEmaUpdates(const Napi::CallbackInfo& info);    // sync getter
+  Napi::Value GetEmaSwappedIn(const Napi::CallbackInfo& info);  // sync getter
   Napi::Value SaveState(const Napi::CallbackInfo& info);        // async saveState(path)
   Napi::Value LoadState(const Napi::CallbackInfo& info);        // async loadState(path)
   Napi::Value Dispose(const Napi::CallbackInfo& info);          // async dispose(): settles after the calls in flight

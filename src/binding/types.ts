@@ -102,6 +102,11 @@ export interface NativeTrainerOptions {
   gradScaler?: boolean;
   /** 4-D weights and the image batch in channels-last (NHWC) order. Not with data-parallel training. Defaults to false. */
   channelsLast?: boolean;
+  /**
+   * Exponential moving average of the trainable weights after every full step (the decay, in [0, 1); warmed up as
+   * min(decay, (1 + n) / (10 + n))). 0 turns it off. Defaults to 0.
+   */
+  emaDecay?: number;
   initScale?: number;
   growthFactor?: number;
   backoffFactor?: number;
@@ -145,6 +150,14 @@ export interface NativeTrainer {
   setLearningRate(lr: number): void;
   readonly learningRate: number;
   readonly stepCount: number;
+  /**
+   * async; exchanges the trainable weights with their moving average (a second call swaps back); false when there is
+   * none yet. Steps and saveState are refused while it is swapped in.
+   */
+  swapEma(): Promise<boolean>;
+  /** Full steps averaged so far (0 without emaDecay). */
+  readonly emaUpdates: number;
+  readonly emaSwappedIn: boolean;
   /** async, atomic write. */
   saveState(path: string): Promise<void>;
   /** async. */

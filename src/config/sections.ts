@@ -44,6 +44,15 @@ export const MODEL_SPEC = {
     default: 0,
     doc: 'label smoothing of the cross-entropy (training and validation losses)',
   },
+  ema_decay: {
+    type: 'number',
+    min: 0,
+    max: 0.99999,
+    default: 0,
+    doc:
+      'exponential moving average of the weights over the fine-tune steps (e.g. 0.998), validated beside the ' +
+      'weights every epoch and saved as the best checkpoint when its val_loss is lower; 0: off',
+  },
   head_epochs: {
     type: 'int',
     min: 0,

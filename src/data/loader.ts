@@ -99,6 +99,8 @@ export class DataLoader {
   readonly split: SplitManifest;
   readonly batchSize: number;
   readonly imageSize: number;
+  /** Size of evaluation batches (evaluate()). */
+  readonly evalImageSize: number;
   readonly prefetch: number;
   readonly cache: DecodedCache;
   readonly #opts: Required<Omit<DataLoaderOptions, 'root' | 'split' | 'augment'>> & { augment: AugmentOptions | false };
@@ -119,10 +121,12 @@ export class DataLoader {
     const d = DEFAULT_LOADER_OPTIONS;
     this.batchSize = int('batchSize', options.batchSize ?? d.batchSize, 1);
     this.imageSize = int('imageSize', options.imageSize ?? d.imageSize, 8);
+    this.evalImageSize = int('evalImageSize', options.evalImageSize ?? options.imageSize ?? d.imageSize, 8);
     this.prefetch = int('prefetch', options.prefetch ?? d.prefetch, 0);
     this.#opts = {
       batchSize: this.batchSize,
       imageSize: this.imageSize,
+      evalImageSize: this.evalImageSize,
       prefetch: this.prefetch,
       resize: options.resize ?? d.resize,
       maxPixels: options.maxPixels ?? d.maxPixels,
@@ -207,7 +211,12 @@ export class DataLoader {
       await Promise.all(
         chunk.flatMap((t, i) =>
           roles.map((role, r) =>
-            this.#load(train[t[role]] as SplitItem, tensors[r] as Float32Array, i * per, signal, [epoch, b, i, r]),
+            this.#load(train[t[role]] as SplitItem, this.imageSize, tensors[r] as Float32Array, i * per, signal, [
+              epoch,
+              b,
+              i,
+              r,
+            ]),
           ),
         ),
       );
@@ -223,21 +232,28 @@ export class DataLoader {
     });
   }
 
-  /** Evaluation batches over a split, in manifest order, without augmentation. */
-  evaluate(name: SplitName, options: IterateOptions & { batchSize?: number } = {}): AsyncGenerator<EvalBatch> {
+  /**
+   * Evaluation batches over a split, in manifest order, without augmentation, at `evalImageSize` (or
+   * `options.imageSize`: the head phase takes the training size).
+   */
+  evaluate(
+    name: SplitName,
+    options: IterateOptions & { batchSize?: number; imageSize?: number } = {},
+  ): AsyncGenerator<EvalBatch> {
     const items = this.split[name];
     const size = options.batchSize ?? this.batchSize;
+    const side = options.imageSize ?? this.evalImageSize;
     const shard = checkShard(options.shard);
     const count = Math.ceil((Math.ceil(items.length / size) - shard.rank) / shard.count);
     return this.#pipeline(Math.max(0, count), options, async (local, signal) => {
       const b = local * shard.count + shard.rank;
       const chunk = items.slice(b * size, (b + 1) * size);
-      const per = 3 * this.imageSize * this.imageSize;
+      const per = 3 * side * side;
       const images = new Float32Array(chunk.length * per);
-      await Promise.all(chunk.map((item, i) => this.#load(item, images, i * per, signal, null)));
+      await Promise.all(chunk.map((item, i) => this.#load(item, side, images, i * per, signal, null)));
       return {
         images,
-        shape: [chunk.length, 3, this.imageSize, this.imageSize],
+        shape: [chunk.length, 3, side, side],
         labels: Int32Array.from(chunk, (item) => item.label),
         paths: chunk.map((item) => item.path),
         index: b,
@@ -246,15 +262,22 @@ export class DataLoader {
   }
 
   /** Decodes (or takes from the cache) one image and writes it, augmented when `augmentKey` is set, into `out`. */
-  async #load(item: SplitItem, out: Float32Array, offset: number, signal: AbortSignal, augmentKey: number[] | null) {
+  async #load(
+    item: SplitItem,
+    size: number,
+    out: Float32Array,
+    offset: number,
+    signal: AbortSignal,
+    augmentKey: number[] | null,
+  ) {
     const o = this.#opts;
-    const key = `${item.md5}:${o.imageSize}:${o.resize}`;
+    const key = `${item.md5}:${size}:${o.resize}`;
     const decode = (): Promise<Uint8Array> =>
       this.#decodes.run(async () => {
         if (signal.aborted) throw new CancelledError();
         this.#decodeCount++;
         return decodeResized(path.join(this.root, item.path), {
-          size: o.imageSize,
+          size,
           resize: o.resize,
           maxPixels: o.maxPixels,
           maxFileBytes: o.maxFileBytes,
@@ -262,8 +285,8 @@ export class DataLoader {
       });
     const hwc = o.cacheMiB > 0 ? await this.cache.get(key, decode) : await decode();
     if (augmentKey && o.augment && o.augment.enabled) {
-      const params = drawAugmentParams(o.imageSize, new Rng(o.seed, 'augment', ...augmentKey), o.augment);
-      await augmentAsync(hwc, o.imageSize, params, out, offset, o.mean, o.std);
+      const params = drawAugmentParams(size, new Rng(o.seed, 'augment', ...augmentKey), o.augment);
+      await augmentAsync(hwc, size, params, out, offset, o.mean, o.std);
     } else {
       normalizeInto(hwc, out, offset, { mean: o.mean, std: o.std });
     }

@@ -3,7 +3,7 @@ import path from 'node:path';
 
 import { parse as parseYaml } from 'yaml';
 
-import { DEFAULT_CLASSES, type ResizeMode } from './section.js';
+import { DEFAULT_CLASSES, inferenceImageSize, type ResizeMode } from './section.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
 import { ModelLoadError } from '../errors.js';
 
@@ -174,14 +174,17 @@ export async function metadataFromRunDir(modelPath: string): Promise<ModelMetada
     }
     try {
       const cfg = parseYaml(text) as {
-        data?: { classes?: string[]; image_size?: number; resize?: ResizeMode };
+        data?: { classes?: string[]; image_size?: number; eval_image_size?: number; resize?: ResizeMode };
         model?: { arch?: string; embedding_size?: number };
       };
       if (!cfg?.data?.classes) continue;
       return parseMetadata(
         {
           classes: cfg.data.classes,
-          preprocessing: { ...defaultPreprocessing(cfg.data.image_size ?? 224), resize: cfg.data.resize ?? 'fill' },
+          preprocessing: {
+            ...defaultPreprocessing(inferenceImageSize({ image_size: 224, ...cfg.data })),
+            resize: cfg.data.resize ?? 'fill',
+          },
           ...(cfg.model?.arch ? { arch: cfg.model.arch } : {}),
           run_id: path.basename(path.resolve(candidate)),
         },
@@ -206,7 +209,7 @@ export function defaultMetadata(numClasses: number): ModelMetadata {
 /** The metadata a training run embeds in its checkpoints. */
 export function trainingMetadata(
   config: {
-    data: { classes: readonly string[]; image_size: number; resize: ResizeMode };
+    data: { classes: readonly string[]; image_size: number; eval_image_size?: number; resize: ResizeMode };
     model: { arch: string; embedding_size: number };
   },
   runId: string,
@@ -214,7 +217,8 @@ export function trainingMetadata(
   return {
     format: METADATA_FORMAT,
     classes: [...config.data.classes],
-    preprocessing: { ...defaultPreprocessing(config.data.image_size), resize: config.data.resize },
+    // What the model is used at: its evaluation size (data.eval_image_size), which may differ from the training crops'.
+    preprocessing: { ...defaultPreprocessing(inferenceImageSize(config.data)), resize: config.data.resize },
     arch: config.model.arch,
     embedding_size: config.model.embedding_size,
     run_id: runId,

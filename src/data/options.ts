@@ -1,5 +1,11 @@
 import type { SplitManifest } from './split.js';
-import { defaultDataSection, type AugmentSection, type DataSection, type ResizeMode } from './section.js';
+import {
+  defaultDataSection,
+  inferenceImageSize,
+  type AugmentSection,
+  type DataSection,
+  type ResizeMode,
+} from './section.js';
 
 /**
  * The one place where the `data` section (snake_case, as in the YAML files) becomes the options of the parts that
@@ -35,6 +41,8 @@ export interface DataLoaderOptions {
   batchSize?: number;
   /** Model input height and width. Defaults to 224. */
   imageSize?: number;
+  /** Input size of evaluation batches (validation, test: what the trained model is used at). Defaults to imageSize. */
+  evalImageSize?: number;
   /** Resize mode. Defaults to 'fill'. */
   resize?: ResizeMode;
   /** Largest accepted image in pixels. Defaults to 50,000,000. */
@@ -93,6 +101,7 @@ export type LoaderSettings = Required<
     DataLoaderOptions,
     | 'batchSize'
     | 'imageSize'
+    | 'evalImageSize'
     | 'resize'
     | 'maxPixels'
     | 'maxFileBytes'
@@ -110,6 +119,7 @@ export function loaderOptionsOf(d: DataSection): LoaderSettings {
   return {
     batchSize: d.batch_size,
     imageSize: d.image_size,
+    evalImageSize: inferenceImageSize(d),
     resize: d.resize,
     maxPixels: d.max_pixels,
     maxFileBytes: d.max_file_bytes,

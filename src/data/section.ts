@@ -62,6 +62,16 @@ export const DATA_SPEC = {
     doc: 'class folder names, in label order',
   },
   image_size: { type: 'int', min: 8, max: 4096, default: 224, doc: 'model input height and width' },
+  eval_image_size: {
+    type: 'int',
+    min: 0,
+    max: 4096,
+    default: 0,
+    doc:
+      'input size of validation, test and the trained model (what inference uses); 0: image_size. Random crops ' +
+      'show the training step objects larger than a whole photo does, so a size above image_size (e.g. 224 for ' +
+      '160) often classifies better at the same training cost',
+  },
   resize: {
     type: 'enum',
     values: ['fill', 'center-crop'],
@@ -170,4 +180,9 @@ export async function loadDataSection(file: string): Promise<DataSection> {
   }
   const section = doc && typeof doc === 'object' && 'data' in doc ? (doc as { data: unknown }).data : doc;
   return parseDataSection(section);
+}
+
+/** The input size a trained model is evaluated and used at: data.eval_image_size, or data.image_size when 0. */
+export function inferenceImageSize(d: { image_size: number; eval_image_size?: number }): number {
+  return d.eval_image_size && d.eval_image_size > 0 ? d.eval_image_size : d.image_size;
 }

@@ -74,6 +74,26 @@ export class Trainer implements AsyncDisposable {
     return this.native.stepCount;
   }
 
+  /**
+   * Exchanges the model's trainable weights with their moving average (`emaDecay`), so that evaluation and
+   * TorchModel.save see the average; call it again to swap back before the next step. Resolves false, changing
+   * nothing, when there is no average yet (off, or no full step taken).
+   */
+  async swapEma(): Promise<boolean> {
+    const t = this.native;
+    return callNative(() => t.swapEma());
+  }
+
+  /** Full steps averaged so far (0 without `emaDecay`). */
+  get emaUpdates(): number {
+    return this.native.emaUpdates;
+  }
+
+  /** Whether the moving average is swapped in now. */
+  get emaSwappedIn(): boolean {
+    return this.native.emaSwappedIn;
+  }
+
   /** Optimizer and loss-scaler state for exact resume; atomic write. */
   async saveState(path: string): Promise<void> {
     const t = this.native;

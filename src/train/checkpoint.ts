@@ -21,6 +21,8 @@ export interface TrainState {
   partial: { images: number; loss: number; ce: number; contrastive: number; correct: number; seconds: number };
   /** Epoch of the best checkpoint (0-based), -1 before the first validation and for the head phase's model. */
   bestEpoch: number;
+  /** Whether the best checkpoint holds the weights' moving average (model.ema_decay) rather than the weights. */
+  bestEma?: boolean;
   /** Head epochs done (model.head_epochs); absent in runs written before the head phase existed. */
   headEpochs?: number;
 }

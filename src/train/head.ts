@@ -34,7 +34,9 @@ export async function extractFeatures(
   const parts: Float32Array[] = [];
   const labels: number[] = [];
   let dim = 0;
+  // The features of the training step's size: the head phase trains for the fine-tune that follows it.
   for await (const batch of loader.evaluate(split, {
+    imageSize: split === 'train' ? loader.imageSize : loader.evalImageSize,
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.batchSize ? { batchSize: options.batchSize } : {}),
   })) {

@@ -20,6 +20,7 @@ export function trainerOptionsOf(config: TrainConfig, device: string): TrainerOp
     ...lossOptionsOf(config),
     amp: config.trainer.amp && device.startsWith('cuda'),
     ...(config.trainer.memory_format === 'channels_last' ? { channelsLast: true } : {}),
+    ...(m.ema_decay > 0 ? { emaDecay: m.ema_decay } : {}),
   };
 }
 

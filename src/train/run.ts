@@ -213,7 +213,7 @@ export async function prepareModel(ctx: RunContext, python?: string): Promise<st
 /** Writes the final summary and closes the trackers' run. `bestEpoch` counts from 1 (null: none yet). */
 export async function finishRun(
   ctx: RunContext,
-  result: { status: string; epochs: number; bestEpoch: number | null; bestValLoss: number | null },
+  result: { status: string; epochs: number; bestEpoch: number | null; bestValLoss: number | null; bestEma?: boolean },
 ): Promise<void> {
   const bestModel = new Checkpoints(ctx.run.checkpointsDir).bestModel;
   await ctx.run.setSummary({
@@ -222,6 +222,7 @@ export async function finishRun(
     best_epoch: result.bestEpoch,
     best_val_loss: result.bestValLoss,
     best_model: bestModel,
+    ...(result.bestEma !== undefined ? { best_weight_average: result.bestEma } : {}),
   });
   const done = result.status !== 'interrupted';
   // An interrupted run uploads its model when it is resumed and ends.

@@ -21,7 +21,8 @@ import { runHeadPhase } from './head.js';
 const HEAD_PHASE = -1;
 
 /** How a best epoch (0-based, HEAD_PHASE for the head phase) is printed. */
-const bestName = (epoch: number): string => (epoch === HEAD_PHASE ? 'the head phase' : `epoch ${epoch + 1}`);
+const bestName = (epoch: number, ema = false): string =>
+  epoch === HEAD_PHASE ? 'the head phase' : `epoch ${epoch + 1}${ema ? ', weight average' : ''}`;
 
 /** Options of train(). */
 export interface TrainOptions {
@@ -63,6 +64,8 @@ export interface TrainResult {
    */
   bestEpoch: number | null;
   bestValLoss: number | null;
+  /** With model.ema_decay: whether the best checkpoint holds the weights' moving average. */
+  bestEma?: boolean;
   test?: SplitEvaluation;
 }
 
@@ -254,10 +257,31 @@ async function trainRank(
         ? await dist.sum([p.images, p.loss, p.correct])
         : [p.images, p.loss, p.correct];
       // Validation (sharded over the ranks, every rank gets the whole split's metrics).
-      const val = dist
-        ? await dist.evaluate(model, loader, 'val', evalOptions)
-        : await evaluateSplit(model, loader, 'val', evalOptions);
-      const best = early.update(val.losses.loss, epoch);
+      const validate = (): Promise<SplitEvaluation> =>
+        dist ? dist.evaluate(model!, loader, 'val', evalOptions) : evaluateSplit(model!, loader, 'val', evalOptions);
+      const val = await validate();
+      // The weights' moving average (model.ema_decay) is validated beside them; the lower val_loss of the two is the
+      // epoch's candidate for the best checkpoint, and the average is swapped in while it is saved.
+      let ema: SplitEvaluation | undefined;
+      if (m.ema_decay > 0 && (await trainer.swapEma())) {
+        try {
+          ema = await validate();
+        } finally {
+          if (!ema) await trainer.swapEma();
+        }
+      }
+      const emaWins = ema !== undefined && ema.losses.loss < val.losses.loss;
+      const best = early.update(emaWins ? ema!.losses.loss : val.losses.loss, epoch);
+      if (best) {
+        state.bestEpoch = epoch;
+        state.bestEma = emaWins;
+        if (root) {
+          if (emaWins !== (ema !== undefined)) await trainer.swapEma();
+          await checkpoints.saveBest(model);
+        }
+      }
+      // The weights go back in before anything else reads or saves them.
+      if (trainer.emaSwappedIn) await trainer.swapEma();
       const metrics: Record<string, number> = {
         train_loss: loss / Math.max(images, 1),
         train_accuracy: correct / Math.max(images, 1),
@@ -266,6 +290,7 @@ async function trainRank(
         val_contrastive: val.losses.contrastive,
         val_accuracy: val.report.accuracy,
         val_f1_macro: val.report.f1Macro,
+        ...(ema ? { val_ema_loss: ema.losses.loss, val_ema_accuracy: ema.report.accuracy } : {}),
       };
       await tracker.logMetrics(
         {
@@ -285,9 +310,12 @@ async function trainRank(
         state.globalStep,
         { epoch: shown, split: 'val' },
       );
-      if (best) {
-        state.bestEpoch = epoch;
-        if (root) await checkpoints.saveBest(model);
+      if (ema) {
+        await tracker.logMetrics(
+          { loss: ema.losses.loss, accuracy: ema.report.accuracy, f1_macro: ema.report.f1Macro },
+          state.globalStep,
+          { epoch: shown, split: 'val_ema' },
+        );
       }
       progress.epoch({
         epoch: shown,
@@ -316,6 +344,7 @@ async function trainRank(
       epochs: state.epoch,
       bestEpoch: early.best !== null ? early.bestEpoch + 1 : null,
       bestValLoss: early.best,
+      ...(m.ema_decay > 0 ? { bestEma: state.bestEma === true } : {}),
     };
     // The test split: rank 0 alone, on the best checkpoint it wrote.
     if (root && status !== 'interrupted' && t.evaluate_test && early.best !== null && loader.split.test.length > 0) {
@@ -324,7 +353,7 @@ async function trainRank(
       result.test = await evaluateSplit(model, loader, 'test', evalOptions);
       await ctx.reportTest(result.test);
       progress.message(
-        `test (best: ${bestName(early.bestEpoch)}): accuracy ${result.test.report.accuracy.toFixed(4)}, ` +
+        `test (best: ${bestName(early.bestEpoch, state.bestEma)}): accuracy ${result.test.report.accuracy.toFixed(4)}, ` +
           `F1 macro ${result.test.report.f1Macro.toFixed(4)}, loss ${result.test.losses.loss.toFixed(4)}`,
       );
     }

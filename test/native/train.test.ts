@@ -78,6 +78,35 @@ describe.skipIf(!hasFlowers)('trt-flowers train (tiny model, real photos)', () =
     expect(result.test?.report.count).toBeGreaterThan(0);
   });
 
+  it('with a weight average and a larger evaluation size: both validated, the better saved, the model used at its size', async () => {
+    const runs = join(tmp, 'runs-ema');
+    const { config, raw } = makeConfig(runs, ['model.ema_decay=0.9', 'data.eval_image_size=40']);
+    const result = await train({ config, rawConfig: raw, dataDir, progress: quiet });
+    expect(result.status).toBe('completed');
+    expect(typeof result.bestEma).toBe('boolean');
+    const rows = await readMetrics(result.runDir);
+    const val = rows.filter((r) => r.split === 'val' && r.name === 'loss');
+    const ema = rows.filter((r) => r.split === 'val_ema' && r.name === 'loss');
+    expect(ema.map((r) => r.epoch)).toEqual([1, 2]);
+    // The best checkpoint is the epoch and kind (weights or their average) with the lowest val_loss.
+    const candidates = [...val.map((r) => ({ ...r, ema: false })), ...ema.map((r) => ({ ...r, ema: true }))];
+    const best = candidates.reduce((a, b) => (b.value < a.value ? b : a));
+    expect(result.bestEpoch).toBe(best.epoch);
+    expect(result.bestEma).toBe(best.ema);
+    const summary = JSON.parse(readFileSync(join(result.runDir, 'summary.json'), 'utf8')) as Record<string, unknown>;
+    expect(summary.best_weight_average).toBe(best.ema);
+    // The saved model says it is used at 40 px (training ran on 32 px crops), and evaluates there.
+    const { TorchModel } = await import('../../src/torch/TorchModel.js');
+    await using model = await TorchModel.load(join(result.runDir, 'checkpoints', 'best', 'model.pt'));
+    const metadata = JSON.parse(model.info.metadata ?? '{}') as { preprocessing: { size: number } };
+    expect(metadata.preprocessing.size).toBe(40);
+    // The last checkpoint holds the weights (not their average), and resuming it keeps the average.
+    const state = JSON.parse(readFileSync(join(result.runDir, 'checkpoints', 'last', 'state.json'), 'utf8')) as {
+      bestEma: boolean;
+    };
+    expect(state.bestEma).toBe(best.ema);
+  });
+
   it('a run interrupted mid-epoch and resumed ends with the same metrics as an uninterrupted one', async () => {
     const { config: cfgA, raw: rawA } = makeConfig(join(tmp, 'runs-b'));
     const a = await train({ config: cfgA, rawConfig: rawA, dataDir, progress: quiet });

@@ -97,6 +97,26 @@ describe.skipIf(!hasFlowers)(`DataLoader on real photos (${flowerDir})`, () => {
     expect(Buffer.from(a[0]!.images.buffer).equals(Buffer.from(b[0]!.images.buffer))).toBe(true);
   });
 
+  it('evaluates at evalImageSize, trains at imageSize, and the head phase can ask for the training size', async () => {
+    const l = loader({ evalImageSize: 80 });
+    const [val] = await collect(l.evaluate('val', { batchSize: 2 }));
+    expect(val!.shape).toEqual([2, 3, 80, 80]);
+    expect(val!.images.length).toBe(2 * 3 * 80 * 80);
+    const [train] = await collect(l.epoch(0));
+    expect(train!.shape).toEqual([4, 3, size, size]);
+    const [asTrained] = await collect(l.evaluate('val', { batchSize: 2, imageSize: size }));
+    expect(asTrained!.shape).toEqual([2, 3, size, size]);
+    // The same photos at the training size as a loader without evalImageSize gives them.
+    const [plain] = await collect(loader().evaluate('val', { batchSize: 2 }));
+    expect(Buffer.from(asTrained!.images.buffer).equals(Buffer.from(plain!.images.buffer))).toBe(true);
+    // Every size is its own cache entry: 80 px is not the 64 px image resampled.
+    const { decodeResized, normalizeInto } = await import('../../../src/data/preprocess.js');
+    const hwc = await decodeResized(path.join(dir, split.val[0]!.path), { size: 80 });
+    const expected = new Float32Array(3 * 80 * 80);
+    normalizeInto(hwc, expected, 0);
+    expect(Buffer.from(val!.images.buffer, 0, expected.byteLength).equals(Buffer.from(expected.buffer))).toBe(true);
+  });
+
   it('stops on AbortSignal with CancelledError', async () => {
     const controller = new AbortController();
     const seen: number[] = [];
