@@ -141,7 +141,7 @@ describe.skipIf(!hasFlowers)('trt-flowers train (CLI)', () => {
     expect(missing.stderr).toContain('TRT_FLOWERS_DATA');
   });
 
-  it('evaluate works alone on a trained model', async () => {
+  it('evaluate works alone on a trained model, on the photos the run was trained from', async () => {
     const trained = await run([...common, 'trainer.max_epochs=1', '--progress', 'none']);
     expect(trained.code).toBe(0);
     const { run_dir } = JSON.parse(trained.stdout) as { run_dir: string };
@@ -153,8 +153,7 @@ describe.skipIf(!hasFlowers)('trt-flowers train (CLI)', () => {
       run_dir,
       '--split',
       'test',
-      '--data-dir',
-      dataDir,
+      // No --data-dir: the run's own photos (its params.json).
       '--json',
     ]);
     expect(ev.code).toBe(0);

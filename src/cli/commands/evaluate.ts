@@ -28,7 +28,10 @@ export function registerEvaluateCommand(program: Command): void {
     .requiredOption('--model <file>', 'TorchScript model (.pt)')
     .option('--split <name>', 'train | val | test', 'test')
     .option('--run <runDir>', "use a training run's config and split.json")
-    .option('--data-dir <dir>', 'tf_flowers folder (else config data.root, TRT_FLOWERS_DATA, or a download)')
+    .option(
+      '--data-dir <dir>',
+      "tf_flowers folder (else the --run's own, config data.root, TRT_FLOWERS_DATA, or a download)",
+    )
     .option('--device <device>', 'auto | cpu | cuda', 'auto')
     .option(
       '--batch-size <n>',
@@ -47,7 +50,7 @@ export function registerEvaluateCommand(program: Command): void {
       }
       const [
         { runtimeInfo },
-        { resolveTrainingData },
+        { resolveTrainingData, runDataDir },
         { evaluateSplit },
         { evalOptionsOf },
         { openEvalData },
@@ -61,7 +64,12 @@ export function registerEvaluateCommand(program: Command): void {
         import('../../torch/TorchModel.js'),
       ]);
       await withInterrupt(async (signal) => {
-        const dataDir = await resolveTrainingData(flags.dataDir, config, signal);
+        // A run's photos are where it was trained from (params.json) unless a flag says otherwise.
+        const dataDir = await resolveTrainingData(
+          flags.dataDir ?? (flags.run ? await runDataDir(flags.run) : undefined),
+          config,
+          signal,
+        );
         const splitFile = flags.run ? path.join(flags.run, 'split.json') : undefined;
         const loader = await openEvalData(config, dataDir, splitFile, signal);
         const device =
