@@ -106,6 +106,7 @@ describe('the options each part takes of the data section', () => {
     expect(loaderOptionsOf(d)).toEqual({
       batchSize: 3,
       imageSize: 96,
+      evalImageSize: 96,
       resize: 'fill',
       maxPixels: 1000,
       maxFileBytes: d.max_file_bytes,
@@ -117,6 +118,10 @@ describe('the options each part takes of the data section', () => {
       seed: 5,
     });
     expect(loaderOptionsOf(parseDataSection({ augment: false })).augment).toBe(false);
+    expect(loaderOptionsOf(parseDataSection({ image_size: 160, eval_image_size: 224 }))).toMatchObject({
+      imageSize: 160,
+      evalImageSize: 224,
+    });
     expect(DEFAULT_LOADER_OPTIONS).toMatchObject({ batchSize: 16, imageSize: 224, cacheMiB: 1024 });
   });
 });
