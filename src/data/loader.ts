@@ -121,7 +121,7 @@ export class DataLoader {
     const d = DEFAULT_LOADER_OPTIONS;
     this.batchSize = int('batchSize', options.batchSize ?? d.batchSize, 1);
     this.imageSize = int('imageSize', options.imageSize ?? d.imageSize, 8);
-    this.evalImageSize = int('evalImageSize', options.evalImageSize ?? options.imageSize ?? d.imageSize, 8);
+    this.evalImageSize = int('evalImageSize', options.evalImageSize ?? this.imageSize, 8);
     this.prefetch = int('prefetch', options.prefetch ?? d.prefetch, 0);
     this.#opts = {
       batchSize: this.batchSize,

@@ -84,6 +84,19 @@ export class Trainer implements AsyncDisposable {
     return callNative(() => t.swapEma());
   }
 
+  /**
+   * Runs `fn` with the moving average swapped in and swaps the weights back afterwards, also when it throws.
+   * Resolves undefined without calling `fn` when there is no average yet.
+   */
+  async withAverage<T>(fn: () => Promise<T>): Promise<T | undefined> {
+    if (!(await this.swapEma())) return undefined;
+    try {
+      return await fn();
+    } finally {
+      await this.swapEma();
+    }
+  }
+
   /** Full steps averaged so far (0 without `emaDecay`). */
   get emaUpdates(): number {
     return this.native.emaUpdates;

@@ -262,26 +262,15 @@ async function trainRank(
       const val = await validate();
       // The weights' moving average (model.ema_decay) is validated beside them; the lower val_loss of the two is the
       // epoch's candidate for the best checkpoint, and the average is swapped in while it is saved.
-      let ema: SplitEvaluation | undefined;
-      if (m.ema_decay > 0 && (await trainer.swapEma())) {
-        try {
-          ema = await validate();
-        } finally {
-          if (!ema) await trainer.swapEma();
-        }
-      }
+      const ema = m.ema_decay > 0 ? await trainer.withAverage(validate) : undefined;
       const emaWins = ema !== undefined && ema.losses.loss < val.losses.loss;
-      const best = early.update(emaWins ? ema!.losses.loss : val.losses.loss, epoch);
+      const best = early.update(emaWins ? ema.losses.loss : val.losses.loss, epoch);
       if (best) {
         state.bestEpoch = epoch;
         state.bestEma = emaWins;
-        if (root) {
-          if (emaWins !== (ema !== undefined)) await trainer.swapEma();
-          await checkpoints.saveBest(model);
-        }
+        const save = (): Promise<void> => checkpoints.saveBest(model!);
+        if (root) await (emaWins ? trainer.withAverage(save) : save());
       }
-      // The weights go back in before anything else reads or saves them.
-      if (trainer.emaSwappedIn) await trainer.swapEma();
       const metrics: Record<string, number> = {
         train_loss: loss / Math.max(images, 1),
         train_accuracy: correct / Math.max(images, 1),

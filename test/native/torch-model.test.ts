@@ -4,11 +4,11 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { preprocessBatch } from '../../src/data/preprocess.js';
 import { manualSeed, setJitOptimize } from '../../src/binding/runtime.js';
 import { TorchModel } from '../../src/torch/TorchModel.js';
 import { Trainer } from '../../src/torch/Trainer.js';
-import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
+import { hasFlowers, tinyModelPath } from '../helpers.js';
+import { photoTripletBatch } from './train-helpers.js';
 
 const SIZE = 64;
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-model-'));
@@ -22,14 +22,7 @@ describe.skipIf(!hasFlowers)('TorchModel and Trainer on real photos (libtorch CP
 
   beforeAll(async () => {
     // One query, positive and negative per class from the real photos.
-    const q = CLASSES.map((c) => photos(c, 1)[0] as string);
-    const p = CLASSES.map((c) => photos(c, 1, 1)[0] as string);
-    const n = CLASSES.map((_, i) => photos(CLASSES[(i + 1) % 5] as string, 1, 2)[0] as string);
-    [query, positive, negative] = (await Promise.all([q, p, n].map((f) => preprocessBatch(f, { size: SIZE })))) as [
-      Float32Array,
-      Float32Array,
-      Float32Array,
-    ];
+    ({ query, positive, negative } = await photoTripletBatch(SIZE));
   });
 
   afterAll(() => undefined);

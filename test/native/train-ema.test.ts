@@ -5,11 +5,11 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { preprocessBatch } from '../../src/data/preprocess.js';
 import { TorchModel } from '../../src/torch/TorchModel.js';
 import { Trainer } from '../../src/torch/Trainer.js';
 import { defaultPython } from '../../src/util/python.js';
-import { CLASSES, hasFlowers, photos, tinyModelPath } from '../helpers.js';
+import { hasFlowers, tinyModelPath } from '../helpers.js';
+import { photoTripletBatch } from './train-helpers.js';
 
 const SIZE = 48;
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-ema-'));
@@ -37,22 +37,10 @@ print(sum(1 for n in names if not torch.equal(got[n], ws[-1][n])))
 `;
 
 describe.skipIf(!hasFlowers)('the weights moving average (Trainer emaDecay, libtorch CPU)', () => {
-  let batch: {
-    query: Float32Array;
-    positive: Float32Array;
-    negative: Float32Array;
-    shape: readonly [number, number, number, number];
-    labels: Int32Array;
-  };
+  let batch: Awaited<ReturnType<typeof photoTripletBatch>>;
 
   beforeAll(async () => {
-    const q = CLASSES.map((c) => photos(c, 1)[0] as string);
-    const p = CLASSES.map((c) => photos(c, 1, 1)[0] as string);
-    const n = CLASSES.map((_, i) => photos(CLASSES[(i + 1) % 5] as string, 1, 2)[0] as string);
-    const [query, positive, negative] = (await Promise.all(
-      [q, p, n].map((f) => preprocessBatch(f, { size: SIZE })),
-    )) as [Float32Array, Float32Array, Float32Array];
-    batch = { query, positive, negative, shape: [5, 3, SIZE, SIZE], labels: Int32Array.from([0, 1, 2, 3, 4]) };
+    batch = await photoTripletBatch(SIZE);
   });
 
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
