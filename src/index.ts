@@ -34,6 +34,7 @@ export {
   Engine,
   detectBackend,
   softmax,
+  type DecodePlace,
   type EngineInfo,
   type EngineLoadOptions,
   type ImageInput,

@@ -267,6 +267,61 @@ Napi::Value DecodeJpegFileInto(const Napi::CallbackInfo& info) {
       {info[5]});
 }
 
+// decodeImagesIntoSync(images, maxFileBytes, size, mode, maxPixels, out, offset, mean, std): number. On the calling
+// thread, for a worker thread that owns its batch: each image (a file path or a JPEG's bytes) read, decoded, resized
+// and normalised into out[offset + i * 3 * size * size ..], in order, until the first one it cannot do here (not a
+// readable regular file within maxFileBytes, not a JPEG, a JPEG for sharp, corrupt). Returns how many it wrote; the
+// caller does the rest its own way, which also words any error. Throws TypeError / RangeError for bad arguments.
+Napi::Value DecodeImagesIntoSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    if (!info[0].IsArray()) throw tf::TypeError("Expected an array of paths or Uint8Arrays for `images`");
+    const auto images = info[0].As<Napi::Array>();
+    const uint64_t maxFileBytes =
+        static_cast<uint64_t>(readInteger(info[1], "maxFileBytes", 1, (int64_t{1} << 53) - 1));
+    DecodeInto d = readDecodeInto(info, 2);
+    const size_t per = 3 * static_cast<size_t>(d.options.size) * d.options.size;
+    const auto target = readFloat32Array(info[5], "out");
+    const size_t room = static_cast<size_t>(target.data + target.length - d.out);
+    const uint32_t n = images.Length();
+    if (static_cast<uint64_t>(n) * per > room) {
+      throw tf::RangeError("No room for " + std::to_string(n) + " images in an output of " +
+                           std::to_string(target.length));
+    }
+    std::vector<uint8_t> file;
+    for (uint32_t i = 0; i < n; ++i) {
+      const Napi::Value item = images.Get(i);
+      const uint8_t* data = nullptr;
+      size_t length = 0;
+      if (item.IsString()) {
+        const std::string path = item.As<Napi::String>().Utf8Value();
+        if (path.empty() || path.find('\0') != std::string::npos || !readRegularFile(path, maxFileBytes, file)) {
+          return Napi::Number::New(env, i);
+        }
+        data = file.data();
+        length = file.size();
+      } else {
+        const ByteView bytes = readBytes(item, "images[" + std::to_string(i) + "]");
+        data = bytes.data;
+        length = bytes.length;
+      }
+      if (length < 3 || data[0] != 0xFF || data[1] != 0xD8 || data[2] != 0xFF) return Napi::Number::New(env, i);
+      try {
+        const auto hwc = tf::decodeJpegResized(data, length, d.options);
+        tf::normalizeHwcToChw(hwc.data(), hwc.size() / 3, d.out + i * per, d.mean.data(), d.stdev.data());
+      } catch (const tf::InvalidImage&) {
+        return Napi::Number::New(env, i);
+      } catch (const tf::UnsupportedJpeg&) {
+        return Napi::Number::New(env, i);
+      }
+    }
+    return Napi::Number::New(env, n);
+  } catch (...) {
+    rethrowAsJs(env);
+  }
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitImage(Napi::Env env, Napi::Object exports) {
@@ -275,6 +330,7 @@ void InitImage(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeJpegResized", Napi::Function::New(env, DecodeJpegResized, "decodeJpegResized"));
   exports.Set("decodeJpegInto", Napi::Function::New(env, DecodeJpegInto, "decodeJpegInto"));
   exports.Set("decodeJpegFileInto", Napi::Function::New(env, DecodeJpegFileInto, "decodeJpegFileInto"));
+  exports.Set("decodeImagesIntoSync", Napi::Function::New(env, DecodeImagesIntoSync, "decodeImagesIntoSync"));
 }
 
 }  // namespace tfn

@@ -165,7 +165,8 @@ function settingsLine(report: BenchReport): string {
   return (
     `warm-up ${s.warmupMs} ms, then at least ${s.iterations} iterations and ${s.durationS} s per configuration, ` +
     `one call in flight; ${s.threads} threads per engine; batch ${s.batches.join(', ')}; ` +
-    `${s.images} photos${s.imagesFrom ? ` from ${s.imagesFrom}` : ''} (JPEG decoding: ${s.jpegDecoder}); ` +
+    `${s.images} photos${s.imagesFrom ? ` from ${s.imagesFrom}` : ''} (JPEG decoding: ${s.jpegDecoder}, ` +
+    `decoded ${s.decode === 'auto' ? "where Engine.load's decode 'auto' puts it" : `on the ${s.decode}`}); ` +
     `percentiles by ${s.percentileMethod === 'linear' ? 'linear interpolation' : 'nearest rank'}`
   );
 }

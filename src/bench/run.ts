@@ -8,7 +8,15 @@ import path from 'node:path';
 import { throwIfAborted } from '../util/fs.js';
 import { jpegFastPathAvailable } from '../data/preprocess.js';
 import type { BackendName, Precision } from '../engine/backend.js';
-import { detectBackend, Engine, TTA_MODES, type EngineInfo, type TensorInput, type TtaMode } from '../engine/Engine.js';
+import {
+  detectBackend,
+  Engine,
+  TTA_MODES,
+  type DecodePlace,
+  type EngineInfo,
+  type TensorInput,
+  type TtaMode,
+} from '../engine/Engine.js';
 import { BackendUnavailableError, CancelledError, DataError } from '../errors.js';
 import { runtimeInfo } from '../binding/runtime.js';
 import { assignLabels, computeRatios, pickBaseline } from './compare.js';
@@ -48,6 +56,7 @@ interface Settings {
   percentileMethod: PercentileMethod;
   keepLatencies: boolean;
   tta: TtaMode[];
+  decode: DecodePlace;
 }
 
 function int(value: unknown, name: string, min: number, max: number): number {
@@ -60,6 +69,14 @@ function int(value: unknown, name: string, min: number, max: number): number {
 function num(value: unknown, name: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
     throw new RangeError(`Expected a number between ${min} and ${max} for \`${name}\` but received ${String(value)}`);
+  }
+  return value;
+}
+
+function decodePlaceOf(value: unknown): DecodePlace {
+  if (value === undefined) return 'auto';
+  if (value !== 'auto' && value !== 'pool' && value !== 'worker') {
+    throw new RangeError(`Expected 'auto', 'pool' or 'worker' for \`decode\` but received ${String(value)}`);
   }
   return value;
 }
@@ -96,6 +113,7 @@ function settingsOf(o: BenchOptions): Settings {
     percentileMethod: method,
     keepLatencies: o.keepLatencies ?? true,
     tta: ttaModesOf(o.tta),
+    decode: decodePlaceOf(o.decode),
   };
 }
 
@@ -203,6 +221,7 @@ async function benchEngine(run: BenchRun, plan: Plan): Promise<void> {
       device: plan.device,
       tta: plan.tta,
       threads: s.threads,
+      decode: s.decode,
       // Batches up to this size go to the backend whole (timed batches and the accuracy pass alike).
       batchSize: Math.max(32, maxBatch),
       workers: 1,
@@ -483,6 +502,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchReport>
         (process.env.TRT_FLOWERS_JPEG ?? 'auto') === 'sharp' || !jpegFastPathAvailable()
           ? 'sharp'
           : 'native libjpeg-turbo (sharp for other formats)',
+      decode: s.decode,
       evalSplit: options.evalSplit ?? null,
     },
     machine,

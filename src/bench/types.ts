@@ -1,6 +1,6 @@
 /** The shapes of a benchmark run and of its JSON report. */
 import type { BackendName, Precision } from '../engine/backend.js';
-import type { TtaMode } from '../engine/Engine.js';
+import type { DecodePlace, TtaMode } from '../engine/Engine.js';
 import type { Preprocessing } from '../data/metadata.js';
 import type { BuildSummary } from './inputs.js';
 import type { MachineInfo } from './machine.js';
@@ -37,6 +37,12 @@ export interface BenchOptions {
    * call and of the accuracy pass; model-only timings are never augmented). Defaults to ['none'].
    */
   tta?: readonly TtaMode[];
+  /**
+   * Where the end-to-end calls decode (Engine.load's `decode`): 'auto', 'pool' (the libuv pool, the next batch's
+   * decode overlapping the current run) or 'worker' (ONNX Runtime's session thread, right before each run).
+   * Defaults to 'auto'.
+   */
+  decode?: DecodePlace;
   /**
    * 'auto' (CPU, plus CUDA for libtorch when it sees a GPU; TensorRT always on CUDA), 'cpu' or 'cuda'. Defaults to
    * 'auto'.
@@ -163,6 +169,8 @@ export interface BenchReport {
     imagesFrom: string | null;
     /** JPEG decoding in the e2e runs: the native libjpeg-turbo path or sharp (TRT_FLOWERS_JPEG). */
     jpegDecoder: string;
+    /** Where the e2e runs decode (Engine.load's `decode`). */
+    decode: DecodePlace;
     evalSplit: string | null;
   };
   machine: MachineInfo;

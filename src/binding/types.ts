@@ -429,6 +429,16 @@ export interface NativeAddon {
     ...into: DecodeIntoArgs
   ) => Promise<Buffer | null | undefined>;
   /**
+   * sync, on the calling thread (a worker that owns its batch): each image (a path or a JPEG's bytes) read, decoded
+   * and normalised into out[offset + i * 3 * size * size ..] in order, until the first one it cannot do (unreadable
+   * or over maxFileBytes, not a JPEG, a JPEG for sharp, corrupt). Returns how many it wrote.
+   */
+  decodeImagesIntoSync?: (
+    images: readonly (string | Uint8Array)[],
+    maxFileBytes: number,
+    ...into: DecodeIntoArgs
+  ) => number;
+  /**
    * async; the native twin of src/data/augment.ts augmentInto: writes the augmented, normalised CHW image of `src`
    * (size×size×3 RGB bytes) into out[offset ..] on the thread pool. Throws TypeError / RangeError synchronously.
    */

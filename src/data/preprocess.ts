@@ -157,6 +157,9 @@ export async function decodeResized(input: string | Buffer, options: PreprocessO
   return decodeBytes(input, await readInput(input, plan.maxFileBytes), plan);
 }
 
+/** The default pixel limit of a decode (width x height of the encoded image). */
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+
 interface DecodePlan {
   size: number;
   maxPixels: number;
@@ -175,11 +178,20 @@ function decodePlan(options: PreprocessOptions): DecodePlan {
   }
   return {
     size: options.size ?? 224,
-    maxPixels: options.maxPixels ?? 50_000_000,
+    maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
     maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
     native: choice === 'sharp' || (options.kernel ?? 'linear') !== 'linear' ? null : nativeJpegDecoder(),
     options,
   };
+}
+
+/**
+ * True when preprocessInto would take the native JPEG decoder for these options (the addon has it, the kernel is
+ * 'linear', TRT_FLOWERS_JPEG / `jpeg` does not ask for sharp): another thread's native decode then gives the same
+ * floats.
+ */
+export function nativeJpegApplies(options: PreprocessOptions = {}): boolean {
+  return decodePlan(options).native !== null && nativeJpegFileInto() !== null;
 }
 
 async function readInput(input: string | Buffer, maxFileBytes: number): Promise<Buffer> {

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 
 import { packageRoot } from '../util/paths.js';
 import { BackendUnavailableError, DisposedError, InferenceError, ModelLoadError } from '../errors.js';
-import type { Backend, BackendOutput } from './backend.js';
+import type { Backend, BackendOutput, WorkerDecode } from './backend.js';
 
 const require = createRequire(import.meta.url);
 
@@ -24,7 +24,7 @@ export function onnxRuntimeModule(): { path: string; version: string } {
 }
 
 interface Pending {
-  resolve: (out: BackendOutput) => void;
+  resolve: (out: BackendOutput | null) => void;
   reject: (err: Error) => void;
 }
 
@@ -34,11 +34,10 @@ interface Slot {
   pending: Map<number, Pending>;
 }
 
-interface Job {
-  data: Float32Array;
-  shape: readonly [number, number, number, number];
-  pending: Pending;
-}
+type Job = { pending: Pending } & (
+  | { data: Float32Array; shape: readonly [number, number, number, number] }
+  | { images: readonly (string | Uint8Array)[]; decode: WorkerDecode }
+);
 
 export interface OnnxRuntimeOptions {
   device: string;
@@ -62,6 +61,8 @@ export class OnnxRuntimeBackend implements Backend {
   readonly precision = 'fp32' as const;
   readonly maxBatchSize: number | undefined;
   readonly versions: Record<string, string>;
+  /** Every worker loaded the addon's decoder: runImages() decodes JPEGs on the session's thread. */
+  readonly decodesImages: boolean;
   readonly #slots: Slot[];
   readonly #queue: Job[] = [];
   #nextId = 1;
@@ -75,8 +76,10 @@ export class OnnxRuntimeBackend implements Backend {
     version: string,
     readonly outputNames: string[],
     maxBatchSize: number | undefined,
+    decodesImages: boolean,
   ) {
     this.#slots = slots;
+    this.decodesImages = decodesImages;
     this.versions = { onnxruntime: version };
     this.maxBatchSize = maxBatchSize;
     for (const slot of slots) this.#attach(slot);
@@ -101,6 +104,7 @@ export class OnnxRuntimeBackend implements Backend {
       ),
     );
     const slots = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value.slot] : []));
+    const decodes = started.every((s) => s.status === 'fulfilled' && s.value.decodes);
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       await Promise.all(slots.map((s) => s.worker.terminate()));
@@ -114,14 +118,29 @@ export class OnnxRuntimeBackend implements Backend {
       throw new ModelLoadError(`cannot load ONNX model '${path}': ${shorten(message)}`);
     }
     const first = started[0] as PromiseFulfilledResult<{ slot: Slot; outputs: string[] }>;
-    return new OnnxRuntimeBackend(slots, device, ort.version, first.value.outputs, options.staticBatch);
+    return new OnnxRuntimeBackend(slots, device, ort.version, first.value.outputs, options.staticBatch, decodes);
   }
 
   run(data: Float32Array, shape: readonly [number, number, number, number]): Promise<BackendOutput> {
     if (this.#closed) return Promise.reject(new DisposedError('this ONNX Runtime session'));
     if (this.#failure) return Promise.reject(this.#failure);
     return new Promise<BackendOutput>((resolve, reject) => {
-      this.#queue.push({ data, shape, pending: { resolve, reject } });
+      this.#queue.push({ data, shape, pending: { resolve: resolve as Pending['resolve'], reject } });
+      this.#pump();
+    });
+  }
+
+  /**
+   * Decodes a batch of JPEGs (paths or bytes) on the session's worker thread and runs it: one hop from the event
+   * loop and back. Resolves with null, having run nothing, when an image is not for the native decoder (not a
+   * readable JPEG within the limits, or one for sharp): the caller then preprocesses the batch its own way.
+   */
+  runImages(images: readonly (string | Uint8Array)[], decode: WorkerDecode): Promise<BackendOutput | null> {
+    if (this.#closed) return Promise.reject(new DisposedError('this ONNX Runtime session'));
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (!this.decodesImages) return Promise.resolve(null);
+    return new Promise<BackendOutput | null>((resolve, reject) => {
+      this.#queue.push({ images, decode, pending: { resolve, reject } });
       this.#pump();
     });
   }
@@ -162,7 +181,8 @@ export class OnnxRuntimeBackend implements Backend {
       slot.busy = true;
       slot.pending.set(id, job.pending);
       // Structured clone copies the input, so the caller's array stays usable.
-      slot.worker.postMessage({ id, data: job.data, shape: [...job.shape] });
+      if ('images' in job) slot.worker.postMessage({ id, images: job.images, decode: job.decode });
+      else slot.worker.postMessage({ id, data: job.data, shape: [...job.shape] });
     }
   }
 
@@ -174,6 +194,7 @@ export class OnnxRuntimeBackend implements Backend {
       slot.busy = false;
       if (pending) {
         if (msg.error !== undefined) pending.reject(new InferenceError(`ONNX Runtime: ${shorten(msg.error)}`));
+        else if (msg.fallback !== undefined) pending.resolve(null);
         else {
           try {
             pending.resolve(toOutput((msg.outputs ?? {}) as Record<string, OrtOutput>, this.outputNames));
@@ -202,6 +223,8 @@ interface WorkerReply {
   id?: number;
   type?: string;
   error?: string;
+  fallback?: number;
+  decodes?: boolean;
   message?: string;
   inputs?: string[];
   outputs?: Record<string, OrtOutput> | string[];
@@ -218,16 +241,20 @@ function startWorker(
   threads: number,
   executionProviders: string[],
   extra: Record<string, string> = {},
-): Promise<{ slot: Slot; outputs: string[] }> {
+): Promise<{ slot: Slot; outputs: string[]; decodes: boolean }> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(join(packageRoot, 'workers', 'ort-worker.cjs'), {
-      workerData: { modelPath, ortPath, threads, executionProviders, ...extra },
+      workerData: { modelPath, ortPath, threads, executionProviders, addonRoot: packageRoot, ...extra },
     });
     const onMessage = (msg: WorkerReply): void => {
       if (msg.type === 'ready') {
         worker.off('message', onMessage);
         worker.off('error', onError);
-        resolve({ slot: { worker, busy: false, pending: new Map() }, outputs: msg.outputs as string[] });
+        resolve({
+          slot: { worker, busy: false, pending: new Map() },
+          outputs: msg.outputs as string[],
+          decodes: msg.decodes === true,
+        });
       } else if (msg.type === 'fatal') {
         worker.off('error', onError);
         void worker.terminate();

@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { Engine, softmax } from '../../src/engine/Engine.js';
@@ -14,6 +15,7 @@ import {
   ModelLoadError,
 } from '../../src/errors.js';
 import { exportOnnx } from '../../src/export/onnx.js';
+import { OnnxRuntimeBackend } from '../../src/engine/onnxruntime.js';
 import { TorchModel } from '../../src/torch/TorchModel.js';
 import { CLASSES, hasFlowers, photos, ticksDuring, tinyModelPath } from '../helpers.js';
 
@@ -100,6 +102,56 @@ describe.skipIf(!hasFlowers)('Engine over libtorch and ONNX Runtime', () => {
       expect(t.ms).toBeGreaterThan(20);
       // A blocked loop gives 0-3 ticks; a free one about one per millisecond (timers are coarse under load).
       expect(t.ticks, `${engine.info.backend}: ${t.ticks} ticks in ${t.ms.toFixed(0)} ms`).toBeGreaterThan(t.ms / 10);
+    }
+  });
+
+  it("decodes on ONNX Runtime's session thread ('worker') to the same logits as on the pool, and leaves what the native decoder does not take to the pool", async () => {
+    await using pool = await Engine.load(onnxPath, { decode: 'pool' });
+    await using worker = await Engine.load(onnxPath, { decode: 'worker', batchSize: 4 });
+    const png = join(dir, 'photo.png');
+    writeFileSync(png, await sharp(images[1]!).png().toBuffer());
+    const inputs = [images[0]!, readFileSync(images[2]!), ...images.slice(3, 9), png, images[9]!];
+    const expected = await pool.infer(inputs, { logits: true, embeddings: true });
+    const got = await worker.infer(inputs, { logits: true, embeddings: true });
+    // Batches of 4: the first two decode in the worker, the third holds the PNG and goes to the pool.
+    expect(got.map((p) => p.logits)).toEqual(expected.map((p) => p.logits));
+    expect(got.map((p) => p.embedding)).toEqual(expected.map((p) => p.embedding));
+    // 'auto' (the default) gives the same for one image as for many.
+    const [one] = await ort.infer(images[4]!, { logits: true });
+    expect(one!.logits).toEqual(expected[3]!.logits);
+    // Errors come from the pool's decode, which names the image, and lose nothing: the engine goes on.
+    await expect(worker.infer([images[0]!, join(dir, 'missing.jpg')])).rejects.toThrow(/missing\.jpg/);
+    await expect(worker.infer([readFileSync(images[0]!).subarray(0, 2000)])).rejects.toThrow(InvalidImageError);
+    await expect(worker.infer(images[0]!, { maxPixels: 1000 })).rejects.toThrow(/exceeds the pixel limit of 1000/);
+    await expect(worker.infer(images[0]!, { maxFileBytes: 100 })).rejects.toThrow(InvalidImageError);
+    // A Buffer that is a view into a larger one goes whole and only its own bytes.
+    const bytes = readFileSync(images[0]!);
+    const slab = Buffer.concat([Buffer.alloc(1000, 7), bytes, Buffer.alloc(1000, 9)]);
+    const [viewed] = await worker.infer(slab.subarray(1000, 1000 + bytes.length), { logits: true });
+    expect(viewed!.logits).toEqual(expected[0]!.logits);
+    expect((await worker.infer(images[0]!))[0]!.predictedClass).toBe(expected[0]!.predictedClass);
+    await expect(Engine.load(onnxPath, { decode: 'gpu' as never })).rejects.toThrow(/'auto', 'pool' or 'worker'/);
+  });
+
+  it('OnnxRuntimeBackend.runImages decodes JPEG paths and bytes on the session thread, and runs nothing for a PNG', async () => {
+    const backend = await OnnxRuntimeBackend.load(onnxPath, { device: 'cpu', threads: 1 });
+    try {
+      expect(backend.decodesImages).toBe(true);
+      const p = ort.info.preprocessing;
+      const decode = { size: p.size, mode: p.resize, mean: p.mean, std: p.std, maxPixels: 1e8, maxFileBytes: 1e8 };
+      const batch = [images[0]!, new Uint8Array(readFileSync(images[1]!))];
+      const out = await backend.runImages(batch, decode);
+      const tensor = await ort.preprocess(batch);
+      expect(out!.batchSize).toBe(2);
+      expect(out!.logits).toEqual((await backend.run(tensor.data, tensor.shape)).logits);
+      const png = await sharp(images[1]!).png().toBuffer();
+      expect(await backend.runImages([images[0]!, png], decode)).toBeNull();
+      expect(await backend.runImages([join(dir, 'missing.jpg')], decode)).toBeNull();
+      expect(await backend.runImages([images[0]!], { ...decode, maxFileBytes: 10 })).toBeNull();
+      expect(await backend.runImages([images[0]!], { ...decode, maxPixels: 10 })).toBeNull();
+      await expect(backend.runImages([images[0]!], { ...decode, size: 0 })).rejects.toThrow(/size/);
+    } finally {
+      await backend.dispose();
     }
   });
 

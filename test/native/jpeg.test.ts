@@ -153,7 +153,10 @@ describe.skipIf(!native)('native JPEG fast path', () => {
       .resize(48, 48, { fit: 'fill', kernel: 'linear' })
       .raw()
       .toBuffer();
-    expect(meanAbsDiff(ours, await viaSharp(p3, 48))).toBeLessThan(1.5);
+    // The fast path transforms after the resize (sharp before it): where saturated blocks meet, the blend of P3
+    // values is transformed rather than the blend of sRGB ones. 1.9 levels on average here, the worst case; 0.2 on
+    // tf_flowers' profiled photos.
+    expect(meanAbsDiff(ours, await viaSharp(p3, 48))).toBeLessThan(2.5);
     expect(meanAbsDiff(ours, new Uint8Array(untransformed))).toBeGreaterThan(5);
   });
 
@@ -183,6 +186,39 @@ describe.skipIf(!native)('native JPEG fast path', () => {
         InvalidImageError,
       );
       await expect(preprocessInto(cmyk, a, 1, { size: 32 })).rejects.toThrow(/room for 3072 values at offset 1/);
+    },
+  );
+
+  it.skipIf(!hasFlowers)(
+    'decodeImagesIntoSync writes what preprocessInto writes, in order, up to the first image it cannot do',
+    async () => {
+      const sync = addon.decodeImagesIntoSync!;
+      const files = CLASSES.flatMap((c) => photos(c, 2));
+      const size = 64;
+      const per = 3 * size * size;
+      const mean = [0.5, 0.4, 0.3] as const;
+      const std = [0.2, 0.25, 0.3] as const;
+      const reference = new Float32Array(files.length * per + 5);
+      for (const [i, f] of files.entries()) await preprocessInto(f, reference, 5 + i * per, { size, mean, std });
+      const out = new Float32Array(files.length * per + 5);
+      const items = files.map((f, i) => (i % 2 ? readFileSync(f) : f));
+      expect(sync(items, 1e8, size, 'fill', 1e8, out, 5, mean, std)).toBe(files.length);
+      expect(out).toEqual(reference);
+      // Stops at: a PNG, a truncated JPEG, CMYK, a missing file, a file over the limit, a folder.
+      const png = await jpegOf(40, 30).png().toBuffer();
+      const cmyk = await jpegOf(40, 30).toColourspace('cmyk').jpeg().toBuffer();
+      const truncated = readFileSync(files[0]!).subarray(0, 3000);
+      for (const bad of [png, truncated, cmyk, join(tmp, 'missing.jpg'), tmp]) {
+        expect(sync([files[0]!, bad, files[1]!], 1e8, size, 'fill', 1e8, out, 0, mean, std)).toBe(1);
+      }
+      expect(sync([files[0]!], 100, size, 'fill', 1e8, out, 0, mean, std)).toBe(0);
+      expect(sync([files[0]!], 1e8, size, 'fill', 100, out, 0, mean, std)).toBe(0);
+      // Bad arguments throw.
+      const loose = sync as unknown as Loose;
+      expect(() => loose('x.jpg', 1e8, size, 'fill', 1e8, out, 0, mean, std)).toThrow(TypeError);
+      expect(() => loose([42], 1e8, size, 'fill', 1e8, out, 0, mean, std)).toThrow(TypeError);
+      expect(() => sync(files, 1e8, size, 'fill', 1e8, new Float32Array(per), 0, mean, std)).toThrow(RangeError);
+      expect(() => sync([files[0]!], 1e8, size, 'fill', 1e8, out, 0, mean, [0, 1, 1])).toThrow(RangeError);
     },
   );
 

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -452,6 +452,49 @@ describe.skipIf(!hasFlowers)('trt-flowers serve: the HTTP inference server', () 
       await ort.close();
     }
     expect(ort.engine?.disposed).toBe(true); // loaded by the server, so freed by it
+  });
+
+  it('over ONNX Runtime, a request alone on an idle server (decoded by the engine) answers as a batched one', async () => {
+    if (!existsSync(onnxPath)) await exportOnnx({ checkpoint: tinyModelPath, out: onnxPath, verify: false });
+    const ort = await serve(() => Engine.load(onnxPath, { workers: 1 }), { port: 0, maxPixels: 100_000 });
+    try {
+      const small = files.slice(0, 4);
+      const png = await sharp(small[1]!).resize(200, 150).png().toBuffer();
+      const big = await sharp(small[2]!).resize(400, 300, { fit: 'fill' }).jpeg().toBuffer();
+      const parts = [
+        { name: 'a.jpg', bytes: readFileSync(small[0]!), field: 'files' },
+        { name: 'b.png', bytes: png, field: 'files' },
+      ];
+      const batched = await request(`${ort.url}/predict/batch`, { method: 'POST', body: form(parts) });
+      expect(batched.status).toBe(200);
+      for (const [i, part] of parts.entries()) {
+        const alone = await request(`${ort.url}/predict`, { method: 'POST', body: form([{ ...part, field: 'file' }]) });
+        expect(alone.status).toBe(200);
+        expect(alone.json.all_probabilities).toEqual(batched.json.predictions[i].all_probabilities);
+      }
+      const corrupt = await request(`${ort.url}/predict`, {
+        method: 'POST',
+        body: form([{ name: 'cut.jpg', bytes: readFileSync(small[3]!).subarray(0, 1500) }]),
+      });
+      expect(corrupt.status).toBe(400);
+      expect(errorOf(corrupt)).toMatchObject({
+        code: 'ERR_INVALID_IMAGE',
+        message: expect.stringContaining("'cut.jpg'"),
+      });
+      const tooBig = await request(`${ort.url}/predict`, {
+        method: 'POST',
+        body: form([{ name: 'big.jpg', bytes: big }]),
+      });
+      expect(tooBig.status).toBe(413);
+      expect(errorOf(tooBig).code).toBe('ERR_IMAGE_TOO_LARGE');
+      const metrics = (await request(`${ort.url}/metrics`)).text;
+      const count = (outcome: string): number =>
+        Number(new RegExp(`trt_flowers_images_total\\{outcome="${outcome}"\\} (\\d+)`).exec(metrics)?.[1]);
+      expect(count('rejected')).toBe(2);
+      expect(count('predicted')).toBe(1 + 2 + 2); // the warm-up image, the batch, the two alone
+    } finally {
+      await ort.close();
+    }
   });
 
   it('the CLI: SIGTERM stops accepting, cuts an upload still arriving, then exits 0', async () => {

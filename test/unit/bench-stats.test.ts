@@ -231,6 +231,7 @@ describe('engine comparison and the report', () => {
         images: 0,
         imagesFrom: null,
         jpegDecoder: 'sharp',
+        decode: 'auto',
         evalSplit: null,
       },
       machine: {

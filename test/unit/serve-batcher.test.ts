@@ -35,6 +35,41 @@ describe('Batcher (dynamic batching)', () => {
     expect(r.maxRunning()).toBe(1);
   });
 
+  it('runAlone takes a free slot of an idle batcher (counted, seen by onBatch and close) and refuses otherwise', async () => {
+    const r = recorder(20);
+    const seen: number[] = [];
+    const b = new Batcher(r.run, {
+      maxBatch: 4,
+      maxWaitMs: 50,
+      concurrency: 1,
+      maxQueue: 100,
+      onBatch: ({ size }) => seen.push(size),
+    });
+    let release: () => void = () => undefined;
+    const alone = b.runAlone(1, () => new Promise<string>((resolve) => (release = () => resolve('done'))));
+    expect(alone).toBeDefined();
+    expect(b.running).toBe(1);
+    // The one slot is taken: a second caller is refused, and a submission waits for the slot.
+    expect(b.runAlone(1, async () => 'no')).toBeUndefined();
+    const queued = b.submit([5]);
+    expect(b.runAlone(1, async () => 'no')).toBeUndefined(); // the queue is not empty
+    let closed = false;
+    const closing = b.close().then(() => (closed = true));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(closed).toBe(false);
+    release();
+    expect(await alone).toBe('done');
+    expect(await queued).toEqual([10]);
+    await closing;
+    expect(seen).toEqual([1, 1]);
+    await expect(b.runAlone(1, async () => 'late')).rejects.toThrow(DisposedError);
+    // A failing call frees its slot too.
+    const c = new Batcher(r.run, { maxBatch: 4, maxWaitMs: 1, concurrency: 1, maxQueue: 100 });
+    await expect(c.runAlone(1, () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(c.running).toBe(0);
+    expect(await c.submit([1])).toEqual([2]);
+  });
+
   it('runs a lone item after maxWaitMs, or at once when nothing else is on its way', async () => {
     const r = recorder();
     let incoming = 1;

@@ -13,6 +13,7 @@ interface BenchFlags {
   batch: number[];
   mode: BenchMode[];
   tta: ('none' | 'flip')[];
+  decode: string;
   threads?: number;
   device: string;
   images?: string;
@@ -94,6 +95,12 @@ export function registerBenchCommand(program: Command): void {
       parseTtaList,
       ['none'],
     )
+    .option(
+      '--decode <place>',
+      'where end-to-end calls decode: auto (ONNX Runtime: on its session thread for calls of 1-2 images) | pool | ' +
+        'worker',
+      'auto',
+    )
     .option('--device <device>', 'auto (CPU, plus CUDA where there is a GPU) | cpu | cuda', 'auto')
     .option(
       '--images <dir>',
@@ -135,6 +142,7 @@ export function registerBenchCommand(program: Command): void {
         batches: flags.batch,
         modes: flags.mode,
         tta: flags.tta,
+        decode: parseChoice('--decode', flags.decode, ['auto', 'pool', 'worker']),
         ...(flags.threads ? { threads: flags.threads } : {}),
         device: flags.device as BenchOptions['device'],
         ...(flags.imagePath ? { images: [flags.imagePath] } : flags.images ? { images: flags.images } : {}),
