@@ -64,7 +64,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
                            (predict,v2-json,v2-binary,grpc); FastAPI speaks only predict
 
 trt-flowers serve is started through bin/trt-flowers, so its allocator is the one users get
-(TRT_FLOWERS_MALLOC and MALLOC_CONF in the environment are passed on).
+(TRT_FLOWERS_MALLOC, MALLOC_CONF and TRT_FLOWERS_V8_FLAGS in the environment are passed on).
 `,
   );
   process.exit(0);

@@ -221,10 +221,15 @@ export function registerServeCommand(program: Command): void {
         log(
           `ready: ${info.backend} ${info.precision} on ${info.device}, ${info.classes.length} classes, ` +
             `${info.preprocessing.size}px; ${workers} worker(s) x ${threads} thread(s), max batch ${flags.maxBatch}, ` +
-            `max wait ${flags.maxWaitMs} ms`,
+            `max wait ${flags.maxWaitMs} ms${nodeFlags()}`,
         );
       }
       await stopped;
       log('stopped');
     });
+}
+
+/** The node/V8 flags this process runs with (bin/trt-flowers sets the heap growth for serve), for the ready line. */
+function nodeFlags(): string {
+  return process.execArgv.length > 0 ? `; node ${process.execArgv.join(' ')}` : '';
 }
