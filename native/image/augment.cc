@@ -2,7 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csetjmp>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
 #include <vector>
+
+#include <jpeglib.h>
 
 // No fused multiply-adds: the results must match the TypeScript implementation value for value.
 #pragma STDC FP_CONTRACT OFF
@@ -11,10 +18,184 @@ namespace tf {
 
 namespace {
 inline double clamp255(double v) { return v < 0 ? 0 : v > 255 ? 255 : v; }
+inline uint8_t toByte(double v) { return static_cast<uint8_t>(std::lround(clamp255(v))); }
+
+// The crop box resampled (bilinear, flipped) to size x size bytes, the same taps as the one-pass path.
+std::vector<uint8_t> resampleCrop(const uint8_t* src, int size, const AugmentParams& p) {
+  std::vector<uint8_t> out(static_cast<size_t>(size) * size * 3);
+  const double scaleX = p.width / size, scaleY = p.height / size;
+  for (int oy = 0; oy < size; ++oy) {
+    const double sy = std::min<double>(size - 1, std::max<double>(0, p.y + (oy + 0.5) * scaleY - 0.5));
+    const int y0 = static_cast<int>(std::floor(sy));
+    const int y1 = std::min(size - 1, y0 + 1);
+    const double fy = sy - y0;
+    for (int ox = 0; ox < size; ++ox) {
+      const int tx = p.flip ? size - 1 - ox : ox;
+      const double sx = std::min<double>(size - 1, std::max<double>(0, p.x + (tx + 0.5) * scaleX - 0.5));
+      const int x0 = static_cast<int>(std::floor(sx));
+      const int x1 = std::min(size - 1, x0 + 1);
+      const double fx = sx - x0;
+      for (int c = 0; c < 3; ++c) {
+        const double v = (src[(static_cast<int64_t>(y0) * size + x0) * 3 + c] * (1 - fx) +
+                          src[(static_cast<int64_t>(y0) * size + x1) * 3 + c] * fx) *
+                             (1 - fy) +
+                         (src[(static_cast<int64_t>(y1) * size + x0) * 3 + c] * (1 - fx) +
+                          src[(static_cast<int64_t>(y1) * size + x1) * 3 + c] * fx) *
+                             fy;
+        out[(static_cast<size_t>(oy) * size + ox) * 3 + c] = toByte(v);
+      }
+    }
+  }
+  return out;
+}
+
+// A w x h RGB image resized to tw x th: area average when shrinking, bilinear (pixel centres) when growing.
+std::vector<uint8_t> resizeRgb(const std::vector<uint8_t>& img, int w, int h, int tw, int th) {
+  std::vector<uint8_t> out(static_cast<size_t>(tw) * th * 3);
+  if (tw <= w && th <= h) {
+    const double sx = static_cast<double>(w) / tw, sy = static_cast<double>(h) / th;
+    for (int oy = 0; oy < th; ++oy) {
+      const double y0 = oy * sy, y1 = (oy + 1) * sy;
+      for (int ox = 0; ox < tw; ++ox) {
+        const double x0 = ox * sx, x1 = (ox + 1) * sx;
+        double acc[3] = {0, 0, 0}, area = 0;
+        for (int iy = static_cast<int>(std::floor(y0)); iy < std::min(h, static_cast<int>(std::ceil(y1))); ++iy) {
+          const double wy = std::min<double>(iy + 1, y1) - std::max<double>(iy, y0);
+          for (int ix = static_cast<int>(std::floor(x0)); ix < std::min(w, static_cast<int>(std::ceil(x1))); ++ix) {
+            const double wgt = wy * (std::min<double>(ix + 1, x1) - std::max<double>(ix, x0));
+            for (int c = 0; c < 3; ++c) acc[c] += wgt * img[(static_cast<size_t>(iy) * w + ix) * 3 + c];
+            area += wgt;
+          }
+        }
+        for (int c = 0; c < 3; ++c) out[(static_cast<size_t>(oy) * tw + ox) * 3 + c] = toByte(acc[c] / area);
+      }
+    }
+    return out;
+  }
+  for (int oy = 0; oy < th; ++oy) {
+    const double sy = std::min<double>(h - 1, std::max<double>(0, (oy + 0.5) * h / th - 0.5));
+    const int y0 = static_cast<int>(sy), y1 = std::min(h - 1, y0 + 1);
+    const double fy = sy - y0;
+    for (int ox = 0; ox < tw; ++ox) {
+      const double sx = std::min<double>(w - 1, std::max<double>(0, (ox + 0.5) * w / tw - 0.5));
+      const int x0 = static_cast<int>(sx), x1 = std::min(w - 1, x0 + 1);
+      const double fx = sx - x0;
+      for (int c = 0; c < 3; ++c) {
+        const auto px = [&](int y, int x) {
+          return static_cast<double>(img[(static_cast<size_t>(y) * w + x) * 3 + c]);
+        };
+        const double v =
+            (px(y0, x0) * (1 - fx) + px(y0, x1) * fx) * (1 - fy) + (px(y1, x0) * (1 - fx) + px(y1, x1) * fx) * fy;
+        out[(static_cast<size_t>(oy) * tw + ox) * 3 + c] = toByte(v);
+      }
+    }
+  }
+  return out;
+}
+
+struct JpegError {
+  jpeg_error_mgr pub;
+  std::jmp_buf jump;
+};
+[[noreturn]] void jpegErrorExit(j_common_ptr cinfo) { std::longjmp(reinterpret_cast<JpegError*>(cinfo->err)->jump, 1); }
+
+// Encodes size x size RGB at `quality` (4:2:0, as most cameras and web photos) and decodes it back in place.
+void jpegRoundTrip(std::vector<uint8_t>& img, int size, int quality) {
+  unsigned char* encoded = nullptr;
+  unsigned long encodedSize = 0;
+  bool ok = false;
+  {
+    jpeg_compress_struct c{};
+    JpegError err{};
+    c.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = jpegErrorExit;
+    if (setjmp(err.jump) == 0) {
+      jpeg_create_compress(&c);
+      jpeg_mem_dest(&c, &encoded, &encodedSize);
+      c.image_width = static_cast<JDIMENSION>(size);
+      c.image_height = static_cast<JDIMENSION>(size);
+      c.input_components = 3;
+      c.in_color_space = JCS_RGB;
+      jpeg_set_defaults(&c);
+      jpeg_set_quality(&c, quality, TRUE);
+      jpeg_start_compress(&c, TRUE);
+      while (c.next_scanline < c.image_height) {
+        JSAMPROW row = img.data() + static_cast<size_t>(c.next_scanline) * size * 3;
+        jpeg_write_scanlines(&c, &row, 1);
+      }
+      jpeg_finish_compress(&c);
+      ok = true;
+    }
+    jpeg_destroy_compress(&c);
+  }
+  if (ok) {
+    ok = false;
+    jpeg_decompress_struct d{};
+    JpegError err{};
+    d.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = jpegErrorExit;
+    if (setjmp(err.jump) == 0) {
+      jpeg_create_decompress(&d);
+      jpeg_mem_src(&d, encoded, encodedSize);
+      jpeg_read_header(&d, TRUE);
+      d.out_color_space = JCS_RGB;
+      d.dct_method = JDCT_ISLOW;
+      jpeg_start_decompress(&d);
+      while (d.output_scanline < d.output_height) {
+        JSAMPROW row = img.data() + static_cast<size_t>(d.output_scanline) * size * 3;
+        jpeg_read_scanlines(&d, &row, 1);
+      }
+      jpeg_finish_decompress(&d);
+      ok = true;
+    }
+    jpeg_destroy_decompress(&d);
+  }
+  std::free(encoded);
+  if (!ok) throw std::runtime_error("JPEG augmentation: libjpeg failed on a " + std::to_string(size) + " px image");
+}
+
+void eraseBox(int size, const AugmentParams& p, float* out) {
+  if (p.eraseWidth <= 0 || p.eraseHeight <= 0) return;
+  const int64_t plane = static_cast<int64_t>(size) * size;
+  const int x0 = std::clamp(p.eraseX, 0, size), x1 = std::clamp(p.eraseX + p.eraseWidth, 0, size);
+  const int y0 = std::clamp(p.eraseY, 0, size), y1 = std::clamp(p.eraseY + p.eraseHeight, 0, size);
+  for (int c = 0; c < 3; ++c) {
+    for (int y = y0; y < y1; ++y)
+      std::fill(out + c * plane + static_cast<int64_t>(y) * size + x0,
+                out + c * plane + static_cast<int64_t>(y) * size + x1, 0.0f);
+  }
+}
+
+void augmentOnePass(const uint8_t* src, int size, const AugmentParams& p, float* out, const double mean[3],
+                    const double std[3]);
 }  // namespace
 
 void augmentInto(const uint8_t* src, int size, const AugmentParams& p, float* out, const double mean[3],
                  const double std[3]) {
+  const bool degrade = (p.downscale > 0 && p.downscale < 1) || p.jpegQuality > 0;
+  if (!degrade) {
+    augmentOnePass(src, size, p, out, mean, std);
+  } else {
+    std::vector<uint8_t> img = resampleCrop(src, size, p);
+    if (p.downscale > 0 && p.downscale < 1) {
+      const int small = std::max(1, static_cast<int>(std::lround(size * p.downscale)));
+      img = resizeRgb(resizeRgb(img, size, size, small, small), small, small, size, size);
+    }
+    if (p.jpegQuality > 0) jpegRoundTrip(img, size, std::clamp(p.jpegQuality, 1, 100));
+    AugmentParams colour = p;  // the geometry is done: an identity resample of the degraded crop
+    colour.x = 0;
+    colour.y = 0;
+    colour.width = size;
+    colour.height = size;
+    colour.flip = false;
+    augmentOnePass(img.data(), size, colour, out, mean, std);
+  }
+  eraseBox(size, p, out);
+}
+
+namespace {
+void augmentOnePass(const uint8_t* src, int size, const AugmentParams& p, float* out, const double mean[3],
+                    const double std[3]) {
   const int64_t plane = static_cast<int64_t>(size) * size;
   double grey = 0;
   for (int64_t i = 0; i < plane * 3; i += 3) {
@@ -72,5 +253,6 @@ void augmentInto(const uint8_t* src, int size, const AugmentParams& p, float* ou
     }
   }
 }
+}  // namespace
 
 }  // namespace tf

@@ -79,6 +79,18 @@ double readFinite(const Napi::Object& o, const char* key) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
+// An optional number of `params` within [lo, hi]: `fallback` when absent or undefined.
+double readOptional(const Napi::Object& o, const char* key, double fallback, double lo, double hi) {
+  const auto v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  const double d = readFinite(o, key);
+  if (d < lo || d > hi) {
+    throw tf::RangeError(std::string("Expected `params.") + key + "` between " + std::to_string(lo) + " and " +
+                         std::to_string(hi) + ", got " + std::to_string(d));
+  }
+  return d;
+}
+
 void readTriple(const Napi::Value& v, const char* name, double out[3]) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != 3) {
     throw tf::TypeError(std::string("Expected an array of 3 numbers for `") + name + "`");
@@ -120,6 +132,13 @@ Napi::Value AugmentImage(const Napi::CallbackInfo& info) {
     params.brightness = readFinite(p, "brightness");
     params.contrast = readFinite(p, "contrast");
     params.saturation = readFinite(p, "saturation");
+    params.downscale = readOptional(p, "downscale", 1, 0.01, 1);
+    params.jpegQuality = static_cast<int>(readOptional(p, "jpegQuality", 0, 0, 100));
+    const double big = 8192;
+    params.eraseX = static_cast<int>(readOptional(p, "eraseX", 0, 0, big));
+    params.eraseY = static_cast<int>(readOptional(p, "eraseY", 0, 0, big));
+    params.eraseWidth = static_cast<int>(readOptional(p, "eraseWidth", 0, 0, big));
+    params.eraseHeight = static_cast<int>(readOptional(p, "eraseHeight", 0, 0, big));
     const auto target = readFloat32Array(info[3], "out");
     const int64_t offset = readInteger(info[4], "offset", 0, (int64_t{1} << 53) - 1);
     if (offset + 3 * plane > static_cast<int64_t>(target.length)) {

@@ -48,6 +48,15 @@ export interface NativeAugmentParams {
   brightness: number;
   contrast: number;
   saturation: number;
+  /** Shrunk to this fraction of the side and enlarged back (1 or absent: not). */
+  downscale?: number;
+  /** JPEG round trip at this quality (0 or absent: not). */
+  jpegQuality?: number;
+  /** Random erasing: this box of the output (pixels) set to 0 after the normalisation (width 0 or absent: none). */
+  eraseX?: number;
+  eraseY?: number;
+  eraseWidth?: number;
+  eraseHeight?: number;
 }
 
 export interface NativeModelInfo {

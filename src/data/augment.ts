@@ -1,4 +1,5 @@
 import { optionalAddonFunction } from '../binding/loader.js';
+import { BackendUnavailableError } from '../errors.js';
 import type { NativeAddon, NativeAugmentParams } from '../binding/types.js';
 import { DEFAULT_AUGMENT, type AugmentOptions } from './options.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './preprocess.js';
@@ -23,13 +24,54 @@ export function drawAugmentParams(size: number, rng: Rng, config: Partial<Augmen
     }
   }
   const jitter = (amount: number): number => (amount > 0 ? rng.uniform(1 - amount, 1 + amount) : 1);
-  return {
+  const params: AugmentParams = {
     ...box,
     flip: rng.next() < c.flipProbability,
     brightness: jitter(c.brightness),
     contrast: jitter(c.contrast),
     saturation: jitter(c.saturation),
   };
+  // The degradations draw only when they are on, after everything above: a configuration without them draws the
+  // same numbers as before they existed.
+  if (c.downscaleProbability > 0 && rng.next() < c.downscaleProbability) {
+    params.downscale = rng.uniform(c.downscale[0], c.downscale[1]);
+  }
+  if (c.jpegProbability > 0 && rng.next() < c.jpegProbability) {
+    params.jpegQuality = Math.round(rng.uniform(c.jpegQuality[0], c.jpegQuality[1]));
+  }
+  if (c.eraseProbability > 0 && rng.next() < c.eraseProbability) {
+    const area = size * size * rng.uniform(c.eraseScale[0], c.eraseScale[1]);
+    const ratio = Math.exp(rng.uniform(Math.log(0.3), Math.log(1 / 0.3)));
+    const width = Math.min(size, Math.max(1, Math.round(Math.sqrt(area * ratio))));
+    const height = Math.min(size, Math.max(1, Math.round(Math.sqrt(area / ratio))));
+    params.eraseX = Math.floor(rng.uniform(0, size - width + 1));
+    params.eraseY = Math.floor(rng.uniform(0, size - height + 1));
+    params.eraseWidth = width;
+    params.eraseHeight = height;
+  }
+  return params;
+}
+
+/** Whether `params` degrade the crop (downscale or JPEG round trip): the addon's augmentImage does that part. */
+export function degrades(params: AugmentParams): boolean {
+  return (params.downscale !== undefined && params.downscale < 1) || (params.jpegQuality ?? 0) > 0;
+}
+
+/** Sets the erased box of one normalised CHW image at `offset` to 0 (the mean colour). */
+function erase(size: number, params: AugmentParams, out: Float32Array, offset: number): void {
+  const w = params.eraseWidth ?? 0;
+  const h = params.eraseHeight ?? 0;
+  if (w <= 0 || h <= 0) return;
+  const x0 = Math.max(0, Math.min(size, params.eraseX ?? 0));
+  const x1 = Math.max(0, Math.min(size, x0 + w));
+  const y0 = Math.max(0, Math.min(size, params.eraseY ?? 0));
+  const y1 = Math.max(0, Math.min(size, y0 + h));
+  for (let c = 0; c < 3; c++) {
+    for (let y = y0; y < y1; y++) {
+      const row = offset + c * size * size + y * size;
+      out.fill(0, row + x0, row + x1);
+    }
+  }
 }
 
 /**
@@ -48,6 +90,11 @@ export function augmentInto(
 ): void {
   const plane = size * size;
   if (src.length !== plane * 3) throw new RangeError(`Expected ${plane * 3} source bytes, got ${src.length}`);
+  if (degrades(params)) {
+    throw new RangeError(
+      'downscale and JPEG augmentation run in the native addon (augmentAsync); build it with `npm run build:native`',
+    );
+  }
   if (offset < 0 || offset + 3 * plane > out.length)
     throw new RangeError(`No room for ${3 * plane} values at ${offset}`);
   let grey = 0;
@@ -110,6 +157,7 @@ export function augmentInto(
       out[o2 + i] = clamp((bl - grey) * sf + grey) * kb - mb;
     }
   }
+  erase(size, params, out, offset);
 }
 
 function clamp(v: number): number {
@@ -128,6 +176,12 @@ export async function augmentAsync(...args: Parameters<typeof augmentInto>): Pro
   const [src, size, params, out, offset, mean = IMAGENET_MEAN, std = IMAGENET_STD] = args;
   if (nativeAugment === undefined) nativeAugment = optionalAddonFunction('augmentImage');
   if (nativeAugment === null) {
+    if (degrades(params)) {
+      throw new BackendUnavailableError(
+        'data.augment downscale_probability / jpeg_probability need the native addon, which did not load here ' +
+          '(`npm run build:native`); set them to 0 to train without it',
+      );
+    }
     augmentInto(src, size, params, out, offset, mean, std);
     return;
   }

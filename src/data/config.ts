@@ -68,6 +68,11 @@ const RENAMED_AUGMENT: Readonly<Record<string, string>> = {
   cropScale: 'crop_scale',
   cropRatio: 'crop_ratio',
   flipProbability: 'flip_probability',
+  downscaleProbability: 'downscale_probability',
+  jpegProbability: 'jpeg_probability',
+  jpegQuality: 'jpeg_quality',
+  eraseProbability: 'erase_probability',
+  eraseScale: 'erase_scale',
 };
 
 /** Whether `data` is written in the camelCase form (it has a key only that form spells so). */

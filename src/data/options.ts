@@ -29,6 +29,18 @@ export interface AugmentOptions {
   contrast: number;
   /** Saturation jitter: factor drawn from [1 - s, 1 + s]. Defaults to 0.1. */
   saturation: number;
+  /** Probability of shrinking the crop and enlarging it back. Defaults to 0. */
+  downscaleProbability: number;
+  /** The side it is shrunk to, as a fraction. Defaults to [0.25, 0.75]. */
+  downscale: [number, number];
+  /** Probability of a JPEG round trip of the crop. Defaults to 0. */
+  jpegProbability: number;
+  /** JPEG quality range. Defaults to [30, 90]. */
+  jpegQuality: [number, number];
+  /** Probability of random erasing. Defaults to 0. */
+  eraseProbability: number;
+  /** Erased box area range, as fractions of the image. Defaults to [0.02, 0.2]. */
+  eraseScale: [number, number];
 }
 
 /** Options of DataLoader. */
@@ -79,6 +91,12 @@ export function augmentOptionsOf(a: AugmentSection): AugmentOptions {
     brightness: a.brightness,
     contrast: a.contrast,
     saturation: a.saturation,
+    downscaleProbability: a.downscale_probability,
+    downscale: [...a.downscale],
+    jpegProbability: a.jpeg_probability,
+    jpegQuality: [...a.jpeg_quality],
+    eraseProbability: a.erase_probability,
+    eraseScale: [...a.erase_scale],
   };
 }
 

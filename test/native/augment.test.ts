@@ -62,4 +62,77 @@ describe.skipIf(!hasFlowers || !augment)('native augmentation', () => {
       /Float32Array for `out`/,
     );
   });
+
+  it('degradations (downscale, JPEG round trip, random erasing) are drawn only when on, and do what they say', async () => {
+    const hwc = await decodeResized(photos('tulips', 1)[0]!, { size: SIZE });
+    const plain = drawAugmentParams(SIZE, new Rng(3, 'augment', 0, 5), {});
+    const on = drawAugmentParams(SIZE, new Rng(3, 'augment', 0, 5), {
+      downscaleProbability: 1,
+      jpegProbability: 1,
+      eraseProbability: 1,
+    });
+    // Off (the default): the same draws as before the degradations existed; on: those first, then theirs.
+    expect(Object.keys(plain).sort()).toEqual(
+      ['brightness', 'contrast', 'flip', 'height', 'saturation', 'width', 'x', 'y'].sort(),
+    );
+    expect(on).toMatchObject(plain);
+    expect(on.downscale).toBeGreaterThanOrEqual(0.25);
+    expect(on.downscale).toBeLessThanOrEqual(0.75);
+    expect(Number.isInteger(on.jpegQuality)).toBe(true);
+    expect(on.eraseWidth! * on.eraseHeight!).toBeGreaterThan(0);
+    expect(on.eraseX! + on.eraseWidth!).toBeLessThanOrEqual(SIZE);
+
+    const run = async (params: typeof plain): Promise<Float32Array> => {
+      const out = new Float32Array(3 * SIZE * SIZE);
+      await augmentAsync(hwc, SIZE, params, out, 0);
+      return out;
+    };
+    const identity = { x: 0, y: 0, width: SIZE, height: SIZE, flip: false, brightness: 1, contrast: 1, saturation: 1 };
+    const base = await run(identity);
+    const meanAbs = (a: Float32Array, b: Float32Array): number =>
+      a.reduce((s, v, i) => s + Math.abs(v - b[i]!), 0) / a.length;
+    // Horizontal detail: mean |difference| of neighbouring values in the first plane.
+    const detail = (a: Float32Array): number => {
+      let s = 0;
+      for (let i = 1; i < SIZE * SIZE; i++) if (i % SIZE !== 0) s += Math.abs(a[i]! - a[i - 1]!);
+      return s;
+    };
+    const small = await run({ ...identity, downscale: 0.25 });
+    expect(detail(small)).toBeLessThan(0.8 * detail(base)); // measured 0.65
+    expect(meanAbs(small, base)).toBeGreaterThan(0.02);
+    // A downscale of 1 and quality 0 are the one-pass path, value for value.
+    expect(Array.from(await run({ ...identity, downscale: 1, jpegQuality: 0 }))).toEqual(Array.from(base));
+    const q10 = await run({ ...identity, jpegQuality: 10 });
+    const q95 = await run({ ...identity, jpegQuality: 95 });
+    expect(meanAbs(q10, base)).toBeGreaterThan(3 * meanAbs(q95, base));
+    expect(meanAbs(q95, base)).toBeLessThan(0.05); // under about 3 grey levels
+    expect(Array.from(await run({ ...identity, jpegQuality: 10 }))).toEqual(Array.from(q10)); // deterministic
+
+    // Erasing: the box is 0 (the mean colour) in every plane, the rest untouched; the TypeScript twin agrees.
+    const box = { ...identity, eraseX: 10, eraseY: 20, eraseWidth: 30, eraseHeight: 15 };
+    const erased = await run(box);
+    const ts = new Float32Array(3 * SIZE * SIZE);
+    augmentInto(hwc, SIZE, box, ts, 0);
+    expect(Array.from(ts)).toEqual(Array.from(erased));
+    let zeros = 0;
+    for (let i = 0; i < erased.length; i++) {
+      const p = i % (SIZE * SIZE);
+      const [x, y] = [p % SIZE, Math.floor(p / SIZE)];
+      const inside = x >= 10 && x < 40 && y >= 20 && y < 35;
+      if (inside) zeros += erased[i] === 0 ? 1 : 0;
+      else expect(erased[i]).toBe(base[i]);
+    }
+    expect(zeros).toBe(3 * 30 * 15);
+  });
+
+  it('refuses bad degradation parameters, and the TypeScript fallback says where they run', () => {
+    const hwc = new Uint8Array(8 * 8 * 3);
+    const params = drawAugmentParams(8, new Rng(1), {});
+    const out = new Float32Array(3 * 8 * 8);
+    const mean = [0.5, 0.5, 0.5] as const;
+    const a = augment as NonNullable<typeof augment>;
+    expect(() => a(hwc, 8, { ...params, jpegQuality: 101 }, out, 0, mean, mean)).toThrow(/params.jpegQuality. between/);
+    expect(() => a(hwc, 8, { ...params, downscale: 0 }, out, 0, mean, mean)).toThrow(/params.downscale. between/);
+    expect(() => augmentInto(hwc, 8, { ...params, jpegQuality: 50 }, out, 0)).toThrow(/native addon/);
+  });
 });

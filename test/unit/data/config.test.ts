@@ -32,6 +32,12 @@ describe('parseDataSection', () => {
       brightness: 0.1,
       contrast: 0.1,
       saturation: 0.1,
+      downscale_probability: 0,
+      downscale: [0.25, 0.75],
+      jpeg_probability: 0,
+      jpeg_quality: [30, 90],
+      erase_probability: 0,
+      erase_scale: [0.02, 0.2],
     });
     expect('root' in d).toBe(false);
     expect(parseDataSection(undefined)).toEqual(d);
@@ -86,6 +92,12 @@ describe('parseDataSection', () => {
     [{ augment: { cropScale: [0.5, 1] } }, /did you mean `data.augment.crop_scale`/],
     [{ augment: { crop_scale: [0.9, 0.5] } }, /between 0.9 and 1 for `data.augment.crop_scale\[1\]` but received 0.5/],
     [{ augment: { crop_scale: [0, 1] } }, /between 0.01 and 1 for `data.augment.crop_scale\[0\]`/],
+    [
+      { augment: { jpeg_quality: [90, 30] } },
+      /between 90 and 100 for `data.augment.jpeg_quality\[1\]` but received 30/,
+    ],
+    [{ augment: { jpeg_probability: 2 } }, /between 0 and 1 for `data.augment.jpeg_probability`/],
+    [{ augment: { downscale: [0, 0.5] } }, /between 0.05 and 1 for `data.augment.downscale\[0\]`/],
     [{ augment: { enabled: 'no' } }, 'Expected a boolean for `data.augment.enabled` but received "no" of type string'],
     [{ augment: 'off' }, /Expected an object or a boolean for `data.augment` but received "off"/],
     [{ sha256: 'abc' }, 'Expected 64 hex digits for `data.sha256` but received "abc" of type string'],
