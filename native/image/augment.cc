@@ -3,13 +3,19 @@
 #include <algorithm>
 #include <cmath>
 #include <csetjmp>
-#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "../core/errors.h"
+#include "jpeg_decoder.h"
+
+#ifdef TF_WITH_JPEG
+#include <cstdio>  // jpeglib.h uses FILE
+
 #include <jpeglib.h>
+#endif
 
 // No fused multiply-adds: the results must match the TypeScript implementation value for value.
 #pragma STDC FP_CONTRACT OFF
@@ -93,65 +99,64 @@ std::vector<uint8_t> resizeRgb(const std::vector<uint8_t>& img, int w, int h, in
   return out;
 }
 
+#ifdef TF_WITH_JPEG
 struct JpegError {
-  jpeg_error_mgr pub;
+  jpeg_error_mgr pub;  // first member: libjpeg hands back a pointer to it
   std::jmp_buf jump;
 };
 [[noreturn]] void jpegErrorExit(j_common_ptr cinfo) { std::longjmp(reinterpret_cast<JpegError*>(cinfo->err)->jump, 1); }
+#endif
 
-// Encodes size x size RGB at `quality` (4:2:0, as most cameras and web photos) and decodes it back in place.
+// Encodes size x size RGB at `quality` (4:2:0, as most cameras and web photos) and decodes it back with the
+// preprocessing decoder (decodeJpegResized, at the same size).
 void jpegRoundTrip(std::vector<uint8_t>& img, int size, int quality) {
+#ifdef TF_WITH_JPEG
   unsigned char* encoded = nullptr;
   unsigned long encodedSize = 0;
   bool ok = false;
-  {
-    jpeg_compress_struct c{};
-    JpegError err{};
-    c.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = jpegErrorExit;
-    if (setjmp(err.jump) == 0) {
-      jpeg_create_compress(&c);
-      jpeg_mem_dest(&c, &encoded, &encodedSize);
-      c.image_width = static_cast<JDIMENSION>(size);
-      c.image_height = static_cast<JDIMENSION>(size);
-      c.input_components = 3;
-      c.in_color_space = JCS_RGB;
-      jpeg_set_defaults(&c);
-      jpeg_set_quality(&c, quality, TRUE);
-      jpeg_start_compress(&c, TRUE);
-      while (c.next_scanline < c.image_height) {
-        JSAMPROW row = img.data() + static_cast<size_t>(c.next_scanline) * size * 3;
-        jpeg_write_scanlines(&c, &row, 1);
-      }
-      jpeg_finish_compress(&c);
-      ok = true;
+  jpeg_compress_struct c{};
+  JpegError err{};
+  c.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = jpegErrorExit;
+  if (setjmp(err.jump) == 0) {
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &encoded, &encodedSize);
+    c.image_width = static_cast<JDIMENSION>(size);
+    c.image_height = static_cast<JDIMENSION>(size);
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, quality, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+      JSAMPROW row = img.data() + static_cast<size_t>(c.next_scanline) * size * 3;
+      jpeg_write_scanlines(&c, &row, 1);
     }
-    jpeg_destroy_compress(&c);
+    jpeg_finish_compress(&c);
+    ok = true;
   }
-  if (ok) {
-    ok = false;
-    jpeg_decompress_struct d{};
-    JpegError err{};
-    d.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = jpegErrorExit;
-    if (setjmp(err.jump) == 0) {
-      jpeg_create_decompress(&d);
-      jpeg_mem_src(&d, encoded, encodedSize);
-      jpeg_read_header(&d, TRUE);
-      d.out_color_space = JCS_RGB;
-      d.dct_method = JDCT_ISLOW;
-      jpeg_start_decompress(&d);
-      while (d.output_scanline < d.output_height) {
-        JSAMPROW row = img.data() + static_cast<size_t>(d.output_scanline) * size * 3;
-        jpeg_read_scanlines(&d, &row, 1);
-      }
-      jpeg_finish_decompress(&d);
-      ok = true;
-    }
-    jpeg_destroy_decompress(&d);
+  jpeg_destroy_compress(&c);
+  if (!ok) {
+    std::free(encoded);
+    throw std::runtime_error("JPEG augmentation: libjpeg could not encode a " + std::to_string(size) + " px image");
+  }
+  JpegDecodeOptions options;
+  options.size = size;
+  try {
+    img = decodeJpegResized(encoded, encodedSize, options);
+  } catch (...) {
+    std::free(encoded);
+    throw;
   }
   std::free(encoded);
-  if (!ok) throw std::runtime_error("JPEG augmentation: libjpeg failed on a " + std::to_string(size) + " px image");
+#else
+  (void)img;
+  (void)size;
+  (void)quality;
+  throw DeviceUnavailableError(
+      "JPEG augmentation needs libjpeg: this addon was built without it (apt-get install "
+      "libjpeg62-turbo-dev, then npm run build:native)");
+#endif
 }
 
 void eraseBox(int size, const AugmentParams& p, float* out) {
@@ -172,12 +177,12 @@ void augmentOnePass(const uint8_t* src, int size, const AugmentParams& p, float*
 
 void augmentInto(const uint8_t* src, int size, const AugmentParams& p, float* out, const double mean[3],
                  const double std[3]) {
-  const bool degrade = (p.downscale > 0 && p.downscale < 1) || p.jpegQuality > 0;
-  if (!degrade) {
+  const bool shrink = p.downscale > 0 && p.downscale < 1;
+  if (!shrink && p.jpegQuality <= 0) {
     augmentOnePass(src, size, p, out, mean, std);
   } else {
     std::vector<uint8_t> img = resampleCrop(src, size, p);
-    if (p.downscale > 0 && p.downscale < 1) {
+    if (shrink) {
       const int small = std::max(1, static_cast<int>(std::lround(size * p.downscale)));
       img = resizeRgb(resizeRgb(img, size, size, small, small), small, small, size, size);
     }
