@@ -61,7 +61,10 @@ std::shared_ptr<TorchModel> TorchModel::load(const std::string& path, const std:
       }
     }
     // After freezing, which turns the parameters into constants: a frozen model has none left to train.
-    for (const auto& p : model->module_.parameters()) model->parameters_.push_back(p);
+    for (const auto& p : model->module_.named_parameters()) {
+      model->parameterNames_.push_back(p.name);
+      model->parameters_.push_back(p.value);
+    }
     model->hasPooled_ = model->module_.find_method("pooled").has_value();
     model->hasHead_ = model->hasPooled_ && model->module_.find_method("head").has_value();
     return model;

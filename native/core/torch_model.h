@@ -71,6 +71,8 @@ class TorchModel {
   // The module's parameters, listed once at load: the list is read from the JS thread (a trainer's constructor) while
   // the model thread may be running the module, so it never walks the module itself.
   const std::vector<at::Tensor>& parameters() const { return parameters_; }
+  // Their dotted names ("features.3.conv.0.weight", "classifier.bias"), parallel to parameters().
+  const std::vector<std::string>& parameterNames() const { return parameterNames_; }
   int64_t parameterCount() const;
   // The module's buffers (BatchNorm running statistics and counters), walked now: call on the model's thread.
   std::vector<at::Tensor> buffers() const;
@@ -121,6 +123,7 @@ class TorchModel {
   std::string inferenceNote_;
   int64_t parameterCount_ = 0;
   std::vector<at::Tensor> parameters_;
+  std::vector<std::string> parameterNames_;
   // Last: destroyed first, so its thread ends before the module goes.
   SerialExecutor executor_;
 };

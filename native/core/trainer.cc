@@ -3,12 +3,16 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/serialize.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
+#include <sstream>
 
 #include "atomic_file.h"
 #include "compat.h"
 #include "errors.h"
+#include "layer_decay.h"
 #include "loss.h"
 #include "optim_step.h"
 #include "runtime.h"
@@ -31,7 +35,34 @@ void validateTrainerOptions(const TrainerOptions& o) {
   if (o.scaler.growthInterval < 1) throw RangeError("growthInterval must be at least 1");
   requireFinite(o.emaDecay, "emaDecay", 0.0, 1.0);
   if (o.emaDecay >= 1) throw RangeError("emaDecay must be below 1 (0 turns the average off), received 1");
+  requireFinite(o.layerDecay, "layerDecay", 0.0, 1.0);
+  if (o.layerDecay <= 0) throw RangeError("layerDecay must be greater than 0 (1 turns it off), received 0");
 }
+
+namespace {
+
+std::string shortNumber(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// One optimizer over the groups, group i at the rate base * scales[i]; a single group of factor 1 is the plain
+// optimizer over all the parameters.
+template <typename Optimizer, typename Options>
+std::unique_ptr<torch::optim::Optimizer> makeOptimizer(std::vector<std::vector<at::Tensor>> groups,
+                                                       const std::vector<double>& scales, const Options& defaults) {
+  if (groups.size() == 1 && scales.front() == 1.0) return std::make_unique<Optimizer>(groups.front(), defaults);
+  std::vector<torch::optim::OptimizerParamGroup> paramGroups;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    auto options = std::make_unique<Options>(defaults);
+    options->lr(defaults.lr() * scales[i]);
+    paramGroups.emplace_back(std::move(groups[i]), std::move(options));
+  }
+  return std::make_unique<Optimizer>(std::move(paramGroups), defaults);
+}
+
+}  // namespace
 
 Trainer::Trainer(std::shared_ptr<TorchModel> model, TrainerOptions options)
     : model_(std::move(model)), options_(std::move(options)) {
@@ -40,12 +71,16 @@ Trainer::Trainer(std::shared_ptr<TorchModel> model, TrainerOptions options)
   if (options_.amp && !model_->device().is_cuda()) {
     throw RangeError("amp (fp16 autocast) needs a CUDA model; the model is on " + model_->device().str());
   }
-  params_ = model_->parameters();
-  std::vector<at::Tensor> trainable;
-  for (const auto& p : params_) {
-    if (p.requires_grad()) trainable.push_back(p);
+  const auto& all = model_->parameters();
+  const auto& names = model_->parameterNames();
+  // Depths follow the module's structure, frozen parameters included, so freezing a block moves no other's depth.
+  const auto depths =
+      options_.layerDecay < 1 && !names.empty() ? layerDepths(names) : std::vector<int64_t>(all.size(), 0);
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (!all[i].requires_grad()) continue;
+    params_.push_back(all[i]);
+    scales_.push_back({names[i], depths[i], std::pow(options_.layerDecay, static_cast<double>(depths[i]))});
   }
-  params_ = trainable;
   if (params_.empty()) throw RangeError("the model has no trainable parameters");
   if (options_.channelsLast) {
     // Convolutions in NHWC order (oneDNN's layout on the CPU): the 4-D weights move once, here, the step's batch
@@ -57,15 +92,28 @@ Trainer::Trainer(std::shared_ptr<TorchModel> model, TrainerOptions options)
       }
     });
   }
+  // One parameter group per depth, deepest first (the head, factor 1, last).
+  std::vector<int64_t> groupDepths;
+  for (const auto& s : scales_) groupDepths.push_back(s.depth);
+  std::sort(groupDepths.begin(), groupDepths.end(), std::greater<>());
+  groupDepths.erase(std::unique(groupDepths.begin(), groupDepths.end()), groupDepths.end());
+  std::vector<std::vector<at::Tensor>> groups(groupDepths.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto g = std::find(groupDepths.begin(), groupDepths.end(), scales_[i].depth) - groupDepths.begin();
+    groups[g].push_back(params_[i]);
+  }
+  for (const auto d : groupDepths) groupScales_.push_back(std::pow(options_.layerDecay, static_cast<double>(d)));
   if (options_.optimizer == "adam") {
-    optimizer_ = std::make_unique<torch::optim::Adam>(
-        params_, torch::optim::AdamOptions(options_.learningRate).weight_decay(options_.weightDecay));
+    optimizer_ = makeOptimizer<torch::optim::Adam>(
+        std::move(groups), groupScales_,
+        torch::optim::AdamOptions(options_.learningRate).weight_decay(options_.weightDecay));
   } else if (options_.optimizer == "adamw") {
-    optimizer_ = std::make_unique<torch::optim::AdamW>(
-        params_, torch::optim::AdamWOptions(options_.learningRate).weight_decay(options_.weightDecay));
+    optimizer_ = makeOptimizer<torch::optim::AdamW>(
+        std::move(groups), groupScales_,
+        torch::optim::AdamWOptions(options_.learningRate).weight_decay(options_.weightDecay));
   } else {
-    optimizer_ = std::make_unique<torch::optim::SGD>(
-        params_,
+    optimizer_ = makeOptimizer<torch::optim::SGD>(
+        std::move(groups), groupScales_,
         torch::optim::SGDOptions(options_.learningRate).momentum(options_.momentum).weight_decay(options_.weightDecay));
   }
   lr_.store(options_.learningRate);
@@ -110,7 +158,9 @@ StepResult Trainer::run(const TripletBatch& batch, bool train) {
   }
   applyThreadSettings();
   if (lrChanged_.exchange(false)) {
-    for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr_.load());
+    const double lr = lr_.load();
+    auto& groups = optimizer_->param_groups();
+    for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(lr * groupScales_[i]);
   }
   const auto device = model_->device();
   StepResult r;
@@ -282,6 +332,7 @@ void Trainer::saveState(const std::string& path) {
     archive.write("optimizer_name", c10::IValue(options_.optimizer));
     archive.write("steps", c10::IValue(steps_.load()));
     archive.write("param_count", c10::IValue(static_cast<int64_t>(params_.size())));
+    archive.write("layer_decay", c10::IValue(options_.layerDecay));
     // Random state (dropout, augmentation on the native side) so a resumed run continues exactly.
     archive.write("rng_cpu", at::detail::getDefaultCPUGenerator().get_state(), /*is_buffer=*/true);
     if (scaler_) {
@@ -323,10 +374,18 @@ void Trainer::loadState(const std::string& path) {
       throw ModelLoadError("cannot load trainer state '" + path + "': it holds " + std::to_string(count.toInt()) +
                            " parameter tensors, the model has " + std::to_string(params_.size()));
     }
+    // The parameter groups follow from the decay: another decay would pair the saved groups with the wrong ones.
+    c10::IValue decay;
+    const double savedDecay = archive.try_read("layer_decay", decay) ? decay.toDouble() : 1.0;
+    if (savedDecay != options_.layerDecay) {
+      throw ModelLoadError("cannot load trainer state '" + path + "': it was saved with layerDecay " +
+                           shortNumber(savedDecay) + ", this trainer uses " + shortNumber(options_.layerDecay));
+    }
     torch::serialize::InputArchive opt;
     archive.read("optimizer", opt);
     optimizer_->load(opt);
-    lr_.store(optimizer_->param_groups().front().options().get_lr());
+    // The base rate, from the head's group (factor 1 when the head is trainable, so the division is exact).
+    lr_.store(optimizer_->param_groups().back().options().get_lr() / groupScales_.back());
     lrChanged_.store(false);
     steps_.store(steps.toInt());
     at::Tensor rng;

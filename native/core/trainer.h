@@ -32,7 +32,17 @@ struct TrainerOptions {
   // Exponential moving average of the trainable weights, updated after every full (not head-only) optimizer step:
   // ema = d * ema + (1 - d) * w with d = min(emaDecay, (1 + n) / (10 + n)) after n updates. 0 = off; in [0, 1).
   double emaDecay = 0.0;
+  // Layer-wise learning-rate decay: a parameter's rate is the scheduled rate times layerDecay^depth, depth counting
+  // the backbone's feature blocks back from the head (layer_decay.h). In (0, 1]; 1 = off (one parameter group).
+  double layerDecay = 1.0;
   GradScalerOptions scaler;
+};
+
+// The learning-rate factor of one trainable parameter: layerDecay^depth.
+struct LearningRateScale {
+  std::string name;
+  int64_t depth = 0;
+  double scale = 1;
 };
 
 // Images of one triplet batch, each [B, C, H, W] float32 (read in place), and B int labels of the queries.
@@ -75,8 +85,13 @@ class Trainer {
   // The same losses in eval mode without gradients (validation); also returns the query logits.
   StepResult evaluate(const TripletBatch& batch);
 
+  // The scheduled (base) rate: each parameter group runs at base * its layer-decay scale.
   void setLearningRate(double lr);
   double learningRate() const;
+  // Each trainable parameter's depth and factor, in trainableParameters() order (all 1 without layerDecay).
+  const std::vector<LearningRateScale>& learningRateScales() const { return scales_; }
+  // The optimizer's parameter groups (one per distinct factor, deepest first; one without layerDecay).
+  size_t parameterGroupCount() const { return groupScales_.size(); }
 
   // Exchanges the model's trainable weights with their moving average (options.emaDecay), so evaluation and saving
   // see the average; a second call swaps them back. No copy: the tensors' storages trade places. Returns false (and
@@ -110,7 +125,9 @@ class Trainer {
   std::shared_ptr<TorchModel> model_;
   TrainerOptions options_;
   std::vector<at::Tensor> params_;
+  std::vector<LearningRateScale> scales_;  // parallel to params_
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<double> groupScales_;  // parallel to optimizer_->param_groups()
   std::optional<GradScaler> scaler_;
   std::shared_ptr<GradientSync> sync_;
   // Read from the JS thread (stepCount, learningRate, setLearningRate) while a step runs.

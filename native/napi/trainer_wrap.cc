@@ -36,6 +36,7 @@ const TrainerOption kTrainerOptions[] = {
     {"gradScaler", [](const Napi::Value& v, tf::TrainerOptions& o) { o.gradScaler = readBool(v, "gradScaler"); }},
     {"channelsLast", [](const Napi::Value& v, tf::TrainerOptions& o) { o.channelsLast = readBool(v, "channelsLast"); }},
     {"emaDecay", [](const Napi::Value& v, tf::TrainerOptions& o) { o.emaDecay = readNumber(v, "emaDecay"); }},
+    {"layerDecay", [](const Napi::Value& v, tf::TrainerOptions& o) { o.layerDecay = readNumber(v, "layerDecay"); }},
     {"initScale", [](const Napi::Value& v, tf::TrainerOptions& o) { o.scaler.initScale = readNumber(v, "initScale"); }},
     {"growthFactor",
      [](const Napi::Value& v, tf::TrainerOptions& o) { o.scaler.growthFactor = readNumber(v, "growthFactor"); }},
@@ -95,8 +96,10 @@ Napi::Function TrainerWrap::Init(Napi::Env env, Napi::Object exports) {
        InstanceMethod<&TrainerWrap::HeadStep>("headStep"),
        InstanceMethod<&TrainerWrap::SetLearningRate>("setLearningRate"),
        InstanceAccessor<&TrainerWrap::GetLearningRate>("learningRate"),
-       InstanceAccessor<&TrainerWrap::GetStepCount>("stepCount"), InstanceMethod<&TrainerWrap::SwapEma>("swapEma"),
-       InstanceAccessor<&TrainerWrap::GetEmaUpdates>("emaUpdates"),
+       InstanceAccessor<&TrainerWrap::GetStepCount>("stepCount"),
+       InstanceMethod<&TrainerWrap::LearningRateScales>("learningRateScales"),
+       InstanceAccessor<&TrainerWrap::GetParameterGroupCount>("parameterGroupCount"),
+       InstanceMethod<&TrainerWrap::SwapEma>("swapEma"), InstanceAccessor<&TrainerWrap::GetEmaUpdates>("emaUpdates"),
        InstanceAccessor<&TrainerWrap::GetEmaSwappedIn>("emaSwappedIn"),
        InstanceMethod<&TrainerWrap::SaveState>("saveState"), InstanceMethod<&TrainerWrap::LoadState>("loadState"),
        InstanceMethod<&TrainerWrap::Dispose>("dispose"), InstanceAccessor<&TrainerWrap::IsDisposed>("disposed")});
@@ -195,6 +198,24 @@ Napi::Value TrainerWrap::GetLearningRate(const Napi::CallbackInfo& info) {
 
 Napi::Value TrainerWrap::GetStepCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(trainer(info.Env())->stepCount()));
+}
+
+Napi::Value TrainerWrap::LearningRateScales(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const auto& scales = trainer(env)->learningRateScales();
+  auto out = Napi::Array::New(env, scales.size());
+  for (size_t i = 0; i < scales.size(); ++i) {
+    auto entry = Napi::Object::New(env);
+    entry.Set("name", scales[i].name);
+    entry.Set("depth", Napi::Number::New(env, static_cast<double>(scales[i].depth)));
+    entry.Set("scale", scales[i].scale);
+    out.Set(static_cast<uint32_t>(i), entry);
+  }
+  return out;
+}
+
+Napi::Value TrainerWrap::GetParameterGroupCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(trainer(info.Env())->parameterGroupCount()));
 }
 
 Napi::Value TrainerWrap::SwapEma(const Napi::CallbackInfo& info) {

@@ -32,6 +32,10 @@ class TrainerWrap : public Napi::ObjectWrap<TrainerWrap> {
   Napi::Value LoadState(const Napi::CallbackInfo& info);        // async loadState(path)
   Napi::Value Dispose(const Napi::CallbackInfo& info);          // async dispose(): settles after the calls in flight
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);       // sync getter
+  // sync learningRateScales() -> [{name, depth, scale}], one per trainable parameter, fixed at construction
+  Napi::Value LearningRateScales(const Napi::CallbackInfo& info);
+  // sync getter parameterGroupCount
+  Napi::Value GetParameterGroupCount(const Napi::CallbackInfo& info);
 
   Napi::Value RunBatch(const Napi::CallbackInfo& info, bool train, bool pooled);
 

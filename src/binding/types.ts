@@ -116,6 +116,13 @@ export interface NativeTrainerOptions {
    * min(decay, (1 + n) / (10 + n))). 0 turns it off. Defaults to 0.
    */
   emaDecay?: number;
+  /**
+   * Layer-wise learning-rate decay, in (0, 1]: each trainable parameter learns at the scheduled rate times
+   * layerDecay^depth, where depth is 0 for the head (everything after the backbone's `features.<k>` blocks), 1 for
+   * the last block, 2 for the one before, and so on down to the stem. Below 1 the model's parameter names must have
+   * `features.<k>` segments (RangeError otherwise). 1 turns it off (one parameter group). Defaults to 1.
+   */
+  layerDecay?: number;
   initScale?: number;
   growthFactor?: number;
   backoffFactor?: number;
@@ -148,6 +155,16 @@ export type NativeTripletCall<R> = (
   labels: Int32Array,
 ) => Promise<R>;
 
+/** The learning-rate factor of one trainable parameter (NativeTrainerOptions.layerDecay). */
+export interface NativeLearningRateScale {
+  /** The parameter's dotted name in the module, "features.2.0.weight". */
+  name: string;
+  /** Blocks back from the head: 0 for the head, 1 for the last feature block, ... (0 for all without layerDecay). */
+  depth: number;
+  /** layerDecay^depth: the parameter learns at the scheduled rate times this. */
+  scale: number;
+}
+
 export interface NativeTrainer {
   /** async; one optimizer step. */
   step: NativeTripletCall<NativeStepResult>;
@@ -159,6 +176,10 @@ export interface NativeTrainer {
   setLearningRate(lr: number): void;
   readonly learningRate: number;
   readonly stepCount: number;
+  /** sync; one entry per trainable parameter, in the model's order. */
+  learningRateScales(): NativeLearningRateScale[];
+  /** The optimizer's parameter groups: one per distinct learning-rate factor (1 without layerDecay). */
+  readonly parameterGroupCount: number;
   /**
    * async; exchanges the trainable weights with their moving average (a second call swaps back); false when there is
    * none yet. Steps and saveState are refused while it is swapped in.

@@ -53,6 +53,16 @@ export const MODEL_SPEC = {
       'exponential moving average of the weights over the fine-tune steps (e.g. 0.998), validated beside the ' +
       'weights every epoch and saved as the best checkpoint when its val_loss is lower; 0: off',
   },
+  layer_decay: {
+    type: 'number',
+    min: 0,
+    max: 1,
+    default: 1,
+    doc:
+      'layer-wise learning-rate decay of the fine-tune (e.g. 0.75): the head learns at the scheduled rate, the ' +
+      'last backbone block at rate * layer_decay, the one before at rate * layer_decay^2, down to the stem; 1: off',
+    check: (v) => (v > 0 ? undefined : 'must be greater than 0 (1 turns layer-wise decay off), received 0'),
+  },
   head_epochs: {
     type: 'int',
     min: 0,

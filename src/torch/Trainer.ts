@@ -1,5 +1,11 @@
 import { loadAddon } from '../binding/loader.js';
-import type { NativeEvalResult, NativeStepResult, NativeTrainer, NativeTrainerOptions } from '../binding/types.js';
+import type {
+  NativeEvalResult,
+  NativeLearningRateScale,
+  NativeStepResult,
+  NativeTrainer,
+  NativeTrainerOptions,
+} from '../binding/types.js';
 import { callNative, DisposedError } from '../errors.js';
 import type { TorchModel } from './TorchModel.js';
 
@@ -72,6 +78,19 @@ export class Trainer implements AsyncDisposable {
 
   get stepCount(): number {
     return this.native.stepCount;
+  }
+
+  /**
+   * Each trainable parameter's learning-rate factor (`layerDecay`^depth), in the model's order: the parameter
+   * learns at `learningRate` times its scale. All 1 without `layerDecay`.
+   */
+  learningRateScales(): NativeLearningRateScale[] {
+    return this.native.learningRateScales();
+  }
+
+  /** The optimizer's parameter groups: one per distinct learning-rate factor, so 1 without `layerDecay`. */
+  get parameterGroupCount(): number {
+    return this.native.parameterGroupCount;
   }
 
   /**

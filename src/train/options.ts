@@ -21,6 +21,7 @@ export function trainerOptionsOf(config: TrainConfig, device: string): TrainerOp
     amp: config.trainer.amp && device.startsWith('cuda'),
     ...(config.trainer.memory_format === 'channels_last' ? { channelsLast: true } : {}),
     ...(m.ema_decay > 0 ? { emaDecay: m.ema_decay } : {}),
+    ...(m.layer_decay < 1 ? { layerDecay: m.layer_decay } : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { loadTrainConfig, parseRunConfig, withDataSection, type CamelCaseTrainConfig } from '../../src/config/index.js';
 import { CAMELCASE_DATA_CODE, toDataConfig } from '../../src/data/config.js';
 import { ConfigError } from '../../src/errors.js';
+import { trainerOptionsOf } from '../../src/train/options.js';
 
 describe('train config', () => {
   it('composes train.yaml with data.yaml and model.yaml', () => {
@@ -101,6 +102,22 @@ describe('train config', () => {
     expect(() => loadTrainConfig({ overrides: ['data.batch_size=0'] })).toThrow(/data.batch_size/);
     expect(() => loadTrainConfig({ overrides: ['trainer.amp=maybe'] })).toThrow(/boolean for `trainer.amp`/);
     expect(() => loadTrainConfig({ overrides: ['trainer.max_epochs=3'] })).not.toThrow(ConfigError);
+  });
+
+  it('model.layer_decay: in (0, 1], 1 (off) by default, passed to the trainer only below 1', () => {
+    expect(loadTrainConfig().config.model.layer_decay).toBe(1);
+    const { config } = loadTrainConfig({ overrides: ['model.layer_decay=0.75'] });
+    expect(config.model.layer_decay).toBe(0.75);
+    expect(trainerOptionsOf(config, 'cpu').layerDecay).toBe(0.75);
+    expect(trainerOptionsOf(loadTrainConfig().config, 'cpu')).not.toHaveProperty('layerDecay');
+    expect(() => loadTrainConfig({ overrides: ['model.layer_decay=0'] })).toThrow(
+      '`model.layer_decay` must be greater than 0 (1 turns layer-wise decay off), received 0',
+    );
+    expect(() => loadTrainConfig({ overrides: ['model.layer_decay=2'] })).toThrow(
+      'Expected a number between 0 and 1 for `model.layer_decay` but received 2',
+    );
+    expect(() => loadTrainConfig({ overrides: ['model.layer_decay=-0.5'] })).toThrow(/`model.layer_decay`/);
+    expect(() => loadTrainConfig({ overrides: ['model.layer_decay=x'] })).toThrow(ConfigError);
   });
 
   it('a custom top config with defaults, cycles and missing files', () => {
