@@ -48,7 +48,10 @@ export interface RobustnessOptions {
   batch?: number;
   /** Intra-op threads of every backend. Defaults to the logical CPU count. */
   threads?: number;
-  /** Test-time augmentation: every model is measured once per mode ('flip': each photo and its mirror). Defaults to ['none']. */
+  /**
+   * Test-time augmentation: every model is measured once per mode ('flip': each photo and its mirror; 'crops': the
+   * photo and five zoomed crops). Defaults to ['none'].
+   */
   tta?: readonly TtaMode[];
   /** 'auto' (libtorch on CUDA where it sees a GPU, ONNX Runtime on the CPU, TensorRT on CUDA), 'cpu', 'cuda'. Defaults to 'auto'. */
   device?: 'auto' | 'cpu' | 'cuda';

@@ -121,7 +121,9 @@ function settingsOf(o: BenchOptions): Settings {
 export function ttaModesOf(modes: readonly string[] | undefined): TtaMode[] {
   const list = [...(modes ?? ['none'])];
   if (list.length === 0 || list.some((m) => !TTA_MODES.includes(m as TtaMode))) {
-    throw new RangeError(`Expected 'none' and/or 'flip' for \`tta\` but received ${JSON.stringify(modes)}`);
+    throw new RangeError(
+      `Expected a list of 'none', 'flip' and 'crops' for \`tta\` but received ${JSON.stringify(modes)}`,
+    );
   }
   return [...new Set(list)] as TtaMode[];
 }

@@ -34,7 +34,8 @@ export interface BenchOptions {
   threads?: number;
   /**
    * Test-time augmentation modes: each engine runs once per mode ('flip' doubles the model's work of an end-to-end
-   * call and of the accuracy pass; model-only timings are never augmented). Defaults to ['none'].
+   * call and of the accuracy pass, 'crops' makes it six times; model-only timings are never augmented). Defaults to
+   * ['none'].
    */
   tta?: readonly TtaMode[];
   /**
@@ -103,7 +104,10 @@ export interface BenchEngine {
   precision: Precision | 'unknown';
   device: string;
   model: string;
-  /** infer()'s test-time augmentation ('flip': each image and its mirror; twice the model's work). Absent: none. */
+  /**
+   * infer()'s test-time augmentation ('flip': each image and its mirror, twice the model's work; 'crops': the image
+   * and five zoomed crops, six times). Absent: none.
+   */
   tta?: TtaMode;
   status: 'ok' | 'unavailable' | 'failed';
   /** Why it is unavailable or failed. */

@@ -1,5 +1,7 @@
 import { InvalidArgumentError } from 'commander';
 
+import { TTA_MODES, type TtaMode } from '../engine/Engine.js';
+
 /** A commander argument parser for an integer option within [lo, hi]. */
 export function parseInteger(flag: string, lo: number, hi: number): (value: string) => number {
   return (value: string) => {
@@ -40,14 +42,14 @@ export function commandLine(): string {
   return `trt-flowers ${args.join(' ')}`;
 }
 
-/** A commander argument parser for `--tta <list>`: test-time augmentation modes, none and/or flip. */
-export function parseTtaList(value: string): ('none' | 'flip')[] {
+/** A commander argument parser for `--tta <list>`: test-time augmentation modes (none, flip, crops). */
+export function parseTtaList(value: string): TtaMode[] {
   const parts = value
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  if (parts.length === 0 || parts.some((p) => p !== 'none' && p !== 'flip')) {
-    throw new InvalidArgumentError(`--tta expects none and/or flip, received '${value}'`);
+  if (parts.length === 0 || parts.some((p) => !TTA_MODES.includes(p as TtaMode))) {
+    throw new InvalidArgumentError(`--tta expects a list of none, flip and crops, received '${value}'`);
   }
-  return parts as ('none' | 'flip')[];
+  return parts as TtaMode[];
 }

@@ -59,8 +59,9 @@ export interface EngineLoadOptions {
   warmup?: boolean;
   /**
    * Test-time augmentation of infer(): 'flip' also runs every image mirrored left to right and averages the two
-   * logits (and embeddings) before the softmax, at twice the model's cost. run() is never augmented. Defaults to
-   * 'none'.
+   * logits (and embeddings) before the softmax, at twice the model's cost; 'crops' runs the image and five crops of
+   * it (the centre and the four corners, each 87.5% of the side, enlarged back to the input size) and averages the
+   * six, at six times the model's cost. run() is never augmented. Defaults to 'none'.
    */
   tta?: TtaMode;
 }
@@ -76,9 +77,16 @@ const DECODE_PLACES: readonly DecodePlace[] = ['auto', 'pool', 'worker'];
  */
 const AUTO_WORKER_DECODE_MAX = 2;
 
-/** Test-time augmentation: none, or the image and its left-right mirror averaged. */
-export type TtaMode = 'none' | 'flip';
-export const TTA_MODES: readonly TtaMode[] = ['none', 'flip'];
+/**
+ * Test-time augmentation: none, the image and its left-right mirror averaged ('flip', 2 runs), or the image and five
+ * zoomed crops of it averaged ('crops', 6 runs: TTA_CROP_FRACTION of the side at the centre and the four corners).
+ */
+export type TtaMode = 'none' | 'flip' | 'crops';
+export const TTA_MODES: readonly TtaMode[] = ['none', 'flip', 'crops'];
+/** The side of each 'crops' view, as a fraction of the input's side. */
+export const TTA_CROP_FRACTION = 0.875;
+/** How many times the model runs per image for each mode. */
+export const TTA_VIEWS: Readonly<Record<TtaMode, number>> = { none: 1, flip: 2, crops: 6 };
 
 /** An image: a file path, or the bytes of an encoded image (JPEG, PNG, WebP, TIFF, BMP, ...). */
 export type ImageInput = string | Buffer | Uint8Array;
@@ -585,9 +593,14 @@ export class Engine implements AsyncDisposable {
     options.signal?.throwIfAborted();
     const tta = options.tta === undefined ? this.#info.tta : checkTta(options.tta, 'options.tta');
     let out = await runPadded(backend, data, shape, this.#fixedBatch);
-    if (tta === 'flip') {
-      const mirrored = await runPadded(backend, flipHorizontally(data, shape), shape, this.#fixedBatch);
-      out = { ...out, logits: mean2(out.logits, mirrored.logits), embedding: mean2(out.embedding, mirrored.embedding) };
+    if (tta !== 'none') {
+      const views = tta === 'flip' ? [flipHorizontally(data, shape)] : zoomedCrops(data, shape, TTA_CROP_FRACTION);
+      const outs = [out];
+      for (const view of views) {
+        options.signal?.throwIfAborted();
+        outs.push(await runPadded(backend, view, shape, this.#fixedBatch));
+      }
+      out = { ...out, logits: meanOf(outs.map((o) => o.logits)), embedding: meanOf(outs.map((o) => o.embedding)) };
     }
     return this.#predictions(out, shape[0], options);
   }
@@ -663,7 +676,7 @@ function maxPixelsOf(value: unknown): number {
 
 function checkTta(value: unknown, name: string): TtaMode {
   if (!TTA_MODES.includes(value as TtaMode)) {
-    throw new RangeError(`Expected 'none' or 'flip' for \`${name}\` but received ${describe(value)}`);
+    throw new RangeError(`Expected 'none', 'flip' or 'crops' for \`${name}\` but received ${describe(value)}`);
   }
   return value as TtaMode;
 }
@@ -680,9 +693,73 @@ export function flipHorizontally(data: Float32Array, shape: readonly [number, nu
   return out;
 }
 
-function mean2(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = ((a[i] as number) + (b[i] as number)) / 2;
+/**
+ * Five views of an NCHW batch: the square of side round(fraction x side) at the centre, top left, top right, bottom
+ * left and bottom right of every image, each enlarged back to the full side by bilinear interpolation (half-pixel
+ * centres, edges clamped). Images must be square (height = width).
+ */
+export function zoomedCrops(
+  data: Float32Array,
+  shape: readonly [number, number, number, number],
+  fraction: number,
+): Float32Array[] {
+  const [n, c, h, w] = shape;
+  if (h !== w) throw new RangeError(`Expected square images for crops but received ${h}x${w}`);
+  if (!(fraction > 0 && fraction <= 1))
+    throw new RangeError(`Expected a crop fraction in (0, 1], received ${fraction}`);
+  const side = Math.max(1, Math.round(fraction * w));
+  const m = w - side;
+  const half = Math.floor(m / 2);
+  // Taps shared by rows and columns: source index pair and weight of the second, for every output index.
+  const i0 = new Int32Array(w);
+  const i1 = new Int32Array(w);
+  const wt = new Float32Array(w);
+  const scale = side / w;
+  for (let i = 0; i < w; i++) {
+    const f = Math.min(Math.max((i + 0.5) * scale - 0.5, 0), side - 1);
+    const a = Math.floor(f);
+    i0[i] = a;
+    i1[i] = Math.min(a + 1, side - 1);
+    wt[i] = f - a;
+  }
+  const offsets: readonly (readonly [number, number])[] = [
+    [half, half],
+    [0, 0],
+    [m, 0],
+    [0, m],
+    [m, m],
+  ];
+  const planes = n * c;
+  const area = h * w;
+  return offsets.map(([ox, oy]) => {
+    const out = new Float32Array(data.length);
+    for (let p = 0; p < planes; p++) {
+      const base = p * area;
+      for (let y = 0; y < h; y++) {
+        const r0 = base + ((i0[y] as number) + oy) * w + ox;
+        const r1 = base + ((i1[y] as number) + oy) * w + ox;
+        const wy = wt[y] as number;
+        const o = base + y * w;
+        for (let x = 0; x < w; x++) {
+          const x0 = i0[x] as number;
+          const x1 = i1[x] as number;
+          const wx = wt[x] as number;
+          const top = (data[r0 + x0] as number) * (1 - wx) + (data[r0 + x1] as number) * wx;
+          const bottom = (data[r1 + x0] as number) * (1 - wx) + (data[r1 + x1] as number) * wx;
+          out[o + x] = top * (1 - wy) + bottom * wy;
+        }
+      }
+    }
+    return out;
+  });
+}
+
+/** The element-wise mean of equally long arrays. */
+function meanOf(arrays: readonly Float32Array[]): Float32Array {
+  const first = arrays[0] as Float32Array;
+  const out = new Float32Array(first.length);
+  for (const a of arrays) for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) + (a[i] as number);
+  for (let i = 0; i < out.length; i++) out[i] = (out[i] as number) / arrays.length;
   return out;
 }
 

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { runRobustness } from '../../src/bench/robustness.js';
 import { runBench } from '../../src/bench/run.js';
-import { Engine, flipHorizontally } from '../../src/engine/Engine.js';
+import { Engine, flipHorizontally, TTA_CROP_FRACTION, zoomedCrops } from '../../src/engine/Engine.js';
 import { CLASSES, hasFlowers, photos, tinyModelPath, photoFolder } from '../helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'trt-flowers-tta-'));
@@ -28,7 +28,50 @@ describe('flipHorizontally', () => {
   });
 });
 
-describe.skipIf(!hasFlowers)('test-time augmentation (flip)', () => {
+describe('zoomedCrops', () => {
+  it('with fraction 1 every view is the image itself', () => {
+    const shape = [2, 3, 5, 5] as const;
+    const data = Float32Array.from({ length: 2 * 3 * 25 }, (_, i) => Math.sin(i));
+    const views = zoomedCrops(data, shape, 1);
+    expect(views).toHaveLength(5);
+    for (const v of views) for (let i = 0; i < data.length; i++) expect(v[i]).toBeCloseTo(data[i]!, 6);
+  });
+
+  it('enlarges the centre and the four corners: a linear ramp stays linear, over the crop', () => {
+    // Plane value = x + 100 y: bilinear interpolation reproduces it exactly inside the crop.
+    const s = 8;
+    const shape = [1, 1, s, s] as const;
+    const data = Float32Array.from({ length: s * s }, (_, i) => (i % s) + 100 * Math.floor(i / s));
+    const views = zoomedCrops(data, shape, 0.5); // side 4: offsets 2 (centre), 0 and 4 (corners)
+    const at = (v: Float32Array, x: number, y: number): number => v[y * s + x]!;
+    // Output pixel x samples source x' = (x + 0.5) * 0.5 - 0.5, clamped to [0, 3], plus the offset.
+    const src = (x: number): number => Math.min(Math.max((x + 0.5) * 0.5 - 0.5, 0), 3);
+    const offsets = [
+      [2, 2],
+      [0, 0],
+      [4, 0],
+      [0, 4],
+      [4, 4],
+    ];
+    for (const [k, [ox, oy]] of offsets.entries()) {
+      for (const [x, y] of [
+        [0, 0],
+        [3, 5],
+        [7, 7],
+      ]) {
+        expect(at(views[k]!, x!, y!)).toBeCloseTo(src(x!) + ox! + 100 * (src(y!) + oy!), 4);
+      }
+    }
+  });
+
+  it('refuses non-square images and fractions outside (0, 1]', () => {
+    expect(() => zoomedCrops(new Float32Array(6), [1, 1, 2, 3], 0.875)).toThrow(/square/);
+    expect(() => zoomedCrops(new Float32Array(4), [1, 1, 2, 2], 0)).toThrow(/fraction/);
+    expect(() => zoomedCrops(new Float32Array(4), [1, 1, 2, 2], 1.5)).toThrow(/fraction/);
+  });
+});
+
+describe.skipIf(!hasFlowers)('test-time augmentation (flip, crops)', () => {
   it("infer with tta 'flip' averages the logits of each image and its mirror", async () => {
     const files = CLASSES.map((c) => photos(c, 1)[0]!);
     const plain = await Engine.load(tinyModelPath, { threads: 1 });
@@ -55,12 +98,51 @@ describe.skipIf(!hasFlowers)('test-time augmentation (flip)', () => {
       expect(off.map((p) => [...p.logits!])).toEqual(none.map((p) => [...p.logits!]));
       const on = await plain.infer(files, { logits: true, tta: 'flip' });
       expect(on.map((p) => [...p.logits!])).toEqual(tta.map((p) => [...p.logits!]));
-      await expect(plain.infer(files, { tta: 'multi' as never })).rejects.toThrow(/'none' or 'flip' for `options.tta`/);
+      await expect(plain.infer(files, { tta: 'multi' as never })).rejects.toThrow(
+        /'none', 'flip' or 'crops' for `options.tta`/,
+      );
     } finally {
       await plain.dispose();
       await flipped.dispose();
     }
-    await expect(Engine.load(tinyModelPath, { tta: 'both' as never })).rejects.toThrow(/'none' or 'flip' for `tta`/);
+    await expect(Engine.load(tinyModelPath, { tta: 'both' as never })).rejects.toThrow(
+      /'none', 'flip' or 'crops' for `tta`/,
+    );
+  });
+
+  it("infer with tta 'crops' averages the image and its five zoomed crops", async () => {
+    const files = CLASSES.map((c) => photos(c, 1)[0]!);
+    const plain = await Engine.load(tinyModelPath, { threads: 1 });
+    const crops = await Engine.load(tinyModelPath, { threads: 1, tta: 'crops' });
+    try {
+      expect(crops.info.tta).toBe('crops');
+      const batch = await plain.preprocess(files);
+      const views = [batch.data, ...zoomedCrops(batch.data, batch.shape, TTA_CROP_FRACTION)];
+      const outs = await Promise.all(views.map((data) => plain.run({ data, shape: batch.shape })));
+      const tta = await crops.infer(files, { logits: true, embeddings: true });
+      const k = plain.info.classes.length;
+      const d = plain.info.embeddingSize;
+      for (const [i, p] of tta.entries()) {
+        for (let j = 0; j < k; j++) {
+          const mean = outs.reduce((sum, o) => sum + o.logits[i * k + j]!, 0) / outs.length;
+          expect(p.logits![j]).toBeCloseTo(mean, 5);
+        }
+        const mean0 = outs.reduce((sum, o) => sum + o.embedding[i * d]!, 0) / outs.length;
+        expect(p.embedding![0]).toBeCloseTo(mean0, 5);
+      }
+      const none = await plain.infer(files, { logits: true });
+      const diff = Math.max(...none.flatMap((p, i) => [...p.logits!].map((v, j) => Math.abs(v - tta[i]!.logits![j]!))));
+      expect(diff).toBeGreaterThan(1e-5);
+      // A preprocessed tensor is augmented the same way as the images it came from.
+      const fromTensor = await plain.infer(batch, { logits: true, tta: 'crops' });
+      expect(fromTensor.map((p) => [...p.logits!])).toEqual(tta.map((p) => [...p.logits!]));
+      const ac = new AbortController();
+      ac.abort();
+      await expect(crops.infer(files, { signal: ac.signal })).rejects.toThrow();
+    } finally {
+      await plain.dispose();
+      await crops.dispose();
+    }
   });
 
   it('bench runs every engine once per mode; a tta engine is timed end to end only', async () => {
@@ -84,7 +166,7 @@ describe.skipIf(!hasFlowers)('test-time augmentation (flip)', () => {
       ['libtorch fp32 cpu tta=flip', 'e2e'],
     ]);
     await expect(runBench({ models: [tinyModelPath], tta: ['mirror' as never] })).rejects.toThrow(
-      /'none' and\/or 'flip' for `tta`/,
+      /'none', 'flip' and 'crops' for `tta`/,
     );
   });
 

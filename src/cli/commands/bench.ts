@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 
 import type { BenchMode, BenchOptions } from '../../bench/types.js';
 import { withInterrupt } from '../interrupt.js';
+import type { TtaMode } from '../../engine/Engine.js';
 import { commandLine, parseChoice, parseInteger, parseNumber, parseTtaList } from '../parse.js';
 
 interface BenchFlags {
@@ -12,7 +13,7 @@ interface BenchFlags {
   durationS: number;
   batch: number[];
   mode: BenchMode[];
-  tta: ('none' | 'flip')[];
+  tta: TtaMode[];
   decode: string;
   threads?: number;
   device: string;
@@ -90,8 +91,9 @@ export function registerBenchCommand(program: Command): void {
     )
     .option(
       '--tta <list>',
-      'test-time augmentation: none and/or flip (each image and its mirror, averaged); every engine runs once per ' +
-        'mode, end to end and in the accuracy pass',
+      'test-time augmentation, a list of none, flip (each image and its mirror, averaged: 2x the work) and crops ' +
+        '(the image and five 87.5% crops, averaged: 6x); every engine runs once per mode, end to end and in the ' +
+        'accuracy pass',
       parseTtaList,
       ['none'],
     )

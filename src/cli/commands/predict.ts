@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 
 import { writeFileAtomic } from '../../util/fs.js';
-import type { EngineLoadOptions } from '../../engine/Engine.js';
+import { TTA_MODES, type EngineLoadOptions } from '../../engine/Engine.js';
 import type { BatchFormat } from '../../predict/predict.js';
 import { pyJson } from '../../predict/pyjson.js';
 import { resolveProgressMode, type ProgressMode } from '../../train/progress.js';
@@ -21,7 +21,7 @@ function engineOptions(flags: EngineFlags, batchSize?: number): EngineLoadOption
   return {
     backend: flags.backend as EngineLoadOptions['backend'],
     device: flags.device,
-    tta: parseChoice('--tta', flags.tta, ['none', 'flip']),
+    tta: parseChoice('--tta', flags.tta, TTA_MODES),
     ...(flags.threads ? { threads: flags.threads } : {}),
     ...(batchSize ? { batchSize } : {}),
   };
@@ -39,7 +39,8 @@ function addEngineOptions(cmd: Command): Command {
     )
     .option(
       '--tta <mode>',
-      'test-time augmentation: none | flip (each image and its mirror, averaged; 2x the work)',
+      'test-time augmentation: none | flip (each image and its mirror, averaged; 2x the work) | crops (the image ' +
+        'and five 87.5% crops, averaged; 6x)',
       'none',
     );
 }

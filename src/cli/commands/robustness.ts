@@ -4,6 +4,7 @@ import type { RobustnessOptions } from '../../bench/robustness.js';
 import { parseVariants, ROBUSTNESS_VARIANTS, VARIANT_DESCRIPTIONS } from '../../bench/variant-names.js';
 import { CancelledError } from '../../errors.js';
 import { interruptExitCode, withInterrupt } from '../interrupt.js';
+import type { TtaMode } from '../../engine/Engine.js';
 import { commandLine, parseChoice, parseInteger, parseNumber, parseTtaList } from '../parse.js';
 
 interface RobustnessFlags {
@@ -17,7 +18,7 @@ interface RobustnessFlags {
   tolerance: number;
   batch: number;
   threads?: number;
-  tta: ('none' | 'flip')[];
+  tta: TtaMode[];
   device: string;
   json?: string | true;
   markdown?: string;
@@ -89,7 +90,8 @@ export function registerRobustnessCommand(program: Command): void {
     )
     .option(
       '--tta <list>',
-      'test-time augmentation: none and/or flip (each photo and its mirror, averaged); each model is measured once per mode',
+      'test-time augmentation, a list of none, flip (each photo and its mirror, averaged) and crops (the photo and ' +
+        'five 87.5% crops, averaged); each model is measured once per mode',
       parseTtaList,
       ['none'],
     )
