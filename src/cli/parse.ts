@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 
-import { TTA_MODES, type TtaMode } from '../engine/Engine.js';
+import { TTA_MODES, type TtaMode } from '../engine/tta.js';
 
 /** A commander argument parser for an integer option within [lo, hi]. */
 export function parseInteger(flag: string, lo: number, hi: number): (value: string) => number {

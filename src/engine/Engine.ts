@@ -19,6 +19,9 @@ import {
 import { OnnxRuntimeBackend } from './onnxruntime.js';
 import { readOnnxInfo } from '../onnx/model.js';
 import { readPlanSidecar, TensorRTBackend } from './tensorrt.js';
+import { TTA_CROP_FRACTION, TTA_MODES, type TtaMode } from './tta.js';
+
+export { TTA_CROP_FRACTION, TTA_MODES, TTA_VIEWS, type TtaMode } from './tta.js';
 
 /** Options of Engine.load. */
 export interface EngineLoadOptions {
@@ -76,17 +79,6 @@ const DECODE_PLACES: readonly DecodePlace[] = ['auto', 'pool', 'worker'];
  * batch's decode overlaps the current run.
  */
 const AUTO_WORKER_DECODE_MAX = 2;
-
-/**
- * Test-time augmentation: none, the image and its left-right mirror averaged ('flip', 2 runs), or the image and five
- * zoomed crops of it averaged ('crops', 6 runs: TTA_CROP_FRACTION of the side at the centre and the four corners).
- */
-export type TtaMode = 'none' | 'flip' | 'crops';
-export const TTA_MODES: readonly TtaMode[] = ['none', 'flip', 'crops'];
-/** The side of each 'crops' view, as a fraction of the input's side. */
-export const TTA_CROP_FRACTION = 0.875;
-/** How many times the model runs per image for each mode. */
-export const TTA_VIEWS: Readonly<Record<TtaMode, number>> = { none: 1, flip: 2, crops: 6 };
 
 /** An image: a file path, or the bytes of an encoded image (JPEG, PNG, WebP, TIFF, BMP, ...). */
 export type ImageInput = string | Buffer | Uint8Array;

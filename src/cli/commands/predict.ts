@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 
 import { writeFileAtomic } from '../../util/fs.js';
-import { TTA_MODES, type EngineLoadOptions } from '../../engine/Engine.js';
+import type { EngineLoadOptions } from '../../engine/Engine.js';
+import { TTA_MODES } from '../../engine/tta.js';
 import type { BatchFormat } from '../../predict/predict.js';
 import { pyJson } from '../../predict/pyjson.js';
 import { resolveProgressMode, type ProgressMode } from '../../train/progress.js';
