@@ -21,7 +21,7 @@ import { readOnnxInfo } from '../onnx/model.js';
 import { readPlanSidecar, TensorRTBackend } from './tensorrt.js';
 import { TTA_CROP_FRACTION, TTA_MODES, type TtaMode } from './tta.js';
 
-export { TTA_CROP_FRACTION, TTA_MODES, TTA_VIEWS, type TtaMode } from './tta.js';
+export { TTA_CROP_FRACTION, TTA_MODES, type TtaMode } from './tta.js';
 
 /** Options of Engine.load. */
 export interface EngineLoadOptions {

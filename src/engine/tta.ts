@@ -8,5 +8,3 @@ export type TtaMode = 'none' | 'flip' | 'crops';
 export const TTA_MODES: readonly TtaMode[] = ['none', 'flip', 'crops'];
 /** The side of each 'crops' view, as a fraction of the input's side. */
 export const TTA_CROP_FRACTION = 0.875;
-/** How many times the model runs per image for each mode. */
-export const TTA_VIEWS: Readonly<Record<TtaMode, number>> = { none: 1, flip: 2, crops: 6 };
