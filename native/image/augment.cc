@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../core/errors.h"
@@ -159,6 +160,106 @@ void jpegRoundTrip(std::vector<uint8_t>& img, int size, int quality) {
 #endif
 }
 
+bool isGeometric(PolicyOp op) {
+  return op == PolicyOp::Rotate || op == PolicyOp::ShearX || op == PolicyOp::ShearY || op == PolicyOp::TranslateX ||
+         op == PolicyOp::TranslateY;
+}
+
+// The crop resampled like resampleCrop, through the inverse of the op's affine map around the image centre: output
+// pixel centre -> point of the (flipped) crop -> source. Points outside the crop are `fill`.
+std::vector<uint8_t> resampleGeometric(const uint8_t* src, int size, const AugmentParams& p, const uint8_t fill[3]) {
+  std::vector<uint8_t> out(static_cast<size_t>(size) * size * 3);
+  const double m = std::clamp(p.magnitude, -1.0, 1.0);
+  const double c = size / 2.0;
+  // q = A (o - c) + c + t, with A the inverse map's matrix.
+  double a00 = 1, a01 = 0, a10 = 0, a11 = 1, tx = 0, ty = 0;
+  switch (p.op) {
+    case PolicyOp::Rotate: {
+      const double theta = m * kPolicyRotateDegrees * 3.14159265358979323846 / 180;
+      a00 = std::cos(theta);
+      a01 = -std::sin(theta);
+      a10 = std::sin(theta);
+      a11 = std::cos(theta);
+      break;
+    }
+    case PolicyOp::ShearX:
+      a01 = m * kPolicyShear;
+      break;
+    case PolicyOp::ShearY:
+      a10 = m * kPolicyShear;
+      break;
+    case PolicyOp::TranslateX:
+      tx = -m * kPolicyTranslate * size;
+      break;
+    case PolicyOp::TranslateY:
+      ty = -m * kPolicyTranslate * size;
+      break;
+    default:
+      break;
+  }
+  const double scaleX = p.width / size, scaleY = p.height / size;
+  for (int oy = 0; oy < size; ++oy) {
+    for (int ox = 0; ox < size; ++ox) {
+      const double dx = ox + 0.5 - c, dy = oy + 0.5 - c;
+      double qx = a00 * dx + a01 * dy + c + tx;
+      const double qy = a10 * dx + a11 * dy + c + ty;
+      uint8_t* o = &out[(static_cast<size_t>(oy) * size + ox) * 3];
+      if (qx < 0 || qx >= size || qy < 0 || qy >= size) {
+        o[0] = fill[0];
+        o[1] = fill[1];
+        o[2] = fill[2];
+        continue;
+      }
+      if (p.flip) qx = size - qx;
+      const double sx = std::min<double>(size - 1, std::max<double>(0, p.x + qx * scaleX - 0.5));
+      const double sy = std::min<double>(size - 1, std::max<double>(0, p.y + qy * scaleY - 0.5));
+      const int x0 = static_cast<int>(std::floor(sx)), y0 = static_cast<int>(std::floor(sy));
+      const int x1 = std::min(size - 1, x0 + 1), y1 = std::min(size - 1, y0 + 1);
+      const double fx = sx - x0, fy = sy - y0;
+      for (int ch = 0; ch < 3; ++ch) {
+        const auto px = [&](int y, int x) {
+          return static_cast<double>(src[(static_cast<int64_t>(y) * size + x) * 3 + ch]);
+        };
+        o[ch] = toByte((px(y0, x0) * (1 - fx) + px(y0, x1) * fx) * (1 - fy) +
+                       (px(y1, x0) * (1 - fx) + px(y1, x1) * fx) * fy);
+      }
+    }
+  }
+  return out;
+}
+
+// PIL's luminance of one pixel (ITU-R 601-2), rounded.
+inline double luma(const uint8_t* px) { return std::round(0.299 * px[0] + 0.587 * px[1] + 0.114 * px[2]); }
+
+// ImageEnhance's blend: degenerate + (image - degenerate) * factor, clamped and rounded.
+inline uint8_t blend(double degenerate, double v, double factor) {
+  return toByte(degenerate + (v - degenerate) * factor);
+}
+
+void equalizeChannel(std::vector<uint8_t>& img, int ch) {
+  // ImageOps.equalize: a step of (pixels - the last used level's count) / 255, the lookup table from the running
+  // count; an image of one level, or a step of 0, stays as it is.
+  int64_t hist[256] = {0};
+  for (size_t i = ch; i < img.size(); i += 3) ++hist[img[i]];
+  int64_t total = 0, last = 0, used = 0;
+  for (int i = 0; i < 256; ++i) {
+    if (hist[i] == 0) continue;
+    total += hist[i];
+    last = hist[i];
+    ++used;
+  }
+  if (used <= 1) return;
+  const int64_t step = (total - last) / 255;
+  if (step == 0) return;
+  uint8_t lut[256];
+  int64_t n = step / 2;
+  for (int i = 0; i < 256; ++i) {
+    lut[i] = static_cast<uint8_t>(std::min<int64_t>(255, n / step));
+    n += hist[i];
+  }
+  for (size_t i = ch; i < img.size(); i += 3) img[i] = lut[img[i]];
+}
+
 void eraseBox(int size, const AugmentParams& p, float* out) {
   if (p.eraseWidth <= 0 || p.eraseHeight <= 0) return;
   const int64_t plane = static_cast<int64_t>(size) * size;
@@ -175,13 +276,118 @@ void augmentOnePass(const uint8_t* src, int size, const AugmentParams& p, float*
                     const double std[3]);
 }  // namespace
 
+PolicyOp policyOpFromName(const std::string& name) {
+  static const std::pair<const char*, PolicyOp> kOps[] = {
+      {"identity", PolicyOp::None},
+      {"rotate", PolicyOp::Rotate},
+      {"shear_x", PolicyOp::ShearX},
+      {"shear_y", PolicyOp::ShearY},
+      {"translate_x", PolicyOp::TranslateX},
+      {"translate_y", PolicyOp::TranslateY},
+      {"brightness", PolicyOp::Brightness},
+      {"color", PolicyOp::Color},
+      {"contrast", PolicyOp::Contrast},
+      {"sharpness", PolicyOp::Sharpness},
+      {"posterize", PolicyOp::Posterize},
+      {"solarize", PolicyOp::Solarize},
+      {"autocontrast", PolicyOp::AutoContrast},
+      {"equalize", PolicyOp::Equalize},
+  };
+  std::string known;
+  for (const auto& [n, op] : kOps) {
+    if (name == n) return op;
+    known += known.empty() ? n : std::string(", ") + n;
+  }
+  throw RangeError("Unknown augmentation op '" + name + "' (known: " + known + ")");
+}
+
+void applyPixelOp(std::vector<uint8_t>& img, int size, PolicyOp op, double magnitude) {
+  const double m = std::clamp(magnitude, -1.0, 1.0);
+  const double factor = 1 + m * kPolicyEnhance;
+  const size_t n = img.size();
+  switch (op) {
+    case PolicyOp::Brightness:
+      for (size_t i = 0; i < n; ++i) img[i] = blend(0, img[i], factor);
+      break;
+    case PolicyOp::Color:
+      for (size_t i = 0; i < n; i += 3) {
+        const double l = luma(&img[i]);
+        for (int ch = 0; ch < 3; ++ch) img[i + ch] = blend(l, img[i + ch], factor);
+      }
+      break;
+    case PolicyOp::Contrast: {
+      double sum = 0;
+      for (size_t i = 0; i < n; i += 3) sum += luma(&img[i]);
+      const double mean = std::floor(sum / static_cast<double>(n / 3) + 0.5);
+      for (size_t i = 0; i < n; ++i) img[i] = blend(mean, img[i], factor);
+      break;
+    }
+    case PolicyOp::Sharpness: {
+      // ImageFilter.SMOOTH (3 x 3, centre 5, the rest 1, / 13) as the degenerate image; the border keeps its pixels.
+      const std::vector<uint8_t> orig = img;
+      for (int y = 1; y + 1 < size; ++y) {
+        for (int x = 1; x + 1 < size; ++x) {
+          for (int ch = 0; ch < 3; ++ch) {
+            double acc = 0;
+            for (int dy = -1; dy <= 1; ++dy)
+              for (int dx = -1; dx <= 1; ++dx)
+                acc += (dx == 0 && dy == 0 ? 5 : 1) *
+                       static_cast<double>(orig[(static_cast<size_t>(y + dy) * size + (x + dx)) * 3 + ch]);
+            const size_t i = (static_cast<size_t>(y) * size + x) * 3 + ch;
+            img[i] = blend(std::round(acc / 13), orig[i], factor);
+          }
+        }
+      }
+      break;
+    }
+    case PolicyOp::Posterize: {
+      const int bits = 8 - static_cast<int>(std::lround(4 * std::abs(m)));
+      const uint8_t mask = static_cast<uint8_t>(0xFF << (8 - bits));
+      for (size_t i = 0; i < n; ++i) img[i] &= mask;
+      break;
+    }
+    case PolicyOp::Solarize: {
+      const double threshold = 256 * (1 - std::abs(m));
+      for (size_t i = 0; i < n; ++i)
+        if (img[i] >= threshold) img[i] = static_cast<uint8_t>(255 - img[i]);
+      break;
+    }
+    case PolicyOp::AutoContrast:
+      for (int ch = 0; ch < 3; ++ch) {
+        int lo = 255, hi = 0;
+        for (size_t i = ch; i < n; i += 3) {
+          lo = std::min<int>(lo, img[i]);
+          hi = std::max<int>(hi, img[i]);
+        }
+        if (hi <= lo) continue;
+        const double scale = 255.0 / (hi - lo), offset = -lo * scale;
+        for (size_t i = ch; i < n; i += 3)
+          img[i] = static_cast<uint8_t>(std::clamp(static_cast<int>(img[i] * scale + offset), 0, 255));
+      }
+      break;
+    case PolicyOp::Equalize:
+      for (int ch = 0; ch < 3; ++ch) equalizeChannel(img, ch);
+      break;
+    default:
+      break;
+  }
+}
+
 void augmentInto(const uint8_t* src, int size, const AugmentParams& p, float* out, const double mean[3],
                  const double std[3]) {
   const bool shrink = p.downscale > 0 && p.downscale < 1;
-  if (!shrink && p.jpegQuality <= 0) {
+  const bool policy = p.op != PolicyOp::None;
+  if (!shrink && p.jpegQuality <= 0 && !policy) {
     augmentOnePass(src, size, p, out, mean, std);
   } else {
-    std::vector<uint8_t> img = resampleCrop(src, size, p);
+    std::vector<uint8_t> img;
+    if (isGeometric(p.op)) {
+      const uint8_t fill[3] = {toByte(mean[0] * 255), toByte(mean[1] * 255), toByte(mean[2] * 255)};
+      img = resampleGeometric(src, size, p, fill);
+    } else {
+      img = resampleCrop(src, size, p);
+      applyPixelOp(img, size, p.op, p.magnitude);
+    }
     if (shrink) {
       const int small = std::max(1, static_cast<int>(std::lround(size * p.downscale)));
       img = resizeRgb(resizeRgb(img, size, size, small, small), small, small, size, size);

@@ -139,6 +139,12 @@ Napi::Value AugmentImage(const Napi::CallbackInfo& info) {
     params.eraseY = static_cast<int>(readOptional(p, "eraseY", 0, 0, big));
     params.eraseWidth = static_cast<int>(readOptional(p, "eraseWidth", 0, 0, big));
     params.eraseHeight = static_cast<int>(readOptional(p, "eraseHeight", 0, 0, big));
+    const Napi::Value op = p.Get("op");
+    if (!op.IsUndefined()) {
+      if (!op.IsString()) throw tf::TypeError("Expected a string for `params.op`");
+      params.op = tf::policyOpFromName(op.As<Napi::String>().Utf8Value());
+    }
+    params.magnitude = readOptional(p, "magnitude", 0, -1, 1);
     const auto target = readFloat32Array(info[3], "out");
     const int64_t offset = readInteger(info[4], "offset", 0, (int64_t{1} << 53) - 1);
     if (offset + 3 * plane > static_cast<int64_t>(target.length)) {

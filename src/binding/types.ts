@@ -57,6 +57,9 @@ export interface NativeAugmentParams {
   eraseY?: number;
   eraseWidth?: number;
   eraseHeight?: number;
+  /** An op of the augmentation policy (POLICY_OPS; absent or 'identity': none) and its magnitude in [-1, 1]. */
+  op?: string;
+  magnitude?: number;
 }
 
 export interface NativeModelInfo {

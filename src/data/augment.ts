@@ -8,6 +8,30 @@ import type { Rng } from './rng.js';
 /** The random draws for one image, so a test can check them and a caller can log them. */
 export type AugmentParams = NativeAugmentParams;
 
+/**
+ * The ops of `data.augment.policy: trivial` (TrivialAugment: one per image, drawn uniformly), as the addon names
+ * them; the signed ones take the magnitude's sign as their direction.
+ */
+export const POLICY_OPS = [
+  'identity',
+  'rotate',
+  'shear_x',
+  'shear_y',
+  'translate_x',
+  'translate_y',
+  'brightness',
+  'color',
+  'contrast',
+  'sharpness',
+  'posterize',
+  'solarize',
+  'autocontrast',
+  'equalize',
+] as const;
+
+/** One op of POLICY_OPS. */
+export type PolicyOp = (typeof POLICY_OPS)[number];
+
 /** Draws the parameters of one augmentation from `rng` (random resized crop, flip, colour jitter). */
 export function drawAugmentParams(size: number, rng: Rng, config: Partial<AugmentOptions> = {}): AugmentParams {
   const c = { ...DEFAULT_AUGMENT, ...config };
@@ -49,12 +73,29 @@ export function drawAugmentParams(size: number, rng: Rng, config: Partial<Augmen
     params.eraseWidth = width;
     params.eraseHeight = height;
   }
+  if (c.policy === 'trivial') {
+    // Three draws whatever the op, after the rest: the crop, jitter and degradations draw as without the policy.
+    const op = POLICY_OPS[Math.min(POLICY_OPS.length - 1, Math.floor(rng.next() * POLICY_OPS.length))] as PolicyOp;
+    const magnitude = rng.uniform(0, c.policyMagnitude);
+    const negative = rng.next() < 0.5;
+    if (op !== 'identity') {
+      params.op = op;
+      params.magnitude = negative ? -magnitude : magnitude;
+    }
+  }
   return params;
 }
 
-/** Whether `params` degrade the crop (downscale or JPEG round trip): the addon's augmentImage does that part. */
+/**
+ * Whether `params` degrade the crop (downscale or JPEG round trip) or carry a policy op: the addon's augmentImage
+ * does those parts.
+ */
 export function degrades(params: AugmentParams): boolean {
-  return (params.downscale !== undefined && params.downscale < 1) || (params.jpegQuality ?? 0) > 0;
+  return (
+    (params.downscale !== undefined && params.downscale < 1) ||
+    (params.jpegQuality ?? 0) > 0 ||
+    (params.op !== undefined && params.op !== 'identity')
+  );
 }
 
 /** Sets the erased box of one normalised CHW image at `offset` to 0 (the mean colour). */
@@ -92,7 +133,8 @@ export function augmentInto(
   if (src.length !== plane * 3) throw new RangeError(`Expected ${plane * 3} source bytes, got ${src.length}`);
   if (degrades(params)) {
     throw new RangeError(
-      'downscale and JPEG augmentation run in the native addon (augmentAsync); build it with `npm run build:native`',
+      'downscale, JPEG and policy augmentation run in the native addon (augmentAsync); build it with ' +
+        '`npm run build:native`',
     );
   }
   if (offset < 0 || offset + 3 * plane > out.length)
@@ -178,8 +220,8 @@ export async function augmentAsync(...args: Parameters<typeof augmentInto>): Pro
   if (nativeAugment === null) {
     if (degrades(params)) {
       throw new BackendUnavailableError(
-        'data.augment downscale_probability / jpeg_probability need the native addon, which did not load here ' +
-          '(`npm run build:native`); set them to 0 to train without it',
+        'data.augment downscale_probability / jpeg_probability / policy need the native addon, which did not ' +
+          'load here (`npm run build:native`); set them to 0 and none to train without it',
       );
     }
     augmentInto(src, size, params, out, offset, mean, std);

@@ -73,6 +73,7 @@ const RENAMED_AUGMENT: Readonly<Record<string, string>> = {
   jpegQuality: 'jpeg_quality',
   eraseProbability: 'erase_probability',
   eraseScale: 'erase_scale',
+  policyMagnitude: 'policy_magnitude',
 };
 
 /** Whether `data` is written in the camelCase form (it has a key only that form spells so). */

@@ -41,6 +41,10 @@ export interface AugmentOptions {
   eraseProbability: number;
   /** Erased box area range, as fractions of the image. Defaults to [0.02, 0.2]. */
   eraseScale: [number, number];
+  /** 'trivial': one op of POLICY_OPS per image, at a uniform magnitude (TrivialAugment). Defaults to 'none'. */
+  policy: 'none' | 'trivial';
+  /** The policy's largest magnitude, in [0, 1]. Defaults to 1. */
+  policyMagnitude: number;
 }
 
 /** Options of DataLoader. */
@@ -97,6 +101,8 @@ export function augmentOptionsOf(a: AugmentSection): AugmentOptions {
     jpegQuality: [...a.jpeg_quality],
     eraseProbability: a.erase_probability,
     eraseScale: [...a.erase_scale],
+    policy: a.policy,
+    policyMagnitude: a.policy_magnitude,
   };
 }
 

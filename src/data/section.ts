@@ -92,6 +92,24 @@ export const AUGMENT_SPEC = {
     default: [0.02, 0.2],
     doc: 'random erasing: the box area range, as fractions of the image (aspect ratio 0.3-3.3)',
   },
+  policy: {
+    type: 'enum',
+    values: ['none', 'trivial'],
+    default: 'none',
+    doc:
+      'trivial: one op per image drawn uniformly (TrivialAugment) from identity, rotate, shear_x, shear_y, ' +
+      'translate_x, translate_y, brightness, color, contrast, sharpness, posterize, solarize, autocontrast, ' +
+      'equalize, at a uniform magnitude in [0, policy_magnitude]',
+  },
+  policy_magnitude: {
+    type: 'number',
+    min: 0,
+    max: 1,
+    default: 1,
+    doc:
+      "the policy's largest magnitude; at 1: rotate 30 degrees, shear 0.3, translate 0.3 of the side, " +
+      'enhance factors 1 +- 0.9, posterize to 4 bits, solarize every pixel',
+  },
 } as const satisfies SectionSpec;
 
 /** `data`: the data set and the pipeline from photos to batches (configs/data.yaml). */

@@ -1,8 +1,13 @@
 // The native augmentation (addon.augmentImage, used by the data pipeline) against the TypeScript reference.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { describe, expect, it } from 'vitest';
 
 import { loadAddon } from '../../src/binding/loader.js';
-import { augmentAsync, augmentInto, drawAugmentParams } from '../../src/data/augment.js';
+import { augmentAsync, augmentInto, drawAugmentParams, POLICY_OPS } from '../../src/data/augment.js';
 import { decodeResized } from '../../src/data/preprocess.js';
 import { Rng } from '../../src/data/rng.js';
 import { hasFlowers, photos, ticksDuring } from '../helpers.js';
@@ -134,5 +139,117 @@ describe.skipIf(!hasFlowers || !augment)('native augmentation', () => {
     expect(() => a(hwc, 8, { ...params, jpegQuality: 101 }, out, 0, mean, mean)).toThrow(/params.jpegQuality. between/);
     expect(() => a(hwc, 8, { ...params, downscale: 0 }, out, 0, mean, mean)).toThrow(/params.downscale. between/);
     expect(() => augmentInto(hwc, 8, { ...params, jpegQuality: 50 }, out, 0)).toThrow(/native addon/);
+  });
+  it('the policy draws one op per image after everything else, and every op runs', async () => {
+    const plain = drawAugmentParams(SIZE, new Rng(5, 'augment', 1, 2), { eraseProbability: 1 });
+    const trivial = drawAugmentParams(SIZE, new Rng(5, 'augment', 1, 2), {
+      eraseProbability: 1,
+      policy: 'trivial',
+      policyMagnitude: 0.5,
+    });
+    const { op: _op, magnitude: _m, ...rest } = trivial;
+    expect(rest).toEqual(plain);
+    const seen = new Map<string, number>();
+    const rng = new Rng(11, 'policy');
+    for (let i = 0; i < 1400; i++) {
+      const p = drawAugmentParams(SIZE, rng, { policy: 'trivial', policyMagnitude: 0.5 });
+      const op = p.op ?? 'identity';
+      seen.set(op, (seen.get(op) ?? 0) + 1);
+      if (p.op !== undefined) {
+        expect(Math.abs(p.magnitude!)).toBeLessThanOrEqual(0.5);
+      } else {
+        expect(p.magnitude).toBeUndefined();
+      }
+    }
+    // Uniform over the 14 ops: 100 each expected, all within 4 standard deviations.
+    expect([...seen.keys()].sort()).toEqual([...POLICY_OPS].sort());
+    for (const count of seen.values()) expect(Math.abs(count - 100)).toBeLessThan(40);
+
+    const hwc = await decodeResized(photos('daisy', 1)[0]!, { size: SIZE });
+    const identity = { x: 0, y: 0, width: SIZE, height: SIZE, flip: false, brightness: 1, contrast: 1, saturation: 1 };
+    const base = new Float32Array(3 * SIZE * SIZE);
+    await augmentAsync(hwc, SIZE, identity, base, 0);
+    for (const op of POLICY_OPS.filter((o) => o !== 'identity')) {
+      const out = new Float32Array(3 * SIZE * SIZE);
+      await augmentAsync(hwc, SIZE, { ...identity, op, magnitude: 0.8 }, out, 0);
+      expect(out.every(Number.isFinite), op).toBe(true);
+      const moved = out.reduce((s, v, i) => s + Math.abs(v - base[i]!), 0) / out.length;
+      expect(moved, op).toBeGreaterThan(0.005);
+      // Deterministic.
+      const again = new Float32Array(3 * SIZE * SIZE);
+      await augmentAsync(hwc, SIZE, { ...identity, op, magnitude: 0.8 }, again, 0);
+      expect(Array.from(again)).toEqual(Array.from(out));
+    }
+    // 'identity' is the one-pass path, value for value; the TypeScript fallback refuses the others.
+    const same = new Float32Array(3 * SIZE * SIZE);
+    await augmentAsync(hwc, SIZE, { ...identity, op: 'identity', magnitude: 0.8 }, same, 0);
+    expect(Array.from(same)).toEqual(Array.from(base));
+    expect(() => augmentInto(hwc, SIZE, { ...identity, op: 'rotate', magnitude: 0.1 }, same, 0)).toThrow(
+      /policy augmentation run in the native addon/,
+    );
+    const a = augment as NonNullable<typeof augment>;
+    const mean = [0.5, 0.5, 0.5] as const;
+    await expect(async () => a(hwc, SIZE, { ...identity, op: 'cutout' }, same, 0, mean, mean)).rejects.toThrow(
+      /Unknown augmentation op 'cutout' \(known: identity, rotate/,
+    );
+    await expect(async () =>
+      a(hwc, SIZE, { ...identity, op: 'rotate', magnitude: 2 }, same, 0, mean, mean),
+    ).rejects.toThrow(/params.magnitude. between/);
+  });
+
+  it("the policy's pixel ops are PIL's ImageOps and ImageEnhance (within 2 grey levels) on a real photo", async () => {
+    const hwc = await decodeResized(photos('tulips', 1)[0]!, { size: SIZE });
+    const tmp = mkdtempSync(join(tmpdir(), 'policy-pil-'));
+    try {
+      writeFileSync(join(tmp, 'in.rgb'), hwc);
+      const cases: [string, number][] = [];
+      for (const op of ['brightness', 'color', 'contrast', 'sharpness', 'posterize', 'solarize']) {
+        for (const m of [-0.8, 0.4, 1]) cases.push([op, m]);
+      }
+      cases.push(['autocontrast', 0.5], ['equalize', 0.5]);
+      const script = [
+        'import json, sys',
+        'from PIL import Image, ImageEnhance, ImageOps',
+        `im = Image.frombytes('RGB', (${SIZE}, ${SIZE}), open(sys.argv[1] + '/in.rgb', 'rb').read())`,
+        'for i, (op, m) in enumerate(json.loads(sys.argv[2])):',
+        '    f = 1 + 0.9 * m',
+        "    if op in ('brightness', 'color', 'contrast', 'sharpness'):",
+        "        r = getattr(ImageEnhance, {'color': 'Color'}.get(op, op.capitalize()))(im).enhance(f)",
+        "    elif op == 'posterize': r = ImageOps.posterize(im, 8 - round(4 * abs(m)))",
+        "    elif op == 'solarize': r = ImageOps.solarize(im, 256 * (1 - abs(m)))",
+        '    else: r = getattr(ImageOps, op)(im)',
+        "    open(f'{sys.argv[1]}/{i}.rgb', 'wb').write(r.tobytes())",
+        '',
+      ].join('\n');
+      writeFileSync(join(tmp, 'pil.py'), script);
+      execFileSync('/usr/bin/python3', [join(tmp, 'pil.py'), tmp, JSON.stringify(cases)]);
+      const identity = {
+        x: 0,
+        y: 0,
+        width: SIZE,
+        height: SIZE,
+        flip: false,
+        brightness: 1,
+        contrast: 1,
+        saturation: 1,
+      };
+      const plane = SIZE * SIZE;
+      for (const [i, [op, magnitude]] of cases.entries()) {
+        const out = new Float32Array(3 * plane);
+        // Mean 0 and std 1/255: the output is the augmented image's bytes.
+        await augmentAsync(hwc, SIZE, { ...identity, op, magnitude }, out, 0, [0, 0, 0], [1 / 255, 1 / 255, 1 / 255]);
+        const pil = readFileSync(join(tmp, `${i}.rgb`));
+        let worst = 0;
+        for (let p = 0; p < plane; p++) {
+          for (let c = 0; c < 3; c++)
+            worst = Math.max(worst, Math.abs(Math.round(out[c * plane + p]!) - pil[p * 3 + c]!));
+        }
+        expect(worst, `${op} ${magnitude}`).toBeLessThanOrEqual(
+          ['posterize', 'solarize', 'autocontrast', 'equalize'].includes(op) ? 0 : 2,
+        );
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });

@@ -38,6 +38,8 @@ describe('parseDataSection', () => {
       jpeg_quality: [30, 90],
       erase_probability: 0,
       erase_scale: [0.02, 0.2],
+      policy: 'none',
+      policy_magnitude: 1,
     });
     expect('root' in d).toBe(false);
     expect(parseDataSection(undefined)).toEqual(d);
