@@ -27,35 +27,6 @@ namespace {
 inline double clamp255(double v) { return v < 0 ? 0 : v > 255 ? 255 : v; }
 inline uint8_t toByte(double v) { return static_cast<uint8_t>(std::lround(clamp255(v))); }
 
-// The crop box resampled (bilinear, flipped) to size x size bytes, the same taps as the one-pass path.
-std::vector<uint8_t> resampleCrop(const uint8_t* src, int size, const AugmentParams& p) {
-  std::vector<uint8_t> out(static_cast<size_t>(size) * size * 3);
-  const double scaleX = p.width / size, scaleY = p.height / size;
-  for (int oy = 0; oy < size; ++oy) {
-    const double sy = std::min<double>(size - 1, std::max<double>(0, p.y + (oy + 0.5) * scaleY - 0.5));
-    const int y0 = static_cast<int>(std::floor(sy));
-    const int y1 = std::min(size - 1, y0 + 1);
-    const double fy = sy - y0;
-    for (int ox = 0; ox < size; ++ox) {
-      const int tx = p.flip ? size - 1 - ox : ox;
-      const double sx = std::min<double>(size - 1, std::max<double>(0, p.x + (tx + 0.5) * scaleX - 0.5));
-      const int x0 = static_cast<int>(std::floor(sx));
-      const int x1 = std::min(size - 1, x0 + 1);
-      const double fx = sx - x0;
-      for (int c = 0; c < 3; ++c) {
-        const double v = (src[(static_cast<int64_t>(y0) * size + x0) * 3 + c] * (1 - fx) +
-                          src[(static_cast<int64_t>(y0) * size + x1) * 3 + c] * fx) *
-                             (1 - fy) +
-                         (src[(static_cast<int64_t>(y1) * size + x0) * 3 + c] * (1 - fx) +
-                          src[(static_cast<int64_t>(y1) * size + x1) * 3 + c] * fx) *
-                             fy;
-        out[(static_cast<size_t>(oy) * size + ox) * 3 + c] = toByte(v);
-      }
-    }
-  }
-  return out;
-}
-
 // A w x h RGB image resized to tw x th: area average when shrinking, bilinear (pixel centres) when growing.
 std::vector<uint8_t> resizeRgb(const std::vector<uint8_t>& img, int w, int h, int tw, int th) {
   std::vector<uint8_t> out(static_cast<size_t>(tw) * th * 3);
@@ -160,14 +131,10 @@ void jpegRoundTrip(std::vector<uint8_t>& img, int size, int quality) {
 #endif
 }
 
-bool isGeometric(PolicyOp op) {
-  return op == PolicyOp::Rotate || op == PolicyOp::ShearX || op == PolicyOp::ShearY || op == PolicyOp::TranslateX ||
-         op == PolicyOp::TranslateY;
-}
-
-// The crop resampled like resampleCrop, through the inverse of the op's affine map around the image centre: output
+// The crop box resampled (bilinear, flipped) to size x size bytes, the same taps as the one-pass path, through the
+// inverse of a geometric policy op's affine map around the image centre (the identity for every other op): output
 // pixel centre -> point of the (flipped) crop -> source. Points outside the crop are `fill`.
-std::vector<uint8_t> resampleGeometric(const uint8_t* src, int size, const AugmentParams& p, const uint8_t fill[3]) {
+std::vector<uint8_t> resampleCrop(const uint8_t* src, int size, const AugmentParams& p, const uint8_t fill[3]) {
   std::vector<uint8_t> out(static_cast<size_t>(size) * size * 3);
   const double m = std::clamp(p.magnitude, -1.0, 1.0);
   const double c = size / 2.0;
@@ -380,14 +347,9 @@ void augmentInto(const uint8_t* src, int size, const AugmentParams& p, float* ou
   if (!shrink && p.jpegQuality <= 0 && !policy) {
     augmentOnePass(src, size, p, out, mean, std);
   } else {
-    std::vector<uint8_t> img;
-    if (isGeometric(p.op)) {
-      const uint8_t fill[3] = {toByte(mean[0] * 255), toByte(mean[1] * 255), toByte(mean[2] * 255)};
-      img = resampleGeometric(src, size, p, fill);
-    } else {
-      img = resampleCrop(src, size, p);
-      applyPixelOp(img, size, p.op, p.magnitude);
-    }
+    const uint8_t fill[3] = {toByte(mean[0] * 255), toByte(mean[1] * 255), toByte(mean[2] * 255)};
+    std::vector<uint8_t> img = resampleCrop(src, size, p, fill);
+    applyPixelOp(img, size, p.op, p.magnitude);  // nothing for the geometric ops, done above
     if (shrink) {
       const int small = std::max(1, static_cast<int>(std::lround(size * p.downscale)));
       img = resizeRgb(resizeRgb(img, size, size, small, small), small, small, size, size);

@@ -90,7 +90,7 @@ export function drawAugmentParams(size: number, rng: Rng, config: Partial<Augmen
  * Whether `params` degrade the crop (downscale or JPEG round trip) or carry a policy op: the addon's augmentImage
  * does those parts.
  */
-export function degrades(params: AugmentParams): boolean {
+export function needsNative(params: AugmentParams): boolean {
   return (
     (params.downscale !== undefined && params.downscale < 1) ||
     (params.jpegQuality ?? 0) > 0 ||
@@ -131,7 +131,7 @@ export function augmentInto(
 ): void {
   const plane = size * size;
   if (src.length !== plane * 3) throw new RangeError(`Expected ${plane * 3} source bytes, got ${src.length}`);
-  if (degrades(params)) {
+  if (needsNative(params)) {
     throw new RangeError(
       'downscale, JPEG and policy augmentation run in the native addon (augmentAsync); build it with ' +
         '`npm run build:native`',
@@ -218,7 +218,7 @@ export async function augmentAsync(...args: Parameters<typeof augmentInto>): Pro
   const [src, size, params, out, offset, mean = IMAGENET_MEAN, std = IMAGENET_STD] = args;
   if (nativeAugment === undefined) nativeAugment = optionalAddonFunction('augmentImage');
   if (nativeAugment === null) {
-    if (degrades(params)) {
+    if (needsNative(params)) {
       throw new BackendUnavailableError(
         'data.augment downscale_probability / jpeg_probability / policy need the native addon, which did not ' +
           'load here (`npm run build:native`); set them to 0 and none to train without it',
